@@ -1,0 +1,37 @@
+# Everything bootstraps from nothing but python3: a .venv, the project, its dependencies.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: test demo lint install clean bench up
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch pinned: 2.13.0 is the CPU build this machine keeps locally.
+	$(PY) -m pip install -q "torch==2.13.0"
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+test: $(STAMP) lint
+	$(PY) -m pytest
+
+demo: $(STAMP)
+	$(VENV)/bin/epochstream demo
+
+up: $(STAMP)
+	$(VENV)/bin/epochstream up
+
+bench: $(STAMP)
+	$(PY) bench/producer_overhead.py
+	$(PY) bench/ingest.py
+	$(PY) bench/api.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

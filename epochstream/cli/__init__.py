@@ -1,0 +1,23 @@
+"""The `epochstream` command. Each submodule in COMMAND_MODULES registers its commands on `app`."""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    name="epochstream",
+    help="Event-sourced metrics for ML training: publish, ingest, query.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+COMMAND_MODULES = ("worker", "api")
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(f"epochstream.cli.{_name}")
+
+
+def main() -> None:
+    app()

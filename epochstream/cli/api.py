@@ -1,0 +1,25 @@
+"""`epochstream api`: serve the read-only HTTP API with uvicorn."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from epochstream.cli import app
+from epochstream.cli.common import build_settings
+
+
+@app.command()
+def api(
+    host: str = typer.Option(None, help="Bind address (EPOCHSTREAM_API_HOST, default 127.0.0.1)."),
+    port: int = typer.Option(None, help="Port (EPOCHSTREAM_API_PORT, default 8000)."),
+    data_dir: Path = typer.Option(None, help="Data directory (EPOCHSTREAM_DATA_DIR)."),
+) -> None:
+    """Serve run history, best epochs and trend flags over HTTP (GET only)."""
+    import uvicorn
+
+    from query_api.app import create_app
+
+    settings = build_settings(api_host=host, api_port=port, data_dir=data_dir)
+    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_level="warning")

@@ -1,0 +1,25 @@
+"""The root of every error epochstream raises on purpose.
+
+Transient errors are worth retrying (a broker that is down, a file still being renamed); terminal ones
+are not (bad input, bad configuration) and carry a message that tells the user what to do.
+"""
+
+
+class EpochstreamError(Exception):
+    """Root of all epochstream errors."""
+
+
+class TransientError(EpochstreamError):
+    """Retrying later may succeed."""
+
+
+class TerminalError(EpochstreamError):
+    """Retrying will not help; the message says what to change."""
+
+
+class BrokerUnavailable(TransientError):
+    """Redis (or the embedded server) cannot be reached."""
+
+
+class ConfigurationError(TerminalError):
+    """A setting is missing or wrong."""

@@ -1,0 +1,47 @@
+"""Why an event could not be decoded. Every one of these is terminal: the event goes to the dead-letter
+stream with `str(error)` as its human-readable reason."""
+
+from epochstream.errors import TerminalError
+
+
+class SchemaError(TerminalError):
+    """Root of event-contract errors."""
+
+
+class MalformedPayload(SchemaError):
+    """The bytes are not a JSON object."""
+
+
+class InvalidEvent(SchemaError):
+    """The payload is JSON but breaks the contract; the message names each field and why."""
+
+    def __init__(self, event_type: str, version: int | None, problems: list[tuple[str, str]]):
+        self.event_type = event_type
+        self.version = version
+        self.problems = problems
+        where = f"{event_type} v{version}" if version is not None else event_type
+        detail = "; ".join(f"{field}: {reason}" for field, reason in problems)
+        super().__init__(f"invalid {where} event: {detail}")
+
+
+class UnknownEventType(SchemaError):
+    def __init__(self, event_type: object, known: list[str]):
+        self.event_type = event_type
+        super().__init__(f"unknown event type {event_type!r}; this worker knows {', '.join(sorted(known))}")
+
+
+class UnsupportedVersion(SchemaError):
+    """A version newer than this code knows: upgrade the workers, then `epochstream dlq replay`."""
+
+    def __init__(self, event_type: str, version: object, newest: int):
+        self.event_type = event_type
+        self.version = version
+        super().__init__(
+            f"{event_type} event version {version!r} is not supported (newest known: {newest}); "
+            "upgrade epochstream on the workers, then run `epochstream dlq replay`"
+        )
+
+
+class PayloadTooLarge(SchemaError):
+    def __init__(self, size: int, limit: int):
+        super().__init__(f"payload of {size} bytes exceeds the {limit}-byte limit for one event")

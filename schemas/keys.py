@@ -1,0 +1,56 @@
+"""Every Redis stream, group and key name, declared once.
+
+`{p}` in a stream name is a Redis Cluster hash tag: each partition lives whole on one shard.
+A run always maps to the same partition (a stable hash, not Python's salted `hash`), so its events stay
+ordered.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+INGEST_GROUP = "ingest"
+DEFAULT_NAMESPACE = "epochstream"
+PAYLOAD_FIELD = b"e"  # the one field of a stream entry: the encoded event
+
+
+def partition_of(run_id: str, partitions: int) -> int:
+    """The partition a run's events go to: stable across processes, hosts and Python versions."""
+    return zlib.crc32(run_id.encode("utf-8")) % partitions
+
+
+@dataclass(frozen=True)
+class Keys:
+    namespace: str = DEFAULT_NAMESPACE
+    partitions: int = 8
+
+    def stream(self, partition: int) -> str:
+        return f"{self.namespace}:events:{{{partition}}}"
+
+    def stream_for_run(self, run_id: str) -> str:
+        return self.stream(partition_of(run_id, self.partitions))
+
+    def all_streams(self) -> list[str]:
+        return [self.stream(p) for p in range(self.partitions)]
+
+    @property
+    def dlq(self) -> str:
+        return f"{self.namespace}:dlq"
+
+    @property
+    def group(self) -> str:
+        return INGEST_GROUP
+
+    @property
+    def drain_queue(self) -> str:
+        """The RQ queue drain jobs go to."""
+        return f"{self.namespace}-drain"
+
+    def drain_lock(self, partition: int) -> str:
+        """Held while a drain job for this partition is queued or running: never two at once."""
+        return f"{self.namespace}:drain-lock:{{{partition}}}"
+
+    @property
+    def stack_lock(self) -> str:
+        return f"{self.namespace}:stack"

@@ -1,0 +1,114 @@
+"""Shared fixtures: a real Redis for every test, isolated by a unique key namespace."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from epochstream.broker import test_redis_url
+from epochstream.settings import Settings
+from producer.testing import delete_namespace, unique_namespace
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory) -> Iterator[str]:
+    url, server = test_redis_url(tmp_path_factory.mktemp("embedded-redis"))
+    yield url
+    if server is not None:
+        server.stop()
+
+
+@pytest.fixture
+def namespace(redis_url) -> Iterator[str]:
+    name = unique_namespace()
+    yield name
+    client = redis.Redis.from_url(redis_url)
+    delete_namespace(client, name)
+    client.close()
+
+
+@pytest.fixture
+def redis_client(redis_url) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def settings(redis_url, namespace, tmp_path) -> Settings:
+    return Settings(redis_url=redis_url, namespace=namespace, data_dir=tmp_path / "data", partitions=4,
+                    spool_dir=tmp_path / "spool", system_interval_s=3600)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({
+        "EPOCHSTREAM_REDIS_URL": settings.redis_url or "",
+        "EPOCHSTREAM_NAMESPACE": settings.namespace,
+        "EPOCHSTREAM_DATA_DIR": str(settings.data_dir),
+        "EPOCHSTREAM_PARTITIONS": str(settings.partitions),
+        "EPOCHSTREAM_SPOOL_DIR": str(settings.resolved_spool_dir()),
+    })
+    if settings.api_token is not None:
+        env["EPOCHSTREAM_API_TOKEN"] = settings.api_token.get_secret_value()
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ApiServer:
+    """The API in a real uvicorn process on a loopback port."""
+
+    def __init__(self, settings: Settings):
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--factory", "query_api.app:app_from_env",
+             "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"],
+            env=settings_env(settings), cwd=ROOT,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"API process exited with {self.proc.returncode}")
+            try:
+                if httpx.get(f"{self.base_url}/healthz", timeout=0.5).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError("API did not come up within 30s")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+@pytest.fixture
+def api_server(settings) -> Iterator[ApiServer]:
+    server = ApiServer(settings)
+    yield server
+    server.stop()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    # A run that executed no test must fail loudly, never pass silently.
+    if exitstatus == 0 and session.testscollected == 0:
+        session.exitstatus = 1

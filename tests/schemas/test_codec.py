@@ -1,0 +1,170 @@
+"""The event contract: round trips, upcasting, typed errors, golden payloads that must decode forever."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from schemas import (
+    EpochV1,
+    EpochV2,
+    InvalidEvent,
+    MalformedPayload,
+    PayloadTooLarge,
+    RunFinishedV1,
+    RunStartedV1,
+    SystemV1,
+    UnknownEventType,
+    UnsupportedVersion,
+    decode,
+    encode,
+)
+from schemas.epoch import V1_METRIC_NAMES
+from schemas.system import GpuSample
+
+GOLDEN = Path(__file__).resolve().parent.parent / "fixtures" / "golden"
+
+any_float = st.floats(allow_nan=True, allow_infinity=True)
+opt_float = st.none() | any_float
+run_ids = st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9_.:-]{0,40}\Z")
+metric_names = st.from_regex(r"\A[A-Za-z0-9_][A-Za-z0-9_./:-]{0,30}\Z")
+timestamps = st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC))
+
+
+def envelopes():
+    return st.fixed_dictionaries({
+        "event_id": st.text(min_size=1, max_size=60), "run_id": run_ids, "seq": st.integers(0, 2**62),
+        "ts": timestamps, "host": st.text(max_size=30), "pid": st.integers(0, 2**31),
+    })
+
+
+def same(a, b) -> bool:
+    """Equality where NaN equals NaN (it is data here)."""
+    if isinstance(a, float) and isinstance(b, float):
+        return (math.isnan(a) and math.isnan(b)) or a == b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
+
+
+epoch_v2 = st.builds(lambda env, epoch, metrics, samples, warnings: EpochV2(
+    **env, epoch=epoch, metrics=metrics, samples=samples, warnings=warnings),
+    envelopes(), st.integers(0, 10**6), st.dictionaries(metric_names, any_float, max_size=8),
+    st.none() | st.integers(0, 10**9), st.lists(st.text(max_size=20), max_size=3))
+epoch_v1 = st.builds(lambda env, epoch, vals, samples: EpochV1(**env, epoch=epoch, samples=samples, **vals),
+                     envelopes(), st.integers(0, 10**6),
+                     st.fixed_dictionaries({k: opt_float for k in V1_METRIC_NAMES}), st.none() | st.integers(0, 10**9))
+system_v1 = st.builds(lambda env, gpus, cpu, rss: SystemV1(**env, gpus=gpus, cpu_percent=cpu, rss_mb=rss),
+                      envelopes(), st.lists(st.builds(GpuSample, index=st.integers(0, 16), mem_allocated_mb=opt_float,
+                                                      utilization_pct=opt_float), max_size=4), opt_float, opt_float)
+json_values = st.recursive(st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=10)
+                           | st.floats(allow_nan=False, allow_infinity=False),
+                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
+                                                                                       max_size=3), max_leaves=8)
+run_started_v1 = st.builds(lambda env, project, config, tags: RunStartedV1(**env, project=project, config=config,
+                                                                            tags=tags),
+                           envelopes(), st.text(min_size=1, max_size=30),
+                           st.dictionaries(st.text(max_size=10), json_values, max_size=5),
+                           st.lists(st.text(max_size=10), max_size=3))
+run_finished_v1 = st.builds(
+    lambda env, status, error, tb: RunFinishedV1(**env, status=status, error=error, traceback=tb),
+    envelopes(), st.sampled_from(["completed", "failed", "interrupted"]),
+                            st.none() | st.text(max_size=5000), st.none() | st.text(max_size=5000))
+
+
+@given(st.one_of(epoch_v2, system_v1, run_started_v1, run_finished_v1))
+def test_encode_then_decode_is_identity(event):
+    decoded = decode(encode(event))
+    assert type(decoded) is type(event)
+    assert same(decoded.model_dump(), event.model_dump())
+    assert encode(decoded) == encode(event)
+
+
+@given(epoch_v1)
+def test_upcast_v1_equals_the_same_data_published_as_v2(v1):
+    as_v2 = EpochV2(**v1.model_dump(include={"event_id", "run_id", "seq", "ts", "host", "pid", "epoch", "samples"}),
+                    metrics={new: getattr(v1, old) for old, new in V1_METRIC_NAMES.items()
+                             if getattr(v1, old) is not None})
+    assert same(decode(encode(v1)).model_dump(), as_v2.model_dump())
+
+
+@given(epoch_v2)
+def test_encoded_payload_is_strict_json(event):
+    json.loads(encode(event), parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
+
+
+@pytest.mark.parametrize("path", sorted(GOLDEN.glob("*.json")), ids=lambda p: p.name)
+def test_golden_payloads_keep_decoding(path):
+    event = decode(path.read_bytes())
+    assert event.version == {"epoch": 2}.get(event.type, 1)
+    assert event.ts.tzinfo is not None
+
+
+def test_golden_v1_epoch_maps_every_legacy_field():
+    event = decode((GOLDEN / "epoch_v1.json").read_bytes())
+    assert event.metrics == {"train/loss": 0.8123, "val/loss": 0.9011, "train/accuracy": 0.71,
+                             "val/accuracy": 0.66, "learning_rate": 0.0003}
+    assert event.samples == 50000 and event.epoch == 2
+
+
+def test_golden_v1_with_bare_nan_literals_keeps_non_finite_values():
+    event = decode((GOLDEN / "epoch_v1_nan.json").read_bytes())
+    assert math.isnan(event.metrics["train/loss"]) and event.metrics["val/loss"] == math.inf
+    assert event.ts == datetime(2024, 3, 1, 10, 5, tzinfo=UTC)
+
+
+def test_golden_failed_run_keeps_the_whole_traceback():
+    event = decode((GOLDEN / "run_finished_v1.json").read_bytes())
+    assert event.traceback.endswith("Tried to allocate 2.00 GiB") and "loss.backward()" in event.traceback
+
+
+GOOD = {"event_id": "r:1", "type": "epoch", "version": 2, "run_id": "r", "seq": 1, "ts": "2025-01-01T00:00:00Z",
+        "epoch": 0, "metrics": {"train/loss": 1.0}}
+
+
+@pytest.mark.parametrize(("change", "fragment"), [
+    ({"seq": -1}, "seq"),
+    ({"epoch": "seven"}, "epoch"),
+    ({"metrics": {"train/loss": "high"}}, "metrics.train/loss"),
+    ({"run_id": "has space"}, "run_id"),
+    ({"ts": "yesterday"}, "ts"),
+    ({"surprise": 1}, "surprise"),
+    ({"version": "2"}, "version"),
+])
+def test_invalid_events_name_the_field(change, fragment):
+    with pytest.raises(InvalidEvent) as info:
+        decode(json.dumps({**GOOD, **change}))
+    assert fragment in str(info.value)
+
+
+def test_missing_field_is_named():
+    raw = dict(GOOD)
+    del raw["epoch"]
+    with pytest.raises(InvalidEvent, match="epoch: Field required"):
+        decode(json.dumps(raw))
+
+
+def test_unknown_type_and_newer_version_have_their_own_errors():
+    with pytest.raises(UnknownEventType, match="'checkpoint'"):
+        decode(json.dumps({**GOOD, "type": "checkpoint"}))
+    with pytest.raises(UnsupportedVersion, match="upgrade"):
+        decode(json.dumps({**GOOD, "version": 3}))
+
+
+@pytest.mark.parametrize("payload", [b"", b"not json", b"[1, 2]", b"\xff\xfe", b'"str"'])
+def test_malformed_payloads(payload):
+    with pytest.raises(MalformedPayload):
+        decode(payload)
+
+
+def test_oversized_payload():
+    with pytest.raises(PayloadTooLarge):
+        decode(b"{" + b" " * (2 * 1024 * 1024) + b"}")
