@@ -1,0 +1,62 @@
+"""The run summary projection: written by the workers (summary.json), read by the API and the CLI.
+
+Non-finite floats are stored as the strings "NaN", "Infinity", "-Infinity" (as on the wire); readers
+turn them into null plus a marker for strict-JSON clients.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SummaryStatus = Literal["running", "completed", "failed", "interrupted", "stale"]
+Recommendation = Literal["continue", "stop_early", "use_checkpoint", "investigate"]
+
+
+class TrendFlags(BaseModel):
+    model_config = ConfigDict(ser_json_inf_nan="strings")
+
+    epochs_since_improvement: int | None = None
+    is_plateaued: bool = False
+    is_overfitting: bool = False
+    is_diverging: bool = False
+    suspect_metrics: dict[str, str] = Field(
+        default_factory=dict, description="Metric -> why it is suspect (all_zero, constant, all_nan)."
+    )
+    recommendation: Recommendation = "continue"
+    recommendation_epoch: int | None = Field(default=None, description="The checkpoint to use, if any.")
+    reason: str = Field(default="", description="The evidence behind the recommendation, in words.")
+
+
+class RunSummary(BaseModel):
+    model_config = ConfigDict(ser_json_inf_nan="strings")
+
+    run_id: str
+    project: str | None = None
+    name: str | None = None
+    status: SummaryStatus = "running"
+    config: dict[str, Any] = Field(default_factory=dict)
+    tags: list[str] = Field(default_factory=list)
+    host: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    last_seen: datetime | None = Field(default=None, description="Newest event time of any type (heartbeat).")
+    heartbeat_s: float | None = None
+    error: str | None = Field(default=None, description="The whole error text, never truncated.")
+    traceback: str | None = None
+    exit_code: int | None = None
+    duration_s: float | None = None
+    epochs: int = 0
+    last_epoch: int | None = None
+    best_metric: str | None = None
+    best_mode: Literal["min", "max"] = "min"
+    best_epoch: int | None = None
+    best_value: float | None = None
+    final_loss: float | None = None
+    trends: TrendFlags = Field(default_factory=TrendFlags)
+    last_seq: int = 0
+    events: int = Field(default=0, description="Distinct events applied to this run.")
+    version: int = Field(default=0, description="Increases with every change: the basis of ETags.")
+    ingested_at: datetime | None = None
