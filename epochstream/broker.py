@@ -145,12 +145,15 @@ def resolve_url(settings: Settings) -> str:
     )
 
 
-def test_redis_url(scratch: Path) -> tuple[str, ServerProcess | None]:
-    """For test suites: EPOCHSTREAM_REDIS_URL, else 127.0.0.1:6379 if it answers, else an embedded server."""
+LOCAL_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def test_redis_url(scratch: Path, local_url: str = LOCAL_REDIS_URL) -> tuple[str, ServerProcess | None]:
+    """For test suites: EPOCHSTREAM_REDIS_URL, else a local Redis if it answers, else an embedded server."""
     url = os.environ.get("EPOCHSTREAM_REDIS_URL")
     if url:
         return url, None
-    if answers("redis://127.0.0.1:6379/0"):
-        return "redis://127.0.0.1:6379/0", None
+    if answers(local_url):
+        return local_url, None
     server = ServerProcess(directory=scratch).start()
     return server.url, server
