@@ -28,12 +28,36 @@ class Settings(BaseSettings):
         default=None, description="Producer's on-disk spool while Redis is away. Default: ~/.epochstream/spool."
     )
     spool_max_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)
+    spool_segment_bytes: int = Field(
+        default=16 * 1024 * 1024, ge=1024, description="A spool segment file is closed and a new one begun past this."
+    )
+    spool_fsync_s: float = Field(
+        default=1.0, ge=0, description="Spooled bytes are fsynced at most this often (0: after every write)."
+    )
+    publish_queue_size: int = Field(
+        default=100_000, ge=1, description="Events a producer holds in memory before it drops (and says so once)."
+    )
+    publish_timeout_s: float = Field(
+        default=2.0, gt=0, description="Producer's connect/read timeout; a slower broker counts as away: spool."
+    )
+    exit_flush_s: float = Field(
+        default=5.0, ge=0, description="How long a run's end, SIGTERM or process exit waits to deliver what is left."
+    )
+    install_signal_handlers: bool = Field(
+        default=True, description="Producer: on SIGTERM/SIGINT publish `interrupted`, then chain to the old handler."
+    )
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65535)
     api_token: SecretStr | None = None
     system_interval_s: float = Field(default=10.0, gt=0)
     max_deliveries: int = Field(default=5, ge=1, description="Deliveries before a failing entry is dead-lettered.")
     drain_batch: int = Field(default=5000, ge=1, description="Stream entries read per XREADGROUP.")
+    claim_idle_ms: int = Field(
+        default=30_000, ge=0, description="Pending this long without an ack, an entry is reclaimed (XAUTOCLAIM)."
+    )
+    drain_max_s: float = Field(
+        default=30.0, gt=0, description="A drain job yields its worker after this long; the scheduler requeues it."
+    )
 
     def resolved_spool_dir(self) -> Path:
         return self.spool_dir if self.spool_dir is not None else Path.home() / ".epochstream" / "spool"

@@ -1,134 +1,356 @@
-"""The background publisher: training threads hand it events; one daemon thread XADDs them in batches.
+"""The background publisher: training threads hand it events; one daemon thread delivers them.
 
-The caller's side is a bounded in-process queue and `put_nowait`: a publish call never blocks and never
-raises. Everything that can go wrong (no broker, a slow broker) happens on the background thread.
+Caller side: `publish` appends to a bounded in-memory queue and returns; it never blocks, never touches
+the disk or the network, and never raises. A full queue drops the event (and says so once).
+
+Background side, one thread per publisher, in passes:
+1. take what is queued, encode it, and send it to the broker in one pipelined round trip
+   (`producer.delivery`: exactly once per event, whatever is retried);
+2. if the broker cannot be resolved, is down, slow (past `publish_timeout_s`) or refuses writes, the
+   events go to the on-disk spool (`producer.spool`) instead; while anything of ours is spooled, new
+   events go behind it, so a run's events are never reordered;
+3. deliver spooled events, oldest first, when the broker answers again (retries back off to 2 s),
+   including what dead processes left in the same spool directory.
+
+`flush(timeout)` waits until everything published so far is delivered; `close()` and process exit do the
+same within a bound, and leave whatever could not be delivered in the spool for the next process.
 """
 
 from __future__ import annotations
 
-import logging
-import queue
+import contextlib
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 
 import redis
 from pydantic import BaseModel
 
-from epochstream.broker import connect, resolve_url
-from epochstream.errors import EpochstreamError
+from epochstream.broker import resolve_url
 from epochstream.settings import Settings
+from producer import lifecycle
+from producer.delivery import client_for, is_transient, send
+from producer.drafts import built
+from producer.notices import Notices, log
+from producer.spool import Backlog, Record, Spool, adopt_orphans
 from schemas.codec import encode
-from schemas.keys import PAYLOAD_FIELD, Keys
+from schemas.keys import Keys
 
-log = logging.getLogger("epochstream.producer")
-
-MAX_BATCH = 500
+MAX_BATCH = 1000  # events taken from the queue per pass
+REPLAY_BATCH = 1000  # spooled records per round trip
+REPLAY_SLICE_S = 0.05  # replay at most this long before looking at the queue again
+POLL_S = 0.05  # an idle thread looks at the queue this often: publish never pays for a wake-up
+WAKE_AT = MAX_BATCH  # ...unless this many events wait
+ORPHAN_SCAN_S = 30.0
+MIN_BACKOFF_S, MAX_BACKOFF_S = 0.1, 2.0
 
 
 class Publisher:
+    """Delivers events to the run's stream partition; see the module docstring for how."""
+
     def __init__(self, settings: Settings, *, url_resolver: Callable[[Settings], str] = resolve_url,
-                 queue_size: int = 100_000):
+                 queue_size: int | None = None):
         self.settings = settings
         self.keys = Keys(settings.namespace, settings.partitions)
+        self.notices = Notices()
+        self.spool_dir = settings.resolved_spool_dir() / settings.namespace
+        self.published = 0  # events now in the broker
+        self.spooled = 0  # events written to the spool (and delivered later, or left for the next process)
+        self.dropped = 0  # events given up on, each reason logged once
         self._resolve_url = url_resolver
-        self._queue: queue.Queue[tuple[str, bytes] | None] = queue.Queue(maxsize=queue_size)
-        self._client: redis.Redis | None = None
+        self._maxsize = queue_size or settings.publish_queue_size
+        self._start_lock = threading.RLock()  # re-entrant: a signal handler may flush while we hold it
+        self._reset_state()
+        lifecycle.track_publisher(self)
+
+    def _reset_state(self) -> None:
+        self._items: deque[BaseModel] = deque()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self.dropped = 0
-        self.published = 0
-        self._warned: set[str] = set()
+        self._busy = False  # the thread holds events that are neither in the broker nor in the spool
+        self._urgent = False  # a flush wants an attempt now, whatever the backoff says
+        self._closing = False
+        self._closed = False
+        self._spool = Spool(self.spool_dir, self.settings.spool_max_bytes, self.settings.spool_segment_bytes,
+                            self.settings.spool_fsync_s)
+        self._adopted: list[Backlog] = []
+        self._client: redis.Redis | None = None
+        self._down = False  # the last delivery attempt failed
+        self._retry_at = 0.0
+        self._backoff = MIN_BACKOFF_S
+        self._next_scan = 0.0
+        self._started_pass = 0
+        self._completed_pass = 0
+        self._failed_pass = 0  # the pass in which a delivery attempt last failed
+        self._routes: dict[str, tuple[str, str]] = {}
 
     # -- caller side: never blocks, never raises -------------------------------------------------------
     def publish(self, event: BaseModel) -> None:
         try:
-            item = (self.keys.stream_for_run(event.run_id), encode(event))  # type: ignore[attr-defined]
-            self._ensure_thread()
-            self._queue.put_nowait(item)
-        except queue.Full:
-            self.dropped += 1
-            self._warn_once("queue-full", "publish queue full: events are being dropped")
+            if self._closed:
+                self._drop(1, "closed", "an event was published after the publisher was closed: dropped")
+                return
+            if len(self._items) >= self._maxsize:
+                self._drop(1, "queue", "the publish queue is full (the broker and the spool are slower than "
+                                       "training): events are being dropped")
+                return
+            self._items.append(event)
+            if self._thread is None:
+                self._start()
+            elif len(self._items) == WAKE_AT:
+                self._wake.set()
         except Exception as exc:  # noqa: BLE001 - the training loop must never see our failures
-            self._warn_once(f"publish-{type(exc).__name__}", f"could not queue an event: {exc}")
+            self.notices.warn(f"publish-{type(exc).__name__}", f"could not queue an event: {exc!r}")
 
     def flush(self, timeout: float = 10.0) -> bool:
-        """Wait until everything queued so far is handed to the broker; False if the timeout ran out."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._queue.unfinished_tasks == 0:
-                return True
-            time.sleep(0.005)
-        return self._queue.unfinished_tasks == 0
+        """Deliver what was published so far, and what is spooled here (ours and dead processes'), waiting
+        at most `timeout` seconds. True when nothing is left undelivered.
 
-    def close(self, timeout: float = 10.0) -> None:
-        self.flush(timeout)
-        self._stopping.set()
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join(timeout=2.0)
+        Returns False early once a delivery attempt made for this call has failed: everything is then on
+        disk, and the background thread keeps retrying. Never raises.
+        """
+        try:
+            deadline = time.monotonic() + max(timeout, 0.0)
+            if self._thread is None and not self._closed:
+                self._start()
+            target = self._started_pass + 1  # the first pass that begins after this call
+            self._urgent = True
+            self._wake.set()
+            while True:
+                if self._completed_pass >= target:
+                    if self._nothing_left():
+                        return True
+                    if self._failed_pass >= target and not self._items and not self._busy:
+                        return False
+                if time.monotonic() >= deadline or not self._alive():
+                    return self._nothing_left()
+                time.sleep(0.002)
+        except Exception as exc:  # noqa: BLE001
+            self.notices.warn(f"flush-{type(exc).__name__}", f"flush failed: {exc!r}")
+            return False
 
-    # -- background side -------------------------------------------------------------------------------
-    def _ensure_thread(self) -> None:
-        if self._thread is not None:
-            return
-        with self._lock:
+    def close(self, timeout: float | None = None) -> bool:
+        """Flush (at most `timeout`, default `exit_flush_s`), then stop the thread. What could not be
+        delivered stays in the spool, where this or a later process picks it up. True if nothing is left."""
+        timeout = self.settings.exit_flush_s if timeout is None else timeout
+        ok = self.flush(timeout) if self._alive() and not self._closed else self._nothing_left()
+        self._closing = True
+        self._closed = True
+        self._wake.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=self.settings.publish_timeout_s + 1.0)
+        return ok
+
+    def _nothing_left(self) -> bool:
+        return not self._items and not self._busy and not self._spool.pending and not self._adopted
+
+    def _alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _start(self) -> None:
+        with self._start_lock:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="epochstream-publisher", daemon=True)
                 self._thread.start()
 
-    def _warn_once(self, key: str, message: str) -> None:
-        if key not in self._warned:
-            self._warned.add(key)
-            log.warning("epochstream: %s", message)
+    def _drop(self, count: int, reason: str, message: str) -> None:
+        self.dropped += count
+        self.notices.warn(f"drop-{reason}", message)
 
-    def _take_batch(self) -> list[tuple[str, bytes]] | None:
-        first = self._queue.get()
-        if first is None:
-            self._queue.task_done()
-            return None
-        batch = [first]
-        while len(batch) < MAX_BATCH:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is None:
-                self._queue.task_done()
-                self._stopping.set()
-                break
-            batch.append(item)
-        return batch
-
-    def _send(self, batch: list[tuple[str, bytes]]) -> None:
-        if self._client is None:
-            self._client = connect(self._resolve_url(self.settings))
-        pipe = self._client.pipeline(transaction=False)
-        for stream, payload in batch:
-            pipe.xadd(stream, {PAYLOAD_FIELD: payload})
-        pipe.execute()
-
+    # -- background side -------------------------------------------------------------------------------
     def _run(self) -> None:
-        while True:
-            batch = self._take_batch()
-            if batch is None:
-                return
-            backoff = 0.05
-            while True:
+        try:
+            while not self._closing:
                 try:
-                    self._send(batch)
-                    self.published += len(batch)
-                    break
-                except (redis.RedisError, OSError, EpochstreamError) as exc:
-                    self._client = None
-                    self._warn_once("send", f"broker unavailable, retrying: {exc}")
-                    if self._stopping.is_set():
-                        self.dropped += len(batch)
-                        break
-                    time.sleep(backoff)
-                    backoff = min(backoff * 2, 2.0)
-            for _ in batch:
-                self._queue.task_done()
-            if self._stopping.is_set() and self._queue.empty():
+                    progressed = self._pass()
+                except Exception as exc:  # noqa: BLE001 - a bug here must not take training down
+                    self._busy = False
+                    if self.notices.warn("pass", f"publisher error (carrying on): {exc!r}"):
+                        log.debug("epochstream: publisher error", exc_info=True)
+                    progressed = False
+                    time.sleep(0.1)
+                if not self._closing:
+                    self._sleep(progressed)
+        finally:
+            self._shutdown()
+
+    def _pass(self) -> bool:
+        """One round: queue -> broker (or spool), then some of the spool -> broker. True if replay moved."""
+        self._started_pass += 1
+        current = self._started_pass
+        if self._urgent:
+            self._urgent = False
+            self._retry_at = 0.0
+            self._next_scan = 0.0
+        self._busy = True
+        events = self._take(MAX_BATCH)
+        if events:
+            self._route(self._encode(events), current)
+        self._busy = False
+        if time.monotonic() >= self._next_scan:
+            self._scan_orphans()
+        progressed = self._replay(current)
+        self._spool.sync_if_due()
+        self._completed_pass = current
+        return progressed
+
+    def _take(self, limit: int) -> list[BaseModel]:
+        items, out = self._items, []
+        while items and len(out) < limit:
+            out.append(items.popleft())
+        return out
+
+    def _encode(self, events: list[BaseModel]) -> list[Record]:
+        records = []
+        for draft in events:
+            try:
+                event = built(draft)
+                run_id = event.run_id  # type: ignore[attr-defined]
+                route = self._routes.get(run_id)
+                if route is None:
+                    if len(self._routes) > 10_000:
+                        self._routes.clear()
+                    route = self._routes[run_id] = (self.keys.stream_for_run(run_id), self.keys.run_seq(run_id))
+                records.append(Record(route[0], route[1], event.seq, encode(event)))  # type: ignore[attr-defined]
+            except Exception as exc:  # noqa: BLE001
+                self._drop(1, "encode", f"an event could not be encoded and was dropped: {exc!r}")
+        return records
+
+    def _route(self, records: list[Record], current: int) -> None:
+        if not records:
+            return
+        direct = not self._spool.pending and not (self._down and time.monotonic() < self._retry_at)
+        if direct and self._deliver(records, current):
+            return
+        self._to_spool(records)
+
+    def _to_spool(self, records: list[Record]) -> None:
+        try:
+            if self._spool.append(records):
+                self.spooled += len(records)
                 return
+            self._drop(len(records), "spool-full",
+                       f"the spool at {self.spool_dir} is full ({self.settings.spool_max_bytes} bytes, "
+                       "EPOCHSTREAM_SPOOL_MAX_BYTES): new events are dropped until the broker is back")
+        except OSError as exc:
+            self._drop(len(records), "spool-error",
+                       f"cannot write the spool at {self.spool_dir} ({exc}): events the broker did not take "
+                       "are dropped")
+
+    def _deliver(self, records: list[Record], current: int) -> bool:
+        try:
+            if self._client is None:
+                self._client = client_for(self._resolve_url(self.settings), self.settings.publish_timeout_s)
+            rejected = send(self._client, records)
+        except Exception as exc:  # noqa: BLE001 - whatever it is, the events stay safe in the spool
+            if not is_transient(exc):
+                self.notices.warn(f"deliver-{type(exc).__name__}", f"unexpected delivery error: {exc!r}")
+            self._broker_away(exc, current)
+            return False
+        for count, reason in rejected:
+            self._drop(count, "rejected", f"the broker rejected events, which were dropped: {reason}")
+        self.published += len(records) - sum(count for count, _ in rejected)
+        if self._down:
+            self._down = False
+            self._backoff = MIN_BACKOFF_S
+            self.notices.forget("broker-away")
+            log.info("epochstream: the broker answers again; delivering spooled events")
+        return True
+
+    def _broker_away(self, exc: BaseException, current: int) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(Exception):  # it is already broken
+                client.close()
+        self._down = True
+        self._failed_pass = current
+        self._retry_at = time.monotonic() + self._backoff
+        self._backoff = min(self._backoff * 2, MAX_BACKOFF_S)
+        self.notices.warn("broker-away", f"broker unavailable ({exc}); events are spooled to {self.spool_dir} "
+                                         "and delivered in order when it is back")
+
+    def _scan_orphans(self) -> None:
+        self._next_scan = time.monotonic() + ORPHAN_SCAN_S
+        skip = {self._spool.owner, *(b.owner for b in self._adopted)}
+        found = adopt_orphans(self.spool_dir, skip)
+        if found:
+            log.info("epochstream: delivering what %d earlier process(es) left in %s", len(found), self.spool_dir)
+            self._adopted.extend(found)
+
+    def _replay(self, current: int) -> bool:
+        """Deliver spooled records, oldest owner first, for at most REPLAY_SLICE_S. True if any went out."""
+        if self._down and time.monotonic() < self._retry_at:
+            return False
+        progressed, stop_at = False, time.monotonic() + REPLAY_SLICE_S
+        while time.monotonic() < stop_at:
+            source: Backlog | Spool
+            if self._adopted:
+                source = self._adopted[0]
+            elif self._spool.pending:
+                source = self._spool
+            else:
+                break
+            records = source.peek(REPLAY_BATCH)
+            if records:
+                if not self._deliver(records, current):
+                    break
+                source.ack(len(records))
+                progressed = True
+            if isinstance(source, Backlog) and (source.empty or not records):
+                self._release(source)
+            elif not records:
+                break
+        return progressed
+
+    def _release(self, backlog: Backlog) -> None:
+        self._adopted.remove(backlog)
+        if backlog.skipped_bytes:
+            self.notices.warn("torn", f"skipped {backlog.skipped_bytes} bytes of a torn spool record in "
+                                      f"{self.spool_dir} (a process died mid-write)")
+        backlog.release(delete_lock=backlog.empty)
+
+    def _sleep(self, progressed: bool) -> None:
+        if self._items or self._urgent:
+            return
+        backlog = self._spool.pending or bool(self._adopted)
+        if backlog and progressed and not self._down:
+            return  # more to replay right away
+        wait = POLL_S
+        if backlog and self._down:
+            wait = min(wait, max(self._retry_at - time.monotonic(), 0.0))
+        self._wake.wait(wait)
+        self._wake.clear()
+
+    def _shutdown(self) -> None:
+        """Leave nothing in memory: what the broker did not take goes to the spool for the next process."""
+        try:
+            self._busy = True
+            leftover = self._encode(self._take(len(self._items)))
+            if leftover:
+                self._to_spool(leftover)
+            self._busy = False
+            self._spool.close()
+            for backlog in list(self._adopted):
+                self._release(backlog)
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+        except Exception as exc:  # noqa: BLE001
+            log.warning("epochstream: could not close the publisher cleanly: %r", exc)
+        finally:
+            self._busy = False
+            self._closed = True
+
+    def _after_fork_in_child(self) -> None:
+        """A forked child (a DataLoader worker) gets a fresh, empty publisher: no thread, no parent's spool.
+
+        The parent's spool and lock descriptors are closed here; the parent keeps its locks (a flock is held
+        until every descriptor of it is closed). The parent's sockets are left alone.
+        """
+        self._spool.forget_inherited()
+        for backlog in self._adopted:
+            backlog.forget_inherited()
+        self._start_lock = threading.RLock()
+        self._reset_state()

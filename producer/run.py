@@ -1,21 +1,45 @@
-"""A training run: `start_run(...)` publishes `run_started`; the context manager publishes `run_finished`."""
+"""A training run: `start_run(...)` publishes `run_started`; leaving its `with` block publishes `run_finished`.
+
+    with start_run(project="resnet-sweep", config={"lr": 3e-4}) as run:
+        for epoch in range(epochs):
+            ...
+            run.log_epoch(epoch, {"train/loss": tl, "val/loss": vl}, samples=n)
+
+How a run ends, whatever the code in the block does:
+- the block finishes: `completed` (exit code 0);
+- it raises: `failed`, with the whole exception text and the whole traceback (never truncated); the
+  exception goes on to the caller;
+- SIGTERM or SIGINT (Ctrl-C): `interrupted` (exit code 128 + signal); see `producer.lifecycle`;
+- the process dies without a word (SIGKILL, power): the workers see the heartbeat stop (system events
+  every `system_interval_s`) and call the run stale.
+
+Every method returns at once and never raises into training code: a value that cannot be published is
+logged once and the event dropped.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import platform
+import signal
 import socket
 import sys
 import threading
 import time
 import traceback as tb
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from epochstream.settings import Settings
+from producer import lifecycle
+from producer.drafts import EpochDraft, check_count, check_metrics
+from producer.flags import SeriesWatch
+from producer.jsonsafe import json_safe
+from producer.notices import Notices
 from producer.publisher import Publisher
-from schemas.envelope import utc_now
-from schemas.epoch import EpochV2
+from producer.system_sampler import SystemSampler
 from schemas.run_finished import RunFinishedV1, RunStatus
 from schemas.run_started import RunStartedV1
 from schemas.system import GpuSample, SystemV1
@@ -26,92 +50,211 @@ def new_run_id() -> str:
 
 
 class Run:
-    """One training run. Every method returns at once and never raises into training code."""
+    """One training run. `run_id` must be unique: it and `seq` make every `event_id`."""
 
-    def __init__(self, publisher: Publisher, run_id: str, project: str):
+    def __init__(self, publisher: Any, run_id: str, project: str, settings: Settings | None = None):
         self.publisher = publisher
+        self.settings = settings if settings is not None else publisher.settings
         self.run_id = run_id
         self.project = project
+        self.finished = False
+        self.notices = Notices()
         self._seq = 0
-        self._seq_lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entrant: a signal handler may finish the run mid-call
         self._host = socket.gethostname()
         self._pid = os.getpid()
         self._started = time.monotonic()
-        self.finished = False
+        self._watch = SeriesWatch()
+        self._sampler: SystemSampler | None = None
+        self._signal: int | None = None
 
-    def _envelope(self) -> dict[str, Any]:
-        with self._seq_lock:
-            self._seq += 1
-            seq = self._seq
-        # run_id + seq is unique per event and deterministic, which makes spool replays idempotent.
-        return {"event_id": f"{self.run_id}:{seq}", "run_id": self.run_id, "seq": seq, "ts": utc_now(),
-                "host": self._host, "pid": self._pid}
-
-    def _emit(self, model: type, **body: Any) -> None:
-        try:
-            self.publisher.publish(model(**self._envelope(), **body))
-        except Exception as exc:  # noqa: BLE001 - bad values from training code must not crash training
-            self.publisher._warn_once(f"emit-{model.__name__}", f"event not published: {exc}")
+    # -- publishing ------------------------------------------------------------------------------------
+    def _emit(self, model: type, **body: Any) -> bool:
+        """Build the event with the next `seq` and queue it. Seq and queue order are the same by holding
+        the lock across both, so the sampler thread can never queue seq n+1 ahead of n."""
+        with self._lock:
+            if self.finished and model is not RunFinishedV1:
+                self.notices.warn("after-finish", f"run {self.run_id}: events after run_finished are dropped")
+                return False
+            seq = self._seq + 1
+            try:
+                # ts as Unix seconds: pydantic makes the UTC datetime (on the publisher thread, for epochs).
+                event = model(event_id=f"{self.run_id}:{seq}", run_id=self.run_id, seq=seq, ts=time.time(),
+                              host=self._host, pid=self._pid, **body)
+            except Exception as exc:  # noqa: BLE001 - bad values from training code must not crash training
+                self.notices.warn(f"invalid-{model.__name__}", f"run {self.run_id}: a {model.__name__} event was "
+                                                               f"not published: {exc}")
+                return False
+            self._seq = seq
+            self.publisher.publish(event)
+            return True
 
     def log_epoch(self, epoch: int, metrics: dict[str, float], samples: int | None = None) -> None:
-        self._emit(EpochV2, epoch=epoch, metrics=metrics, samples=samples)
+        """Publish one epoch's metrics (names as in DESIGN.md, or any custom float metric).
+
+        Values may be floats, ints, NaN/±inf, NumPy scalars or 0-d tensors. An all-zero, constant or NaN
+        series is flagged in the event's `warnings` and logged once. A value that is not a number drops
+        the epoch (logged once per kind of problem); the next `seq` is not used up.
+        """
+        try:
+            clean = check_metrics(metrics)
+            self._emit(EpochDraft, epoch=check_count(epoch, "epoch"), metrics=clean,
+                       samples=check_count(samples, "samples"), watch=self._watch, notices=self.notices)
+        except Exception as exc:  # noqa: BLE001 - bad values from training code must not crash training
+            self.notices.warn(f"epoch-{type(exc).__name__}", f"run {self.run_id}: epoch {epoch} not published: {exc}")
 
     def log_system(self, gpus: list[GpuSample] | None = None, cpu_percent: float | None = None,
                    rss_mb: float | None = None) -> None:
+        """Publish one system sample. The background sampler calls this; training code may too."""
         self._emit(SystemV1, gpus=gpus or [], cpu_percent=cpu_percent, rss_mb=rss_mb)
 
     def finish(self, status: RunStatus = "completed", error: str | None = None, traceback: str | None = None,
                exit_code: int | None = None) -> None:
+        """Publish `run_finished` (once; later calls do nothing) and stop the system sampler."""
         if self.finished:
             return
-        self.finished = True
-        self._emit(RunFinishedV1, status=status, error=error, traceback=traceback, exit_code=exit_code,
-                   duration_s=time.monotonic() - self._started)
+        if self._sampler is not None:
+            self._sampler.stop()
+        with self._lock:
+            if self.finished:
+                return
+            self.finished = True
+            self._emit(RunFinishedV1, status=status, error=error, traceback=traceback, exit_code=exit_code,
+                       duration_s=time.monotonic() - self._started)
+        lifecycle.run_closed(self)
 
     def flush(self, timeout: float = 10.0) -> bool:
+        """Wait at most `timeout` s until this process's events are delivered; True if nothing is left."""
         return self.publisher.flush(timeout)
 
+    # -- with ... as run -------------------------------------------------------------------------------
     def __enter__(self) -> Run:
         return self
 
     def __exit__(self, exc_type, exc, traceback_) -> bool:
-        if exc is None:
-            self.finish("completed", exit_code=0)
-        elif isinstance(exc, KeyboardInterrupt):
-            self.finish("interrupted", error=repr(exc), exit_code=130)
-        else:
-            self.finish("failed", error=f"{exc_type.__name__}: {exc}",
-                        traceback="".join(tb.format_exception(exc_type, exc, traceback_)), exit_code=1)
-        self.flush(5.0)
+        try:
+            self.finish(*outcome(exc_type, exc, traceback_, self._signal))
+            self.flush(self.settings.exit_flush_s)
+        except Exception as error:  # noqa: BLE001
+            self.notices.warn("exit", f"run {self.run_id}: could not finish cleanly: {error!r}")
         return False  # the exception, if any, goes on to the caller
 
+    # -- called by producer.lifecycle ------------------------------------------------------------------
+    def _interrupted_by(self, signum: int) -> None:
+        self._signal = signum
 
-_default_publisher: Publisher | None = None
-_default_lock = threading.Lock()
+    def _finish_at_exit(self, uncaught: tuple | None) -> None:
+        if uncaught is not None:
+            self.finish(*outcome(*uncaught, self._signal))
+        else:
+            status, error, trace, code = outcome(None, None, None, self._signal)
+            self.finish(status, error, trace, code if self._signal is not None else None)
+
+
+def outcome(exc_type, exc, traceback_, signum: int | None = None) -> tuple[RunStatus, str | None, str | None, int]:
+    """(status, error, traceback, exit code) for a run ending with this exception (or none) and signal."""
+    trace = "".join(tb.format_exception(exc_type, exc, traceback_)) if exc is not None else None
+    text = "".join(tb.format_exception_only(exc_type, exc)).rstrip("\n") if exc is not None else None
+    if signum is not None:
+        name = _signal_name(signum)
+        return "interrupted", f"interrupted by {name}" + (f": {text}" if text else ""), trace, 128 + signum
+    if exc is None:
+        return "completed", None, None, 0
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted", text, trace, 128 + signal.SIGINT
+    if isinstance(exc, SystemExit) and exc.code in (None, 0):
+        return "completed", None, None, 0
+    if isinstance(exc, SystemExit):
+        return "failed", text, trace, exc.code if isinstance(exc.code, int) else 1
+    return "failed", text, trace, 1
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+# -- starting a run --------------------------------------------------------------------------------------
+_publishers: dict[str, Publisher] = {}
+_publishers_lock = threading.Lock()
 
 
 def default_publisher(settings: Settings | None = None) -> Publisher:
-    global _default_publisher
-    with _default_lock:
-        if _default_publisher is None:
-            _default_publisher = Publisher(settings or Settings())
-        return _default_publisher
+    """One publisher per distinct settings in this process, made on first use."""
+    settings = settings if settings is not None else Settings()
+    key = settings.model_dump_json()
+    with _publishers_lock:
+        publisher = _publishers.get(key)
+        if publisher is None or publisher._closed:
+            publisher = _publishers[key] = Publisher(settings)
+        return publisher
+
+
+class _Discard:
+    """Where events go when no publisher could be made (bad EPOCHSTREAM_* settings): training goes on."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+
+    def publish(self, event: Any) -> None:
+        pass
+
+    def flush(self, timeout: float = 0.0) -> bool:
+        return False
+
+    def close(self, timeout: float | None = None) -> bool:
+        return False
+
+
+def _config(config: Any) -> dict[str, Any]:
+    """A dict of JSON values from a dict, a dataclass, a pydantic model or an argparse Namespace."""
+    if config is None:
+        return {}
+    if not isinstance(config, Mapping) and hasattr(config, "__dict__") and not hasattr(config, "model_dump") \
+            and not dataclasses.is_dataclass(config):
+        config = vars(config)
+    safe = json_safe(config)
+    return safe if isinstance(safe, dict) else {"config": safe}
 
 
 def _torch_versions() -> tuple[str | None, str | None]:
     torch = sys.modules.get("torch")  # only if training code already imported it: never slow our import
     if torch is None:
         return None, None
-    return getattr(torch, "__version__", None), getattr(getattr(torch, "version", None), "cuda", None)
+    version = getattr(torch, "version", None)
+    return str(getattr(torch, "__version__", "")) or None, getattr(version, "cuda", None)
 
 
 def start_run(project: str, name: str | None = None, config: dict[str, Any] | None = None,
               tags: list[str] | None = None, *, run_id: str | None = None, settings: Settings | None = None,
-              publisher: Publisher | None = None) -> Run:
-    publisher = publisher or default_publisher(settings)
-    run = Run(publisher, run_id or new_run_id(), project)
-    torch_version, cuda_version = _torch_versions()
-    run._emit(RunStartedV1, project=project, name=name, config=config or {}, tags=tags or [],
-              python_version=platform.python_version(), torch_version=torch_version, cuda_version=cuda_version,
-              heartbeat_s=publisher.settings.system_interval_s)
+              publisher: Any = None) -> Run:
+    """Begin a run and publish `run_started`. Use it as a context manager. Never raises.
+
+    `config` may hold anything (NumPy scalars, tensors, Paths...): it is made JSON-safe. Without a
+    `publisher`, one shared per `settings` (default: from the environment) is used.
+    """
+    try:
+        if publisher is None:
+            publisher = default_publisher(settings)
+        settings = settings if settings is not None else publisher.settings
+    except Exception as exc:  # noqa: BLE001 - e.g. a malformed EPOCHSTREAM_* variable
+        Notices().warn("settings", f"cannot publish ({exc}); this run is not recorded, training goes on")
+        settings = settings if settings is not None else Settings.model_construct()
+        publisher = _Discard(settings)
+    run = Run(publisher, run_id or new_run_id(), str(project), settings)
+    try:
+        torch_version, cuda_version = _torch_versions()
+        run._emit(RunStartedV1, project=str(project), name=None if name is None else str(name),
+                  config=_config(config), tags=[str(tag) for tag in tags or []],
+                  python_version=platform.python_version(), torch_version=torch_version,
+                  cuda_version=cuda_version, heartbeat_s=settings.system_interval_s)
+    except Exception as exc:  # noqa: BLE001 - e.g. tags that are not a list
+        run.notices.warn("started", f"run {run.run_id}: run_started not published: {exc!r}")
+    try:
+        lifecycle.run_opened(run, settings.install_signal_handlers)
+        run._sampler = SystemSampler(run.log_system, settings.system_interval_s).start()
+    except Exception as exc:  # noqa: BLE001
+        run.notices.warn("start", f"run {run.run_id}: no signal handlers or system sampler: {exc!r}")
     return run

@@ -2,30 +2,63 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from epochstream.errors import TransientError
 from epochstream.layout import DataLayout
 from epochstream.settings import Settings
-from query_api.routes import runs
+from query_api.deps import ReadContext, require_token
+from query_api.fastpath import ConditionalFastPath
+from query_api.limits import WATCH_INTERVAL_S
+from query_api.middleware import ReadOnlyMiddleware
+from query_api.routes import health, runs, series, ui
 from query_api.store import ProjectionStore, RunNotFound
+from query_api.watch import ChangeWatcher
+
+DESCRIPTION = """Read-only run history, best epochs and trend flags for ML training runs.
+
+Built for polling: every answer has an `ETag`; send it back in `If-None-Match` to get `304` cheaply, add
+`since=` to get only newer rows, and `wait=` (seconds, capped at 30) to hold the request until new data
+arrives. Floats are strict JSON: NaN and ±inf are sent as `null` and named in the object's `non_finite` map.
+GET and HEAD only. When the server sets `EPOCHSTREAM_API_TOKEN`, every route but `/healthz` needs
+`Authorization: Bearer <token>`.
+"""
 
 
 def create_app(settings: Settings) -> FastAPI:
-    app = FastAPI(title="epochstream", version="0.1.0",
-                  description="Read-only run history, best epochs and trend flags for ML training runs.")
+    watcher = ChangeWatcher(WATCH_INTERVAL_S)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        yield
+        await watcher.close()
+
+    app = FastAPI(title="epochstream", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
-    app.state.store = ProjectionStore(DataLayout(settings.data_dir))
+    app.state.read = ReadContext(settings, ProjectionStore(DataLayout(settings.data_dir)), watcher)
+    app.state.store = app.state.read.store
+    # Starlette runs the last added middleware first: read-only guard, then the 304 fast path, then routes.
+    app.add_middleware(ConditionalFastPath, ctx=app.state.read)
+    app.add_middleware(ReadOnlyMiddleware)
 
     @app.exception_handler(RunNotFound)
     async def _not_found(_: Request, exc: RunNotFound) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=404)
 
-    @app.get("/healthz")
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    @app.exception_handler(TransientError)
+    async def _transient(_: Request, exc: TransientError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "1"})
 
-    app.include_router(runs.router)
+    app.include_router(health.router)
+    # The token check (and its security scheme in the OpenAPI) exists only when a token is configured, so the
+    # published schema says exactly what the server enforces.
+    protected = [Depends(require_token)] if settings.api_token is not None else []
+    app.include_router(runs.router, dependencies=protected)
+    app.include_router(series.router, dependencies=protected)
+    app.include_router(ui.router)  # the web page at `/`: static files only, no data
     return app
 
 

@@ -34,6 +34,11 @@ class Keys:
     def all_streams(self) -> list[str]:
         return [self.stream(p) for p in range(self.partitions)]
 
+    def run_seq(self, run_id: str) -> str:
+        """The highest `seq` of a run already in its stream: producers skip anything at or below it, so a
+        retried or replayed batch lands exactly once. Same hash tag as the run's stream (one Lua call)."""
+        return f"{self.namespace}:seq:{{{partition_of(run_id, self.partitions)}}}:{run_id}"
+
     @property
     def dlq(self) -> str:
         return f"{self.namespace}:dlq"

@@ -60,3 +60,17 @@ class RunSummary(BaseModel):
     events: int = Field(default=0, description="Distinct events applied to this run.")
     version: int = Field(default=0, description="Increases with every change: the basis of ETags.")
     ingested_at: datetime | None = None
+
+
+STALE_FLOOR_S = 60.0
+
+
+def effective_status(summary: RunSummary, now: datetime) -> SummaryStatus:
+    """The status a reader should show: a `running` run silent for max(3 x heartbeat, 60 s) is `stale`.
+
+    Pure: `now` is passed in. A run with no heartbeat promise uses the 60 s floor.
+    """
+    if summary.status != "running" or summary.last_seen is None:
+        return summary.status
+    limit = max(3 * (summary.heartbeat_s or 0.0), STALE_FLOOR_S)
+    return "stale" if (now - summary.last_seen).total_seconds() > limit else "running"

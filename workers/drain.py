@@ -1,23 +1,41 @@
-"""The drain job: read one partition with the consumer group, write, project, and only then XACK."""
+"""The drain job: read one partition with the consumer group, write, project, and only then XACK.
+
+One batch, in this order (a crash at any point loses nothing and, by event_id, duplicates nothing):
+1. reclaim entries a dead consumer left pending (XAUTOCLAIM), else read new ones (XREADGROUP);
+2. decode each entry: validate + upcast; a poison entry, or one delivered more than `max_deliveries`
+   times, becomes a dead letter with a reason;
+3. write one Parquet segment per event type (and one of dead letters): temp name, fsync, rename;
+4. update the projections of the runs touched, then the partition's projection cursor;
+5. in one MULTI: XADD the dead letters to the DLQ stream and XACK the whole batch.
+A crash before 5 redelivers the batch; the log may then hold a row twice, and every reader dedupes by
+event_id (compaction removes the copy).
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import socket
+import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 import redis
 
 from epochstream.broker import connect
-from epochstream.layout import DataLayout, atomic_write_parquet
+from epochstream.layout import DataLayout, atomic_write_bytes, atomic_write_parquet
 from epochstream.settings import Settings
 from schemas.codec import decode
 from schemas.errors import SchemaError
 from schemas.keys import PAYLOAD_FIELD, Keys
-from workers.log_schema import tables_by_type
+from workers.catalog import ensure_seeds
+from workers.log_schema import DEAD_LETTERS, dead_letter_table, tables_by_type
 from workers.projections import update_runs
+
+FAIR_SHARE_S = 2.0  # once caught up after this long, a drain yields its worker to other partitions
+CRASH_ENV = "EPOCHSTREAM_TEST_CRASH_AT"  # test-only: before_write | after_write | before_ack
 
 
 @dataclass
@@ -25,6 +43,21 @@ class DrainResult:
     partition: int
     stored: int = 0
     dead_lettered: int = 0
+    reclaimed: int = 0
+    batches: int = 0
+
+
+@dataclass
+class Entry:
+    stream_id: str
+    payload: bytes
+    deliveries: int = 1
+
+
+def crash_point(name: str) -> None:
+    """SIGKILL this process at a named point, for the crash tests (a real kill, not an exception)."""
+    if os.environ.get(CRASH_ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def ensure_group(client: redis.Redis, stream: str, group: str) -> None:
@@ -39,47 +72,141 @@ def consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-def drain_partition(settings_json: str, redis_url: str, partition: int) -> dict:
+def drain_partition(settings_json: str, redis_url: str, partition: int, lock_key: str | None = None) -> dict:
     """RQ job entry point: arguments are plain values so any worker host can run it."""
     settings = Settings.model_validate_json(settings_json)
     client = connect(redis_url)
     try:
-        return drain(client, settings, partition).__dict__
+        return asdict(drain(client, settings, partition, lock_key=lock_key))
     finally:
         client.close()
 
 
-def drain(client: redis.Redis, settings: Settings, partition: int) -> DrainResult:
+def _reclaim(client: redis.Redis, stream: str, group: str, consumer: str, settings: Settings) -> list[Entry]:
+    """Take over entries pending longer than claim_idle_ms, with their delivery counts."""
+    reply = client.xautoclaim(stream, group, consumer, settings.claim_idle_ms, "0-0", count=settings.drain_batch)
+    claimed = [(eid.decode(), fields) for eid, fields in reply[1] if fields is not None]
+    if not claimed:
+        return []
+    pending = client.xpending_range(stream, group, min=claimed[0][0], max=claimed[-1][0],
+                                    count=len(claimed) * 2 + 10, consumername=consumer)
+    counts = {p["message_id"].decode(): p["times_delivered"] for p in pending}
+    return [Entry(sid, fields.get(PAYLOAD_FIELD, b""), counts.get(sid, 1)) for sid, fields in claimed]
+
+
+def _read_new(client: redis.Redis, stream: str, group: str, consumer: str, count: int) -> list[Entry]:
+    reply = client.xreadgroup(group, consumer, {stream: ">"}, count=count)
+    entries = reply[0][1] if reply else []
+    return [Entry(eid.decode(), fields.get(PAYLOAD_FIELD, b"")) for eid, fields in entries]
+
+
+def _decode_batch(entries: list[Entry], settings: Settings) -> tuple[list, list[tuple[Entry, str]]]:
+    good, bad = [], []
+    for entry in entries:
+        if entry.deliveries > settings.max_deliveries:
+            bad.append((entry, f"delivered {entry.deliveries} times without being acknowledged "
+                               f"(max_deliveries={settings.max_deliveries}): a worker failed on it every time"))
+            continue
+        try:
+            good.append((entry.stream_id, decode(entry.payload)))
+        except SchemaError as exc:
+            bad.append((entry, str(exc)))
+    return good, bad
+
+
+def _to_tables(good: list, bad: list[tuple[Entry, str]], entries: dict[str, Entry], now: datetime) -> dict:
+    """Arrow tables per type; an event that validates but cannot be stored (e.g. int64 overflow) is dead."""
+    try:
+        return tables_by_type(good, now)
+    except (OverflowError, ValueError, TypeError, ArithmeticError) as exc:  # pyarrow raises these for values
+        if len(good) == 1:
+            bad.append((entries[good[0][0]], f"valid event that cannot be stored in Parquet: {exc}"))
+            good.clear()
+            return {}
+    kept: list = []
+    for item in good:
+        try:
+            tables_by_type([item], now)
+            kept.append(item)
+        except (OverflowError, ValueError, TypeError, ArithmeticError) as exc:
+            bad.append((entries[item[0]], f"valid event that cannot be stored in Parquet: {exc}"))
+    good[:] = kept
+    return tables_by_type(good, now)
+
+
+def _segment_name(now: datetime, partition: int) -> str:
+    return f"seg-{now.strftime('%Y%m%dT%H%M%S%fZ')}-p{partition}-{uuid.uuid4().hex[:8]}.parquet"
+
+
+def process_batch(client: redis.Redis, settings: Settings, partition: int, entries: list[Entry],
+                  lock_key: str | None = None) -> tuple[int, int]:
+    """Steps 2-5 of the module docstring for one batch; returns (stored, dead-lettered)."""
+    keys, layout = Keys(settings.namespace, settings.partitions), DataLayout(settings.data_dir)
+    stream = keys.stream(partition)
+    now = datetime.now(UTC)
+    good, bad = _decode_batch(entries, settings)
+    tables = _to_tables(good, bad, {e.stream_id: e for e in entries}, now)
+    crash_point("before_write")
+    name = _segment_name(now, partition)
+    for event_type, table in tables.items():
+        atomic_write_parquet(table, layout.log_dir(event_type) / name)
+    if bad:
+        rows = [{"stream": stream, "stream_id": e.stream_id, "partition": partition, "reason": reason,
+                 "payload": e.payload, "deliveries": e.deliveries, "dead_lettered_at": now} for e, reason in bad]
+        atomic_write_parquet(dead_letter_table(rows), layout.log_dir(DEAD_LETTERS) / name)
+    crash_point("after_write")
+    update_runs(layout, tables, settings.partitions, now)
+    atomic_write_bytes(layout.cursor(partition),
+                       json.dumps({"stream": stream, "stream_id": entries[-1].stream_id,
+                                   "updated_at": now.isoformat()}).encode(), fsync=False)
+    crash_point("before_ack")
+    pipe = client.pipeline(transaction=True)
+    for entry, reason in bad:
+        pipe.xadd(keys.dlq, {b"payload": entry.payload, b"reason": reason.encode(), b"stream": stream,
+                             b"entry_id": entry.stream_id, b"deliveries": str(entry.deliveries),
+                             b"at": now.isoformat()})
+    pipe.xack(stream, keys.group, *[e.stream_id for e in entries])
+    if lock_key:
+        pipe.expire(lock_key, max(int(settings.drain_max_s * 4), 60))
+    pipe.execute()
+    return len(good), len(bad)
+
+
+def drain(client: redis.Redis, settings: Settings, partition: int, *, lock_key: str | None = None,
+          max_seconds: float | None = None) -> DrainResult:
+    """Drain one partition until it is caught up (or `max_seconds` passed: the scheduler queues the rest).
+
+    Caught up means a read returned less than a full batch: the job then frees its worker for another
+    partition instead of polling a trickle, which would starve partitions waiting for a worker.
+    """
     keys = Keys(settings.namespace, settings.partitions)
-    layout = DataLayout(settings.data_dir)
     stream, group = keys.stream(partition), keys.group
+    ensure_seeds(DataLayout(settings.data_dir))
     ensure_group(client, stream, group)
     result = DrainResult(partition)
     consumer = consumer_name()
-    while True:
-        reply = client.xreadgroup(group, consumer, {stream: ">"}, count=settings.drain_batch)
-        entries = reply[0][1] if reply else []
+    deadline = time.monotonic() + (max_seconds if max_seconds is not None else settings.drain_max_s)
+    soft_deadline = time.monotonic() + FAIR_SHARE_S
+    while time.monotonic() < deadline:
+        entries = _reclaim(client, stream, group, consumer, settings)
+        reclaimed = bool(entries)
+        result.reclaimed += len(entries)
         if not entries:
-            return result
-        good, bad = [], []
-        for entry_id, fields in entries:
-            sid = entry_id.decode()
-            payload = fields.get(PAYLOAD_FIELD, b"")
-            try:
-                good.append((sid, decode(payload)))
-            except SchemaError as exc:
-                bad.append((sid, payload, str(exc)))
-        now = datetime.now(UTC)
-        tables = tables_by_type(good, now)
-        stamp = now.strftime("%Y%m%dT%H%M%S%fZ")
-        for event_type, table in tables.items():
-            name = f"seg-{stamp}-p{partition}-{uuid.uuid4().hex[:8]}.parquet"
-            atomic_write_parquet(table, layout.log_dir(event_type) / name)
-        update_runs(layout, tables)
-        pipe = client.pipeline(transaction=False)
-        for sid, payload, reason in bad:
-            pipe.xadd(keys.dlq, {b"payload": payload, b"reason": reason, b"stream": stream, b"entry_id": sid})
-        pipe.xack(stream, group, *[entry_id for entry_id, _ in entries])
-        pipe.execute()
-        result.stored += len(good)
-        result.dead_lettered += len(bad)
+            entries = _read_new(client, stream, group, consumer, settings.drain_batch)
+        if not entries:
+            break
+        stored, dead = process_batch(client, settings, partition, entries, lock_key)
+        result.stored += stored
+        result.dead_lettered += dead
+        result.batches += 1
+        if not reclaimed and len(entries) < settings.drain_batch and time.monotonic() > soft_deadline:
+            break
+    _forget_consumer(client, stream, group, consumer)
+    return result
+
+
+def _forget_consumer(client: redis.Redis, stream: str, group: str, consumer: str) -> None:
+    """Drop our consumer name from the group when it holds nothing, so the group does not fill with pids."""
+    for info in client.xinfo_consumers(stream, group):
+        if info["name"].decode() == consumer and info["pending"] == 0:
+            client.xgroup_delconsumer(stream, group, consumer)

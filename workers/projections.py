@@ -1,15 +1,19 @@
 """Per-run projections, updated incrementally from each drained batch (and identically by rebuild).
 
-Epoch history: deduplicated by `event_id`; if an epoch number was logged twice the later `seq` wins;
-ordered by epoch. The summary is a fold over a run's events.
+Every projection is a function of the *set* of a run's events, never of the order or batching they arrived
+in, which is what makes `rebuild(log)` equal the incremental result and redeliveries harmless:
+- epoch history: deduplicated by `event_id`; if an epoch number was logged twice the later `seq` wins;
+  ordered by epoch;
+- system series: deduplicated by `event_id`, ordered by `seq`;
+- summary: the newest `run_started` / `run_finished` (by seq), maxima of ts/seq, and flags derived from
+  the history. `version` grows by one whenever anything of the run changed; a batch of pure duplicates
+  changes nothing and writes nothing.
 """
 
 from __future__ import annotations
 
 import json
-import math
-from datetime import datetime
-from pathlib import Path
+from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
@@ -17,31 +21,38 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from epochstream.layout import DataLayout, atomic_write_bytes, atomic_write_parquet
-from workers.trends import EpochRow, best_epoch, default_metric
+from schemas.keys import partition_of
+from schemas.read_models import RunSummary
+from workers.trends import EpochRow, best_epoch, default_metric, recommendation
 
 EPOCHS_SCHEMA = pa.schema([
     ("epoch", pa.int64()), ("seq", pa.int64()), ("event_id", pa.string()),
     ("ts", pa.timestamp("us", tz="UTC")), ("samples", pa.int64()),
     ("metrics", pa.map_(pa.string(), pa.float64())),
 ])
+SYSTEM_COLUMNS = ["seq", "event_id", "ts", "cpu_percent", "rss_mb", "gpus"]
+VOLATILE = {"version", "ingested_at"}  # what differs between two projections of the same events
 
 
 def merge_epochs(existing: pa.Table | None, new: pa.Table) -> pa.Table:
     """Union, drop repeated event_ids, keep the latest seq per epoch, order by epoch."""
     new = new.select(EPOCHS_SCHEMA.names).cast(EPOCHS_SCHEMA)
-    table = new if existing is None else pa.concat_tables([existing.cast(EPOCHS_SCHEMA), new])
-    rows = table.sort_by([("epoch", "ascending"), ("seq", "descending")]).to_pylist()
-    seen_ids: set[str] = set()
-    seen_epochs: set[int] = set()
-    kept = []
-    for row in rows:
-        if row["event_id"] in seen_ids or row["epoch"] in seen_epochs:
-            seen_ids.add(row["event_id"])
-            continue
-        seen_ids.add(row["event_id"])
-        seen_epochs.add(row["epoch"])
-        kept.append(row)
-    return pa.Table.from_pylist(kept, schema=EPOCHS_SCHEMA)
+    table = new if existing is None else pa.concat_tables([existing.select(EPOCHS_SCHEMA.names).cast(EPOCHS_SCHEMA),
+                                                           new])
+    table = table.sort_by([("epoch", "ascending"), ("seq", "descending"), ("event_id", "ascending")])
+    epochs = table.column("epoch").to_pylist()
+    keep = [i for i in range(len(epochs)) if i == 0 or epochs[i] != epochs[i - 1]]
+    return table.take(pa.array(keep, pa.int64())) if len(keep) != table.num_rows else table
+
+
+def merge_system(existing: pa.Table | None, new: pa.Table) -> pa.Table:
+    """Union, drop repeated event_ids, order by seq."""
+    new = new.select(SYSTEM_COLUMNS)
+    table = new if existing is None else pa.concat_tables([existing.select(SYSTEM_COLUMNS).cast(new.schema), new])
+    table = table.sort_by([("seq", "ascending"), ("event_id", "ascending")])
+    ids = table.column("event_id").to_pylist()
+    keep = [i for i in range(len(ids)) if i == 0 or ids[i] != ids[i - 1]]
+    return table.take(pa.array(keep, pa.int64())) if len(keep) != table.num_rows else table
 
 
 def history_rows(table: pa.Table) -> list[EpochRow]:
@@ -49,69 +60,146 @@ def history_rows(table: pa.Table) -> list[EpochRow]:
                                                    table.column("metrics").to_pylist(), strict=True)]
 
 
-def _json_float(value: float | None) -> float | str | None:
-    if value is None or math.isfinite(value):
-        return value
-    return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-
-
-def read_summary(path: Path) -> dict[str, Any]:
+def read_summary(layout: DataLayout, run_id: str) -> RunSummary | None:
     try:
-        return json.loads(path.read_text())
+        return RunSummary.model_validate_json(layout.run_summary(run_id).read_bytes())
     except FileNotFoundError:
-        return {}
+        return None
 
 
-def _iso(ts: datetime) -> str:
-    return ts.isoformat()
+def _newest(table: pa.Table | None) -> dict[str, Any] | None:
+    if table is None or table.num_rows == 0:
+        return None
+    return table.sort_by([("seq", "descending"), ("event_id", "descending")]).slice(0, 1).to_pylist()[0]
 
 
-def fold_summary(summary: dict[str, Any], run_id: str, tables: dict[str, pa.Table],
-                 history: list[EpochRow]) -> dict[str, Any]:
-    out = dict(summary)
-    out["run_id"] = run_id
-    out.setdefault("status", "running")
-    last_seen = out.get("last_seen")
-    for name, table in tables.items():
-        if table.num_rows == 0:
-            continue
-        newest = pc.max(table.column("ts")).as_py()
-        if last_seen is None or _iso(newest) > last_seen:
-            last_seen = _iso(newest)
-        if name == "run_started":
-            row = table.to_pylist()[-1]
-            out.update(project=row["project"], name=row["name"], config=json.loads(row["config"] or "{}"),
-                       tags=row["tags"], started_at=_iso(row["ts"]), host=row["host"])
-        elif name == "run_finished":
-            row = table.to_pylist()[-1]
-            out.update(status=row["status"], error=row["error"], traceback=row["traceback"],
-                       exit_code=row["exit_code"], finished_at=_iso(row["ts"]), duration_s=row["duration_s"])
-    out["last_seen"] = last_seen
+def _max(values: list[Any]) -> Any:
+    present = [v for v in values if v is not None]
+    return max(present) if present else None
+
+
+def fold_summary(old: RunSummary | None, run_id: str, per_run: dict[str, pa.Table], epochs: pa.Table | None,
+                 system_rows: int) -> dict[str, Any]:
+    """The summary fields (without version/ingested_at) after applying one batch of the run's events."""
+    out = (old or RunSummary(run_id=run_id)).model_dump(exclude=VOLATILE)
+    started = _newest(per_run.get("run_started"))
+    if started:
+        out.update(project=started["project"], name=started["name"], config=json.loads(started["config"] or "{}"),
+                   tags=started["tags"] or [], started_at=started["ts"], host=started["host"],
+                   heartbeat_s=started["heartbeat_s"])
+    finished = _newest(per_run.get("run_finished"))
+    if finished:
+        out.update(status=finished["status"], error=finished["error"], traceback=finished["traceback"],
+                   exit_code=finished["exit_code"], finished_at=finished["ts"], duration_s=finished["duration_s"])
+    stamps, seqs = [out["last_seen"]], [out["last_seq"]]
+    for table in per_run.values():
+        if table.num_rows:
+            stamps.append(pc.max(table.column("ts")).as_py())
+            seqs.append(pc.max(table.column("seq")).as_py())
+    out["last_seen"], out["last_seq"] = _max(stamps), _max(seqs)
+    history = history_rows(epochs) if epochs is not None else []
     metric = default_metric(history)
     best = best_epoch(history, metric, "min")
-    out["epochs"] = len(history)
-    out["best_metric"] = metric
-    out["best_epoch"] = best.epoch if best else None
-    out["best_value"] = _json_float(best.value) if best else None
-    out["final_loss"] = _json_float(history[-1].metrics.get("train/loss")) if history else None
-    out["version"] = int(out.get("version", 0)) + 1
+    out.update(epochs=len(history), last_epoch=history[-1].epoch if history else None, best_metric=metric,
+               best_mode="min", best_epoch=best.epoch if best else None, best_value=best.value if best else None,
+               final_loss=history[-1].metrics.get("train/loss") if history else None,
+               trends=recommendation(history, metric).model_dump())
+    # Distinct events reflected in the projections: kept epochs, system samples, start and finish.
+    out["events"] = len(history) + system_rows + (out["started_at"] is not None) + (out["finished_at"] is not None)
     return out
 
 
-def update_runs(layout: DataLayout, tables: dict[str, pa.Table]) -> list[str]:
-    """Apply one drained batch to the projections of every run it touches; returns those run ids."""
+def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return RunSummary.model_validate(a).model_dump_json() == RunSummary.model_validate(b).model_dump_json()
+
+
+def project_run(layout: DataLayout, run_id: str, per_run: dict[str, pa.Table], now: datetime,
+                min_version: int = 0) -> RunSummary | None:
+    """Apply one run's slice of a batch; returns the new summary, or None if nothing changed."""
+    epochs_path, system_path = layout.run_epochs(run_id), layout.run_system(run_id)
+    epochs = pq.read_table(epochs_path) if epochs_path.exists() else None
+    new_epochs = per_run.get("epoch")
+    if new_epochs is not None and new_epochs.num_rows:
+        merged = merge_epochs(epochs, new_epochs)
+        if epochs is None or not merged.equals(epochs.cast(EPOCHS_SCHEMA)):
+            atomic_write_parquet(merged, epochs_path)
+        epochs = merged
+    system = pq.read_table(system_path) if system_path.exists() else None
+    new_system = per_run.get("system")
+    if new_system is not None and new_system.num_rows:
+        merged = merge_system(system, new_system)
+        if system is None or merged.num_rows != system.num_rows:
+            atomic_write_parquet(merged, system_path)
+        system = merged
+    old = read_summary(layout, run_id)
+    fields = fold_summary(old, run_id, per_run, epochs, system.num_rows if system is not None else 0)
+    if old is not None and _same(fields, old.model_dump(exclude=VOLATILE)):
+        return None
+    version = max((old.version if old else 0) + 1, min_version)
+    summary = RunSummary.model_validate({**fields, "version": version, "ingested_at": now})
+    atomic_write_bytes(layout.run_summary(run_id), summary.model_dump_json().encode())
+    return summary
+
+
+INDEX_SCHEMA = pa.schema([
+    ("run_id", pa.string()), ("project", pa.string()), ("name", pa.string()), ("status", pa.string()),
+    ("started_at", pa.timestamp("us", tz="UTC")), ("finished_at", pa.timestamp("us", tz="UTC")),
+    ("last_seen", pa.timestamp("us", tz="UTC")), ("heartbeat_s", pa.float64()), ("host", pa.string()),
+    ("tags", pa.list_(pa.string())), ("config", pa.string()), ("error", pa.string()), ("exit_code", pa.int64()),
+    ("duration_s", pa.float64()), ("epochs", pa.int64()), ("last_epoch", pa.int64()),
+    ("best_metric", pa.string()), ("best_mode", pa.string()), ("best_epoch", pa.int64()),
+    ("best_value", pa.float64()), ("final_loss", pa.float64()), ("events", pa.int64()), ("last_seq", pa.int64()),
+    ("version", pa.int64()), ("ingested_at", pa.timestamp("us", tz="UTC")),
+    ("epochs_since_improvement", pa.int64()), ("is_plateaued", pa.bool_()), ("is_overfitting", pa.bool_()),
+    ("is_diverging", pa.bool_()), ("suspect_metrics", pa.string()), ("recommendation", pa.string()),
+    ("recommendation_epoch", pa.int64()), ("reason", pa.string()),
+])
+
+
+def index_row(summary: RunSummary) -> dict[str, Any]:
+    row = summary.model_dump(include=set(INDEX_SCHEMA.names))
+    trends = summary.trends
+    row.update(config=json.dumps(summary.config, sort_keys=True, default=str),
+               epochs_since_improvement=trends.epochs_since_improvement, is_plateaued=trends.is_plateaued,
+               is_overfitting=trends.is_overfitting, is_diverging=trends.is_diverging,
+               suspect_metrics=json.dumps(trends.suspect_metrics, sort_keys=True),
+               recommendation=trends.recommendation, recommendation_epoch=trends.recommendation_epoch,
+               reason=trends.reason)
+    return row
+
+
+def _sort_newest_first(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    floor = datetime.min.replace(tzinfo=UTC)
+    return sorted(rows, key=lambda r: (r["started_at"] or r["last_seen"] or floor, r["run_id"]), reverse=True)
+
+
+def write_index(layout: DataLayout, partition: int, changed: list[RunSummary]) -> None:
+    """Replace the changed runs' rows in runs-<partition>.parquet (one writer per partition: the drain)."""
+    if not changed:
+        return
+    path = layout.runs_index(partition)
+    rows = {r["run_id"]: r for r in (pq.read_table(path).to_pylist() if path.exists() else [])}
+    rows.update({s.run_id: index_row(s) for s in changed})
+    atomic_write_parquet(pa.Table.from_pylist(_sort_newest_first(list(rows.values())), schema=INDEX_SCHEMA), path)
+
+
+def split_by_run(tables: dict[str, pa.Table]) -> dict[str, dict[str, pa.Table]]:
     run_ids: set[str] = set()
     for table in tables.values():
         run_ids.update(table.column("run_id").to_pylist())
-    for run_id in sorted(run_ids):
-        per_run = {name: t.filter(pc.equal(t.column("run_id"), run_id)) for name, t in tables.items()}
-        epochs_path = layout.run_epochs(run_id)
-        existing = pq.read_table(epochs_path) if epochs_path.exists() else None
-        epochs = existing
-        if "epoch" in per_run and per_run["epoch"].num_rows:
-            epochs = merge_epochs(existing, per_run["epoch"])
-            atomic_write_parquet(epochs, epochs_path)
-        history = history_rows(epochs) if epochs is not None else []
-        summary = fold_summary(read_summary(layout.run_summary(run_id)), run_id, per_run, history)
-        atomic_write_bytes(layout.run_summary(run_id), json.dumps(summary, sort_keys=True).encode())
-    return sorted(run_ids)
+    return {run_id: {name: t.filter(pc.equal(t.column("run_id"), run_id)) for name, t in tables.items()}
+            for run_id in sorted(run_ids)}
+
+
+def update_runs(layout: DataLayout, tables: dict[str, pa.Table], partitions: int,
+                now: datetime | None = None) -> list[str]:
+    """Apply one drained batch to the projections of every run it touches; returns the runs that changed."""
+    now = now or datetime.now(UTC)
+    by_partition: dict[int, list[RunSummary]] = {}
+    for run_id, per_run in split_by_run(tables).items():
+        summary = project_run(layout, run_id, per_run, now)
+        if summary is not None:
+            by_partition.setdefault(partition_of(run_id, partitions), []).append(summary)
+    for partition, changed in by_partition.items():
+        write_index(layout, partition, changed)
+    return sorted(s.run_id for changed in by_partition.values() for s in changed)

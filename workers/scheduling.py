@@ -1,30 +1,69 @@
-"""Queueing drain jobs on RQ: at most one queued-or-running drain per partition."""
+"""Keeping drains flowing without a human: at most one queued-or-running drain per partition with a backlog.
+
+The lock `drain-lock:{p}` is taken (SET NX) before a drain is queued and released when it ends; the drain
+refreshes its TTL every batch, so the lock of a worker that died frees the partition after LOCK_TTL_S at
+most. The scheduler loop also trims the streams.
+"""
 
 from __future__ import annotations
 
+import logging
+import time
+import uuid
+
 import redis
 from rq import Queue
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
 
 from epochstream.settings import Settings
 from schemas.keys import Keys
-from workers.drain import drain_partition
+from workers.drain import drain_partition, ensure_group
+from workers.trimming import trim_stream
 
-LOCK_TTL_S = 300  # a drain that dies without releasing its lock frees the partition after this long
+log = logging.getLogger("epochstream.scheduler")
+
+LOCK_TTL_S = 120  # a drain that dies without releasing its lock frees the partition after this long
 
 
 def drain_queue(client: redis.Redis, settings: Settings) -> Queue:
     return Queue(Keys(settings.namespace, settings.partitions).drain_queue, connection=client)
 
 
+# Delete the lock only if it still names the job we found dead (another scheduler may have moved on).
+_RELEASE_IF = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+DEAD_STATUSES = {JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED, JobStatus.FINISHED}
+GRACE_S = 10  # a lock set this recently may name a job being enqueued right now
+
+
 def enqueue_drain(client: redis.Redis, settings: Settings, redis_url: str, partition: int):
     """Queue a drain of `partition` unless one is already queued or running; returns the job or None."""
     keys = Keys(settings.namespace, settings.partitions)
-    if not client.set(keys.drain_lock(partition), b"1", nx=True, ex=LOCK_TTL_S):
+    lock = keys.drain_lock(partition)
+    job_id = f"drain-{settings.namespace}-{partition}-{uuid.uuid4().hex[:12]}"
+    if not client.set(lock, job_id.encode(), nx=True, ex=LOCK_TTL_S):
         return None
     return drain_queue(client, settings).enqueue(
-        run_drain_and_release, settings.model_dump_json(), redis_url, partition,
-        job_timeout=LOCK_TTL_S, result_ttl=60, failure_ttl=24 * 3600,
+        run_drain_and_release, settings.model_dump_json(), redis_url, partition, job_id=job_id,
+        job_timeout=int(settings.drain_max_s * 4) + 60, result_ttl=60, failure_ttl=24 * 3600,
     )
+
+
+def release_if_dead(client: redis.Redis, settings: Settings, partition: int) -> bool:
+    """Free a partition whose drain job died without releasing its lock (its work horse was killed)."""
+    lock = Keys(settings.namespace, settings.partitions).drain_lock(partition)
+    holder = client.get(lock)
+    if holder is None or not holder.startswith(b"drain-"):
+        return False  # free, or held by `epochstream rebuild`
+    try:
+        status = Job.fetch(holder.decode(), connection=client).get_status(refresh=True)
+    except NoSuchJobError:
+        status = None
+        if client.ttl(lock) > LOCK_TTL_S - GRACE_S:
+            return False
+    if status is not None and status not in DEAD_STATUSES:
+        return False
+    return bool(client.eval(_RELEASE_IF, 1, lock, holder))
 
 
 def run_drain_and_release(settings_json: str, redis_url: str, partition: int) -> dict:
@@ -34,7 +73,58 @@ def run_drain_and_release(settings_json: str, redis_url: str, partition: int) ->
 
     client = connect(redis_url)
     try:
-        return drain_partition(settings_json, redis_url, partition)
+        return drain_partition(settings_json, redis_url, partition, lock_key=keys.drain_lock(partition))
     finally:
-        client.delete(keys.drain_lock(partition))
+        client.delete(keys.drain_lock(partition))  # a drain that dies here is freed by release_if_dead
         client.close()
+
+
+def has_backlog(client: redis.Redis, stream: str, group: str) -> bool:
+    """Undelivered entries (lag) or pending ones (a consumer died mid-batch) mean a drain is needed."""
+    for info in client.xinfo_groups(stream):
+        if info["name"].decode() != group:
+            continue
+        lag = info.get("lag")
+        if info["pending"] or (lag or 0) > 0:
+            return True
+        if lag == 0:
+            return False
+        # lag is None when Redis cannot tell (after a trim or deletion): look for an unread entry.
+        last = info["last-delivered-id"].decode()
+        return bool(client.xrange(stream, min=f"({last}", count=1))
+    return client.xlen(stream) > 0
+
+
+def schedule_once(client: redis.Redis, settings: Settings, redis_url: str) -> int:
+    """Queue one drain for every partition with a backlog and none queued or running; returns how many."""
+    keys = Keys(settings.namespace, settings.partitions)
+    queued = 0
+    for partition in range(settings.partitions):
+        stream = keys.stream(partition)
+        ensure_group(client, stream, keys.group)
+        if not has_backlog(client, stream, keys.group):
+            continue
+        release_if_dead(client, settings, partition)
+        if enqueue_drain(client, settings, redis_url, partition):
+            queued += 1
+    return queued
+
+
+def trim_all(client: redis.Redis, settings: Settings) -> int:
+    keys = Keys(settings.namespace, settings.partitions)
+    return sum(trim_stream(client, stream) for stream in keys.all_streams())
+
+
+def run_scheduler(client: redis.Redis, settings: Settings, redis_url: str, interval: float = 1.0,
+                  trim_every: float = 30.0, stop=None) -> None:
+    """Schedule drains every `interval` seconds and trim every `trim_every`, until `stop()` is true."""
+    last_trim = 0.0
+    while stop is None or not stop():
+        try:
+            schedule_once(client, settings, redis_url)
+            if time.monotonic() - last_trim >= trim_every:
+                trim_all(client, settings)
+                last_trim = time.monotonic()
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            log.warning("scheduler: broker unavailable, retrying: %s", exc)
+        time.sleep(interval)

@@ -13,7 +13,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-COMMAND_MODULES = ("worker", "api")
+COMMAND_MODULES = ("worker", "api", "scheduler", "dlq", "rebuild", "compact",
+                   "up", "demo", "runs", "watch", "analyze", "sql")
 
 for _name in COMMAND_MODULES:
     importlib.import_module(f"epochstream.cli.{_name}")

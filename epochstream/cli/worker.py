@@ -1,7 +1,9 @@
-"""`epochstream worker`: an RQ worker for drain jobs."""
+"""`epochstream worker`: an RQ worker for drain jobs, with the scheduling loop it needs beside it."""
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from pathlib import Path
 
 import typer
@@ -14,16 +16,28 @@ from epochstream.cli.common import build_settings
 def worker(
     burst: bool = typer.Option(False, help="Drain what is queued now, then exit."),
     data_dir: Path = typer.Option(None, help="Data directory (EPOCHSTREAM_DATA_DIR)."),
+    scheduler: bool = typer.Option(True, help="Also run the scheduling loop in a thread (--no-scheduler: not)."),
+    interval: float = typer.Option(0.5, help="Scheduling interval in seconds."),
 ) -> None:
     """Run an RQ worker that drains event partitions into the Parquet log."""
     from rq import Worker
 
     from epochstream.broker import connect, resolve_url
-    from workers.scheduling import drain_queue, enqueue_drain
+    from workers.catalog import CatalogBusy, ensure_catalog
+    from workers.scheduling import drain_queue, run_scheduler, schedule_once
 
     settings = build_settings(data_dir=data_dir)
     url = resolve_url(settings)
     client = connect(url)
-    for partition in range(settings.partitions):
-        enqueue_drain(client, settings, url, partition)
-    Worker([drain_queue(client, settings)], connection=client).work(burst=burst)
+    with contextlib.suppress(CatalogBusy):  # someone else is creating it right now
+        ensure_catalog(settings)
+    schedule_once(client, settings, url)
+    stop = threading.Event()
+    if scheduler and not burst:
+        thread = threading.Thread(target=run_scheduler, args=(connect(url), settings, url, interval),
+                                  kwargs={"stop": stop.is_set}, name="epochstream-scheduler", daemon=True)
+        thread.start()
+    try:
+        Worker([drain_queue(client, settings)], connection=client).work(burst=burst)
+    finally:
+        stop.set()

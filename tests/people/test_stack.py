@@ -1,0 +1,60 @@
+"""The stack's own logic, in-process: settings handed to children, the data-directory lock."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from epochstream.settings import Settings
+from epochstream.stack import Stack, StackAlreadyRunning, StackFailed, port_free, running_stack, settings_env
+
+
+def test_children_get_exactly_the_settings(tmp_path, monkeypatch):
+    for key in [k for k in os.environ if k.startswith("EPOCHSTREAM_")]:
+        monkeypatch.delenv(key)
+    settings = Settings(redis_url="redis://h:1/2", data_dir=Path("rel/data"), partitions=3, namespace="ns-1",
+                        api_port=9001, api_token=SecretStr("s3cret"), system_interval_s=2.5)
+    env = settings_env(settings, base={"PATH": "/bin", "EPOCHSTREAM_SPOOL_DIR": "/stale"})
+    assert env["PATH"] == "/bin" and "EPOCHSTREAM_SPOOL_DIR" not in env  # unset in settings: unset for children
+    assert env["EPOCHSTREAM_DATA_DIR"] == str(Path("rel/data").resolve())  # children may run elsewhere
+    for key, value in env.items():
+        if key.startswith("EPOCHSTREAM_"):
+            monkeypatch.setenv(key, value)
+    again = Settings()
+    assert again.model_dump(exclude={"data_dir", "api_token"}) == settings.model_dump(exclude={"data_dir", "api_token"})
+    assert again.api_token.get_secret_value() == "s3cret"
+
+
+def test_one_stack_per_data_directory(tmp_path):
+    settings = Settings(data_dir=tmp_path / "d")
+    assert running_stack(settings.data_dir) is None
+    first = Stack(settings, say=lambda _: None)
+    first._lock()
+    try:
+        first._write_state()
+        assert running_stack(settings.data_dir)["pid"] == os.getpid()
+        with pytest.raises(StackAlreadyRunning, match=f"already running on {settings.data_dir}.*pid {os.getpid()}"):
+            Stack(settings, say=lambda _: None)._lock()
+    finally:
+        first.stop(drain=False)
+    assert running_stack(settings.data_dir) is None
+    second = Stack(settings, say=lambda _: None)
+    second._lock()  # free again once the first one stopped
+    second.stop(drain=False)
+
+
+def test_a_busy_api_port_is_a_clear_error(tmp_path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert not port_free("127.0.0.1", port)
+        stack = Stack(Settings(data_dir=tmp_path / "d", api_port=port), say=lambda _: None)
+        with pytest.raises(StackFailed, match=f"port {port} on 127.0.0.1 is in use: pass --port"):
+            stack.start()
+    assert running_stack(tmp_path / "d") is None  # a failed start releases the lock

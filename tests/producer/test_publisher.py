@@ -1,0 +1,298 @@
+"""The publisher against a real Redis: delivery, exactly once, and what happens when the broker is away."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import statistics
+import threading
+import time
+
+import pytest
+
+from epochstream.errors import BrokerUnavailable
+from producer import Publisher, start_run
+from producer.delivery import send
+from producer.spool import Record
+from schemas.keys import Keys
+from tests.producer.conftest import run_events, stream_entries
+
+
+def epochs_of(events) -> list[int]:
+    return [e.epoch for e in events if e.type == "epoch"]
+
+
+def test_events_reach_the_runs_partition_in_order(settings, redis_client):
+    publisher = Publisher(settings)
+    with start_run("p", publisher=publisher) as run:
+        for epoch in range(50):
+            run.log_epoch(epoch, {"train/loss": 1.0 / (epoch + 1)}, samples=10)
+    assert publisher.flush(10)
+    events = run_events(redis_client, settings, run.run_id)
+    assert [e.type for e in events] == ["run_started"] + ["epoch"] * 50 + ["run_finished"]
+    assert [e.seq for e in events] == list(range(1, 53))
+    assert len({e.event_id for e in events}) == 52
+    stream = Keys(settings.namespace, settings.partitions).stream_for_run(run.run_id)
+    assert redis_client.xlen(stream) == 52  # all in the run's own partition
+    assert publisher.published == 52 and publisher.spooled == 0 and publisher.dropped == 0
+    publisher.close()
+
+
+def test_a_batch_sent_twice_lands_once(settings, redis_client):
+    """A lost reply makes the publisher resend; the broker side skips what it already has."""
+    keys = Keys(settings.namespace, settings.partitions)
+    records = [Record(keys.stream_for_run("r1"), keys.run_seq("r1"), seq, f'{{"seq": {seq}}}'.encode())
+               for seq in range(1, 11)]
+    assert send(redis_client, records[:6]) == []
+    assert send(redis_client, records) == []  # 1..6 again, plus 7..10
+    assert send(redis_client, records[3:5]) == []
+    entries = redis_client.xrange(keys.stream_for_run("r1"))
+    assert [fields[b"e"] for _, fields in entries] == [r.payload for r in records]
+
+
+def test_broker_unresolvable_at_start_then_found(settings, redis_client, caplog):
+    """No EPOCHSTREAM_REDIS_URL and no `epochstream up`: spool, say so once, deliver once there is one."""
+    found = threading.Event()
+
+    def resolver(_settings):
+        if not found.is_set():
+            raise BrokerUnavailable("no broker: set EPOCHSTREAM_REDIS_URL")
+        return settings.redis_url
+
+    publisher = Publisher(settings, url_resolver=resolver)
+    with caplog.at_level(logging.WARNING, logger="epochstream.producer"):
+        run = start_run("p", publisher=publisher)
+        for epoch in range(20):
+            run.log_epoch(epoch, {"train/loss": 1.0})
+        assert publisher.flush(5) is False  # returns once the attempt failed, not after 5 s
+        run.finish()
+    assert publisher.spooled > 0 and run_events(redis_client, settings, run.run_id) == []
+    assert len([r for r in caplog.records if "broker unavailable" in r.getMessage()]) == 1
+    found.set()
+    assert publisher.flush(10)
+    events = run_events(redis_client, settings, run.run_id)
+    assert [e.seq for e in events] == list(range(1, 23))
+    assert not list(publisher.spool_dir.glob("*.seg"))
+    publisher.close()
+    assert list(publisher.spool_dir.iterdir()) == []
+
+
+def test_the_1000_epoch_run_survives_a_broker_restart(own_server, settings, redis_client):
+    """Done-when: Redis stops for part of the run and restarts on the same port; the stream then holds
+    exactly the 1,000 epochs, in seq order, no duplicates, and the loop never saw an exception."""
+    settings = settings.model_copy(update={"redis_url": own_server.url})
+    publisher = Publisher(settings)
+    durations, errors = [], []
+    run = start_run("restart", publisher=publisher)
+    for epoch in range(1000):
+        try:
+            started = time.perf_counter()
+            run.log_epoch(epoch, {"train/loss": 1.0 / (epoch + 1), "val/loss": 2.0 / (epoch + 1)}, samples=64)
+            durations.append(time.perf_counter() - started)
+        except Exception as exc:  # pragma: no cover - the assertion below reports it
+            errors.append(exc)
+        if epoch == 250:
+            own_server.stop()
+        if epoch == 700:
+            own_server.start()
+        time.sleep(0.001)
+    run.finish()
+    assert errors == []
+    assert publisher.flush(30)
+    assert publisher.spooled > 0  # the outage really was spooled through
+
+    client = own_server_client(own_server)
+    events = run_events(client, settings, run.run_id)
+    epochs = epochs_of(events)
+    assert len(epochs) == 1000 and epochs == list(range(1000))
+    assert [e.seq for e in events] == list(range(1, 1003))  # run_started, 1000 epochs, run_finished
+    assert len({e.event_id for e in events}) == len(events)
+    assert statistics.median(durations) < 0.001 and max(durations) < 0.5  # never waited on the broker
+    publisher.close()
+    client.close()
+
+
+def own_server_client(server):
+    import redis
+
+    return redis.Redis.from_url(server.url)
+
+
+class SilentServer:
+    """Accepts connections and reads, never answers: a broker that hangs."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.url = f"redis://127.0.0.1:{self.sock.getsockname()[1]}/0"
+        self.conns: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(conn)
+
+    def close(self):
+        self.sock.close()
+        for conn in self.conns:
+            conn.close()
+
+
+def test_a_hanging_broker_never_blocks_a_publish(settings, redis_client):
+    silent = SilentServer()
+    hanging = threading.Event()
+    hanging.set()
+    publisher = Publisher(settings.model_copy(update={"publish_timeout_s": 1.0}),
+                          url_resolver=lambda s: silent.url if hanging.is_set() else settings.redis_url)
+    run = start_run("hang", publisher=publisher)
+    durations = []
+    for epoch in range(300):
+        started = time.perf_counter()
+        run.log_epoch(epoch, {"train/loss": 1.0})
+        durations.append(time.perf_counter() - started)
+        time.sleep(0.005)
+    assert max(durations) < 0.5  # no call waited out a 1 s attempt on the hanging broker
+    assert publisher.spooled > 0
+    hanging.clear()
+    run.finish()
+    assert publisher.flush(15)
+    assert epochs_of(run_events(redis_client, settings, run.run_id)) == list(range(300))
+    publisher.close()
+    silent.close()
+
+
+def test_a_full_queue_drops_and_says_so_once(settings, caplog):
+    def slow_resolver(_settings):
+        time.sleep(0.5)
+        raise BrokerUnavailable("slow")
+
+    publisher = Publisher(settings, url_resolver=slow_resolver, queue_size=10)
+    run = start_run("q", publisher=publisher)
+    with caplog.at_level(logging.WARNING, logger="epochstream.producer"):
+        for epoch in range(200):
+            run.log_epoch(epoch, {"train/loss": 1.0})
+    run.finish()
+    assert publisher.dropped > 100
+    assert len([r for r in caplog.records if "queue is full" in r.getMessage()]) == 1
+    publisher.close(0.1)
+
+
+def test_a_full_spool_drops_with_one_clear_warning(settings, dead_url, caplog):
+    settings = settings.model_copy(update={"redis_url": dead_url, "spool_max_bytes": 4096})
+    publisher = Publisher(settings)
+    run = start_run("full", publisher=publisher)
+    with caplog.at_level(logging.WARNING, logger="epochstream.producer"):
+        for epoch in range(200):
+            run.log_epoch(epoch, {"train/loss": 1.0, "val/loss": 2.0})
+            if epoch % 20 == 0:
+                publisher.flush(1)
+        run.finish()
+        publisher.flush(1)
+    full = [r.getMessage() for r in caplog.records if "is full" in r.getMessage()]
+    assert len(full) == 1 and "EPOCHSTREAM_SPOOL_MAX_BYTES" in full[0]
+    assert publisher.dropped > 0 and publisher.spooled > 0
+    assert sum(p.stat().st_size for p in publisher.spool_dir.glob("*.seg")) <= 4096
+    publisher.close(0.1)
+
+
+def test_new_events_queue_behind_spooled_ones(settings, redis_client):
+    """While anything is spooled, fresh events go behind it: the stream order is the seq order."""
+    up = threading.Event()
+
+    def resolver(_settings):
+        if not up.is_set():
+            raise BrokerUnavailable("down")
+        return settings.redis_url
+
+    publisher = Publisher(settings, url_resolver=resolver)
+    runs = [start_run("order", publisher=publisher) for _ in range(3)]
+    for epoch in range(300):
+        for run in runs:
+            run.log_epoch(epoch, {"train/loss": 1.0})
+        if epoch == 100:
+            publisher.flush(2)  # the first part is certainly spooled
+            up.set()
+    for run in runs:
+        run.finish()
+    assert publisher.flush(20)
+    for run in runs:
+        events = run_events(redis_client, settings, run.run_id)
+        assert [e.seq for e in events] == list(range(1, 303))
+    publisher.close()
+
+
+def test_nothing_raises_into_the_caller(settings, dead_url):
+    publisher = Publisher(settings.model_copy(update={"redis_url": dead_url}))
+    run = start_run("", publisher=publisher)  # an empty project is invalid: run_started is dropped, not raised
+    run.log_epoch(-1, {"train/loss": 1.0})  # negative epoch: invalid, dropped
+    run.log_epoch(0, {"bad name with spaces": 1.0})
+    run.log_epoch(1, {"train/loss": "0.5"})  # a string is not a metric
+    run.log_epoch(2, None)  # type: ignore[arg-type]
+    run.log_epoch(3, {"train/loss": 1.0})
+    run.log_system(gpus=["not a sample"])  # type: ignore[list-item]
+    run.finish()
+    run.log_epoch(4, {"train/loss": 1.0})  # after run_finished: dropped
+    start_run("p", tags=5, config=object(), publisher=publisher).finish()  # type: ignore[arg-type]
+    publisher.close(0.1)
+    publisher.publish(object())  # type: ignore[arg-type]
+
+
+def test_close_leaves_undelivered_events_for_the_next_publisher(settings, dead_url, redis_client):
+    down = Publisher(settings.model_copy(update={"redis_url": dead_url}))
+    run = start_run("handover", publisher=down)
+    for epoch in range(30):
+        run.log_epoch(epoch, {"train/loss": 1.0})
+    run.finish()
+    assert down.close(0.5) is False
+    assert list(down.spool_dir.glob("*.seg"))
+
+    up = Publisher(settings)  # same spool directory, a broker that answers
+    assert up.flush(10)
+    assert [e.seq for e in run_events(redis_client, settings, run.run_id)] == list(range(1, 33))
+    assert list(up.spool_dir.glob("*.seg")) == []
+    up.close()
+
+
+@pytest.mark.parametrize("events", [1, 2500])
+def test_flush_returns_true_only_when_all_is_in(settings, redis_client, events):
+    publisher = Publisher(settings)
+    run = start_run("flush", publisher=publisher)
+    for epoch in range(events):
+        run.log_epoch(epoch, {"train/loss": 1.0})
+    run.finish()
+    assert publisher.flush(20)
+    assert len(stream_entries(redis_client, settings)) == events + 2
+    publisher.close()
+
+
+def test_a_forked_child_starts_empty_and_leaves_the_parents_spool_alone(settings, dead_url):
+    """DataLoader workers are forked from the training process: they must not share its publisher."""
+    import os
+
+    from producer.spool import adopt_orphans
+
+    publisher = Publisher(settings.model_copy(update={"redis_url": dead_url}))
+    run = start_run("fork", publisher=publisher)
+    run.log_epoch(0, {"train/loss": 1.0})
+    publisher.flush(2)  # spooled: the parent holds its spool lock
+    parent_owner = publisher._spool.owner
+    pid = os.fork()
+    if pid == 0:  # the child: report through the exit code, never return into pytest
+        code = 0
+        try:
+            if publisher._thread is not None or publisher._items or publisher._spool.owner == parent_owner:
+                code = 1
+            elif adopt_orphans(publisher.spool_dir, skip=set()):  # the parent is alive: nothing to adopt
+                code = 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert adopt_orphans(publisher.spool_dir, skip=set()) == []  # the child closing its copies freed nothing
+    run.finish()
+    publisher.close(0.1)

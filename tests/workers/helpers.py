@@ -1,0 +1,33 @@
+"""Helpers for the worker tests: publish real events with the real producer, drain, read back."""
+
+from __future__ import annotations
+
+import redis
+
+from epochstream.settings import Settings
+from producer import Publisher, start_run
+from workers.drain import drain
+
+
+def publish_runs(settings: Settings, runs: int, epochs: int, system_every: int = 0, prefix: str = "r") -> list[str]:
+    publisher = Publisher(settings)
+    ids = []
+    for r in range(runs):
+        with start_run(project="t", name=f"{prefix}{r}", run_id=f"{prefix}{r}", publisher=publisher) as run:
+            for e in range(epochs):
+                run.log_epoch(e, {"train/loss": 1.0 / (e + 1), "val/loss": abs(e - epochs / 2) + r}, samples=10)
+                if system_every and e % system_every == 0:
+                    run.log_system(cpu_percent=float(e), rss_mb=100.0)
+        ids.append(run.run_id)
+    assert publisher.flush(30)
+    publisher.close()
+    return ids
+
+
+def drain_all(client: redis.Redis, settings: Settings) -> tuple[int, int]:
+    stored = dead = 0
+    for p in range(settings.partitions):
+        result = drain(client, settings, p)
+        stored += result.stored
+        dead += result.dead_lettered
+    return stored, dead

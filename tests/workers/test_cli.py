@@ -1,0 +1,43 @@
+"""The worker-side commands end to end through the real CLI: dlq list/replay, compact, rebuild."""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from epochstream.cli import app
+from epochstream.layout import DataLayout
+from schemas.keys import PAYLOAD_FIELD, Keys
+from schemas.read_models import RunSummary
+from tests.conftest import settings_env
+from tests.workers.helpers import drain_all, publish_runs
+from tests.workers.test_drain import POISON
+from workers.log_reader import segments
+
+
+def test_dlq_compact_rebuild_commands(settings, redis_client):
+    env = settings_env(settings)
+    runner = CliRunner()
+    publish_runs(settings.model_copy(update={"drain_batch": 5}), runs=2, epochs=10)
+    redis_client.xadd(Keys(settings.namespace, settings.partitions).stream(0), {PAYLOAD_FIELD: POISON["bad json"]})
+    drain_all(redis_client, settings.model_copy(update={"drain_batch": 5}))
+
+    listed = runner.invoke(app, ["dlq", "list", "--payload"], env=env)
+    assert listed.exit_code == 0, listed.output
+    assert "payload is not JSON" in listed.output and "{not json" in listed.output
+    assert "1 dead letter(s)" in listed.output
+    replayed = runner.invoke(app, ["dlq", "replay"], env=env)
+    assert "replayed 0, still failing 1" in replayed.output
+
+    layout = DataLayout(settings.data_dir)
+    assert len(segments(layout, "epoch")) > 1
+    compacted = runner.invoke(app, ["compact", "--min-age", "0"], env=env)
+    assert compacted.exit_code == 0, compacted.output
+    assert "epoch:" in compacted.output and len(segments(layout, "epoch")) == 1
+
+    before = RunSummary.model_validate_json(layout.run_summary("r0").read_bytes())
+    rebuilt = runner.invoke(app, ["rebuild"], env=env)
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert "rebuilt projections of 2 run(s)" in rebuilt.output
+    after = RunSummary.model_validate_json(layout.run_summary("r0").read_bytes())
+    assert after.version > before.version and after.best_epoch == before.best_epoch == 5
+    assert redis_client.get(Keys(settings.namespace, settings.partitions).drain_lock(0)) is None  # locks released

@@ -1,0 +1,143 @@
+"""Draining on a real Redis: exactly once by event_id, poison to the DLQ, reclaim, max deliveries, replay."""
+
+from __future__ import annotations
+
+import json
+
+import orjson
+import pyarrow.parquet as pq
+
+from epochstream.layout import DataLayout
+from schemas.codec import MAX_PAYLOAD_BYTES
+from schemas.keys import PAYLOAD_FIELD, Keys
+from schemas.read_models import RunSummary
+from tests.workers.helpers import drain_all, publish_runs
+from workers.catalog import query
+from workers.dead_letters import list_dead_letters, replay
+from workers.drain import drain
+from workers.log_reader import count_by_id, read_log
+
+
+def all_entries(client, settings):
+    keys = Keys(settings.namespace, settings.partitions)
+    return [(s, eid, f) for s in keys.all_streams() for eid, f in client.xrange(s)]
+
+
+def test_drain_stores_once_and_redelivery_changes_nothing(settings, redis_client):
+    settings = settings.model_copy(update={"drain_batch": 25})
+    publish_runs(settings, runs=3, epochs=20, system_every=5)
+    entries = all_entries(redis_client, settings)
+    assert drain_all(redis_client, settings) == (len(entries), 0)
+    layout = DataLayout(settings.data_dir)
+    summary = RunSummary.model_validate_json(layout.run_summary("r1").read_bytes())
+    assert (summary.status, summary.epochs, summary.events, summary.last_epoch) == ("completed", 20, 26, 19)
+    assert summary.best_epoch == 10 and summary.best_metric == "val/loss"
+    assert pq.read_table(layout.run_epochs("r1")).column("epoch").to_pylist() == list(range(20))
+
+    # The same payloads again (a producer's spool replay, a redelivery): stored again physically,
+    # counted once everywhere, and the projections do not change at all.
+    pipe = redis_client.pipeline()
+    for stream, _, fields in entries:
+        pipe.xadd(stream, fields)
+    pipe.execute()
+    assert drain_all(redis_client, settings) == (len(entries), 0)
+    assert max(count_by_id(layout, "epoch").values()) == 2
+    assert read_log(layout, "epoch").num_rows == 60
+    assert RunSummary.model_validate_json(layout.run_summary("r1").read_bytes()).version == summary.version
+    assert query(settings, "SELECT count(*) AS n FROM epochs").to_pylist() == [{"n": 60}]
+    assert query(settings, "SELECT count(*) AS n FROM system").to_pylist() == [{"n": 12}]
+    assert query(settings, "SELECT count(*) AS n FROM epoch_metrics").to_pylist() == [{"n": 120}]
+    runs = query(settings, "SELECT run_id, events FROM runs ORDER BY run_id").to_pylist()
+    assert runs == [{"run_id": f"r{i}", "events": 26} for i in range(3)]
+
+
+def good_event(run_id, seq, epoch):
+    return orjson.dumps({"type": "epoch", "version": 2, "event_id": f"{run_id}:{seq}", "run_id": run_id,
+                         "seq": seq, "ts": "2026-01-01T00:00:00Z", "epoch": epoch, "metrics": {"train/loss": 1.0}})
+
+
+POISON = {
+    "bad json": b"{not json",
+    "wrong types": orjson.dumps({"type": "epoch", "version": 2, "event_id": "x:1", "run_id": "x", "seq": "one",
+                                 "ts": "2026-01-01T00:00:00Z", "epoch": 0, "metrics": {"train/loss": "low"}}),
+    "unknown version": orjson.dumps({"type": "epoch", "version": 99, "event_id": "x:2", "run_id": "x", "seq": 2,
+                                     "ts": "2026-01-01T00:00:00Z", "epoch": 0}),
+    "unknown type": orjson.dumps({"type": "gradient", "version": 1, "event_id": "x:3"}),
+    "oversized": b'{"type": "epoch", "pad": "' + b"x" * (MAX_PAYLOAD_BYTES + 10) + b'"}',
+    "no payload field": None,
+}
+
+
+def test_poison_is_dead_lettered_with_reasons_while_good_events_flow(settings, redis_client):
+    keys = Keys(settings.namespace, settings.partitions)
+    stream = keys.stream_for_run("good")
+    pipe = redis_client.pipeline()
+    for seq in range(1, 41):
+        pipe.xadd(stream, {PAYLOAD_FIELD: good_event("good", seq, seq)})
+        if seq % 7 == 0:
+            name = list(POISON)[(seq // 7 - 1) % len(POISON)]
+            pipe.xadd(stream, {PAYLOAD_FIELD: POISON[name]} if POISON[name] else {b"other": b"1"})
+    pipe.execute()
+    published = redis_client.xlen(stream)
+    stored, dead = drain_all(redis_client, settings)
+    assert (stored, dead) == (40, 5)
+    assert published == stored + dead
+    reasons = [d.reason for d in list_dead_letters(redis_client, settings)]
+    assert "payload is not JSON" in reasons[0]
+    assert "seq" in reasons[1] and "metrics.train/loss" in reasons[1]
+    assert "version 99 is not supported" in reasons[2] and "dlq replay" in reasons[2]
+    assert "unknown event type 'gradient'" in reasons[3]
+    assert "exceeds" in reasons[4]
+    letters = query(settings, "SELECT reason, payload FROM dead_letters").to_pylist()
+    assert sorted(r["reason"] for r in letters) == sorted(reasons)
+    assert b"{not json" in [r["payload"] for r in letters]
+    assert read_log(DataLayout(settings.data_dir), "epoch").num_rows == 40
+    assert redis_client.xpending(stream, keys.group)["pending"] == 0
+
+
+def test_dead_consumer_entries_are_reclaimed_and_dead_lettered_after_max_deliveries(settings, redis_client):
+    settings = settings.model_copy(update={"claim_idle_ms": 0, "max_deliveries": 2})
+    keys = Keys(settings.namespace, settings.partitions)
+    stream = keys.stream_for_run("g")
+    for seq in range(1, 6):
+        redis_client.xadd(stream, {PAYLOAD_FIELD: good_event("g", seq, seq)})
+    partition = keys.all_streams().index(stream)
+    drain(redis_client, settings.model_copy(update={"drain_batch": 1}), partition, max_seconds=0)  # creates group
+    # A consumer reads two entries and dies; one of them it had already failed on once before.
+    redis_client.xreadgroup(keys.group, "dead-1", {stream: ">"}, count=2)
+    first = redis_client.xpending_range(stream, keys.group, "-", "+", 1)[0]["message_id"]
+    redis_client.xclaim(stream, keys.group, "dead-2", 0, [first])  # second delivery of the first entry
+    result = drain(redis_client, settings, partition)
+    assert result.reclaimed == 2
+    assert (result.stored, result.dead_lettered) == (4, 1)
+    letter = list_dead_letters(redis_client, settings)[0]
+    assert letter.entry_id == first.decode() and "delivered 3 times" in letter.reason
+    assert redis_client.xpending(stream, keys.group)["pending"] == 0
+
+    # After a fix, replay re-ingests it; it is stored exactly once.
+    assert replay(redis_client, settings).replayed == 1
+    assert list_dead_letters(redis_client, settings) == []
+    assert drain(redis_client, settings, partition).stored == 1
+    assert sorted(read_log(DataLayout(settings.data_dir), "epoch").column("epoch").to_pylist()) == [1, 2, 3, 4, 5]
+
+
+def test_replay_keeps_what_still_fails(settings, redis_client):
+    keys = Keys(settings.namespace, settings.partitions)
+    redis_client.xadd(keys.stream(0), {PAYLOAD_FIELD: POISON["unknown version"]})
+    drain_all(redis_client, settings)
+    result = replay(redis_client, settings)
+    assert result.replayed == 0
+    assert "version 99" in result.still_failing[0][1]
+    assert len(list_dead_letters(redis_client, settings)) == 1
+
+
+def test_valid_event_that_parquet_cannot_hold_is_dead_lettered_alone(settings, redis_client):
+    keys = Keys(settings.namespace, settings.partitions)
+    stream = keys.stream_for_run("big")
+    huge = orjson.loads(good_event("big", 2, 2))
+    huge["seq"] = 2**63  # valid for the contract, one more than int64 holds
+    for payload in (good_event("big", 1, 1), json.dumps(huge).encode(), good_event("big", 3, 3)):
+        redis_client.xadd(stream, {PAYLOAD_FIELD: payload})
+    assert drain_all(redis_client, settings) == (2, 1)
+    assert "cannot be stored in Parquet" in list_dead_letters(redis_client, settings)[0].reason
+    assert sorted(read_log(DataLayout(settings.data_dir), "epoch").column("epoch").to_pylist()) == [1, 3]

@@ -1,0 +1,26 @@
+"""The scheduler: one drain per partition with a backlog, never two; trimming after the drains."""
+
+from __future__ import annotations
+
+from rq import Worker
+
+from schemas.keys import Keys, partition_of
+from tests.workers.helpers import publish_runs
+from workers.scheduling import drain_queue, schedule_once, trim_all
+
+
+def test_one_drain_per_backlogged_partition_never_two(settings, redis_client):
+    runs = publish_runs(settings, runs=2, epochs=5)
+    busy = {partition_of(r, settings.partitions) for r in runs}
+    queue = drain_queue(redis_client, settings)
+    assert schedule_once(redis_client, settings, settings.redis_url) == len(busy)
+    assert schedule_once(redis_client, settings, settings.redis_url) == 0  # already queued
+    assert len(queue) == len(busy)
+    Worker([queue], connection=redis_client).work(burst=True)
+    assert schedule_once(redis_client, settings, settings.redis_url) == 0  # no backlog left
+    keys = Keys(settings.namespace, settings.partitions)
+    assert all(redis_client.get(keys.drain_lock(p)) is None for p in range(settings.partitions))
+    assert sum(redis_client.xlen(s) for s in keys.all_streams()) == 14
+    assert trim_all(redis_client, settings) == 14
+    publish_runs(settings, runs=1, epochs=3, prefix="more")
+    assert schedule_once(redis_client, settings, settings.redis_url) == 1

@@ -1,0 +1,54 @@
+"""Reading the Parquet log back: every segment of a type, each event once (by event_id)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from epochstream.layout import DataLayout
+from workers.log_schema import DEAD_LETTERS, LOG_SCHEMAS
+
+
+def segments(layout: DataLayout, event_type: str) -> list[Path]:
+    """The segment files of a type (seeds and temporary files excluded), oldest name first."""
+    directory = layout.log_dir(event_type)
+    return sorted(directory.glob("seg-*.parquet")) if directory.exists() else []
+
+
+def identity(event_type: str) -> list[str]:
+    """The columns that identify one logical row: event_id, or the stream entry for dead letters."""
+    return ["stream", "stream_id"] if event_type == DEAD_LETTERS else ["event_id"]
+
+
+def dedupe(table: pa.Table, event_type: str) -> pa.Table:
+    """One row per identity; the copy with the smallest (stream_id, ingested_at) wins, as in the views."""
+    if table.num_rows == 0:
+        return table
+    key = identity(event_type)
+    tiebreak = ["dead_lettered_at"] if event_type == DEAD_LETTERS else ["stream_id", "ingested_at"]
+    table = table.sort_by([(c, "ascending") for c in key + tiebreak])
+    columns = [table.column(c).to_pylist() for c in key]
+    ids = list(zip(*columns, strict=True))
+    keep = [i for i in range(len(ids)) if i == 0 or ids[i] != ids[i - 1]]
+    return table.take(pa.array(keep, pa.int64())) if len(keep) != table.num_rows else table
+
+
+def read_files(files: list[Path], event_type: str) -> pa.Table:
+    schema = LOG_SCHEMAS[event_type]
+    tables = [pq.read_table(f).cast(schema) for f in files]
+    return pa.concat_tables(tables) if tables else schema.empty_table()
+
+
+def read_log(layout: DataLayout, event_type: str) -> pa.Table:
+    """All events of a type, deduplicated."""
+    return dedupe(read_files(segments(layout, event_type), event_type), event_type)
+
+
+def count_by_id(layout: DataLayout, event_type: str) -> dict[str, int]:
+    """event_id -> physical copies in the log (tests and compaction reports)."""
+    table = read_files(segments(layout, event_type), event_type)
+    counts = pc.value_counts(table.column(identity(event_type)[-1]))
+    return {c["values"].as_py(): c["counts"].as_py() for c in counts}
