@@ -33,11 +33,13 @@ class EpochAccumulator:
 
     def add_batch(self, name: str, batch_mean: float, batch_size: int) -> None:
         """One batch's mean of a per-sample quantity (a loss), over `batch_size` samples."""
-        try:
-            mean, size = _number(batch_mean), _count(batch_size)
-        except (TypeError, ValueError, OverflowError) as exc:
-            self._notices.warn(f"batch-{name}", f"EpochAccumulator: a batch of {name!r} was skipped: {exc}")
-            return
+        mean, size = batch_mean, batch_size
+        if type(mean) is not float or type(size) is not int or size < 0:  # else: the common case, as is
+            try:
+                mean, size = _number(batch_mean), _count(batch_size)
+            except (TypeError, ValueError, OverflowError) as exc:
+                self._notices.warn(f"batch-{name}", f"EpochAccumulator: a batch of {name!r} was skipped: {exc}")
+                return
         if size == 0:
             return
         entry = self._weighted.get(name)
@@ -49,8 +51,10 @@ class EpochAccumulator:
 
     def add_correct(self, name: str, correct: int, total: int) -> None:
         """`correct` right out of `total` in one batch (an accuracy's numerator and denominator)."""
+        right, out_of = correct, total
         try:
-            right, out_of = _count(correct), _count(total)
+            if type(right) is not int or type(out_of) is not int or right < 0:  # else: the common case, as is
+                right, out_of = _count(correct), _count(total)
             if right > out_of:
                 raise ValueError(f"correct ({right}) is more than total ({out_of})")
         except (TypeError, ValueError, OverflowError) as exc:

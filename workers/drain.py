@@ -114,21 +114,21 @@ def _decode_batch(entries: list[Entry], settings: Settings) -> tuple[list, list[
     return good, bad
 
 
+STORE_ERRORS = (OverflowError, ValueError, TypeError, ArithmeticError)  # what pyarrow raises for bad values
+
+
 def _to_tables(good: list, bad: list[tuple[Entry, str]], entries: dict[str, Entry], now: datetime) -> dict:
     """Arrow tables per type; an event that validates but cannot be stored (e.g. int64 overflow) is dead."""
     try:
         return tables_by_type(good, now)
-    except (OverflowError, ValueError, TypeError, ArithmeticError) as exc:  # pyarrow raises these for values
-        if len(good) == 1:
-            bad.append((entries[good[0][0]], f"valid event that cannot be stored in Parquet: {exc}"))
-            good.clear()
-            return {}
+    except STORE_ERRORS:
+        pass  # find the culprits one by one (rare: only a batch holding one pays this)
     kept: list = []
     for item in good:
         try:
             tables_by_type([item], now)
             kept.append(item)
-        except (OverflowError, ValueError, TypeError, ArithmeticError) as exc:
+        except STORE_ERRORS as exc:
             bad.append((entries[item[0]], f"valid event that cannot be stored in Parquet: {exc}"))
     good[:] = kept
     return tables_by_type(good, now)
