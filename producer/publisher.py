@@ -40,7 +40,7 @@ from schemas.keys import Keys
 MAX_BATCH = 1000  # events taken from the queue per pass
 REPLAY_BATCH = 1000  # spooled records per round trip
 REPLAY_SLICE_S = 0.05  # replay at most this long before looking at the queue again
-POLL_S = 0.05  # an idle thread looks at the queue this often: publish never pays for a wake-up
+POLL_S = 0.25  # an idle thread looks at the queue this often: publish never pays for a wake-up
 WAKE_AT = MAX_BATCH  # ...unless this many events wait
 ORPHAN_SCAN_S = 30.0
 MIN_BACKOFF_S, MAX_BACKOFF_S = 0.1, 2.0

@@ -176,8 +176,9 @@ def drain(client: redis.Redis, settings: Settings, partition: int, *, lock_key: 
           max_seconds: float | None = None) -> DrainResult:
     """Drain one partition until it is caught up (or `max_seconds` passed: the scheduler queues the rest).
 
-    Caught up means a read returned less than a full batch: the job then frees its worker for another
-    partition instead of polling a trickle, which would starve partitions waiting for a worker.
+    Caught up means a read came back empty, or (after FAIR_SHARE_S) less than a full batch: the job then
+    frees its worker for another partition instead of polling a trickle, which would starve partitions
+    waiting for a worker.
     """
     keys = Keys(settings.namespace, settings.partitions)
     stream, group = keys.stream(partition), keys.group

@@ -79,13 +79,15 @@ def run_drain_and_release(settings_json: str, redis_url: str, partition: int) ->
         client.close()
 
 
-def has_backlog(client: redis.Redis, stream: str, group: str) -> bool:
-    """Undelivered entries (lag) or pending ones (a consumer died mid-batch) mean a drain is needed."""
+def has_backlog(client: redis.Redis, stream: str, group: str, claim_idle_ms: int = 0) -> bool:
+    """Undelivered entries (lag), or pending ones idle long enough to reclaim (a consumer died mid-batch)."""
     for info in client.xinfo_groups(stream):
         if info["name"].decode() != group:
             continue
         lag = info.get("lag")
-        if info["pending"] or (lag or 0) > 0:
+        if (lag or 0) > 0:
+            return True
+        if info["pending"] and client.xpending_range(stream, group, "-", "+", 1, idle=claim_idle_ms):
             return True
         if lag == 0:
             return False
@@ -102,7 +104,7 @@ def schedule_once(client: redis.Redis, settings: Settings, redis_url: str) -> in
     for partition in range(settings.partitions):
         stream = keys.stream(partition)
         ensure_group(client, stream, keys.group)
-        if not has_backlog(client, stream, keys.group):
+        if not has_backlog(client, stream, keys.group, settings.claim_idle_ms):
             continue
         release_if_dead(client, settings, partition)
         if enqueue_drain(client, settings, redis_url, partition):

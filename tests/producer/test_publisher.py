@@ -50,6 +50,22 @@ def test_a_batch_sent_twice_lands_once(settings, redis_client):
     assert [fields[b"e"] for _, fields in entries] == [r.payload for r in records]
 
 
+def test_a_rejected_run_does_not_hold_back_the_others(settings, redis_client):
+    """An error reply about one run's records (here: its seq key is the wrong type) rejects that run's
+    chunk for good; the other runs in the same round trip are delivered."""
+    keys = Keys(settings.namespace, settings.partitions)
+    redis_client.hset(keys.run_seq("bad"), "not", "a string")
+    records = [Record(keys.stream_for_run(run), keys.run_seq(run), 1, run.encode()) for run in ("ok1", "bad", "ok2")]
+    rejected = send(redis_client, records)
+    assert len(rejected) == 1 and rejected[0][0] == 1 and "WRONGTYPE" in rejected[0][1]
+    landed = [fields[b"e"] for _, fields in stream_entries_raw(redis_client, keys)]
+    assert sorted(landed) == [b"ok1", b"ok2"]
+
+
+def stream_entries_raw(client, keys: Keys):
+    return [entry for stream in keys.all_streams() for entry in client.xrange(stream)]
+
+
 def test_broker_unresolvable_at_start_then_found(settings, redis_client, caplog):
     """No EPOCHSTREAM_REDIS_URL and no `epochstream up`: spool, say so once, deliver once there is one."""
     found = threading.Event()

@@ -24,3 +24,17 @@ def test_one_drain_per_backlogged_partition_never_two(settings, redis_client):
     assert trim_all(redis_client, settings) == 14
     publish_runs(settings, runs=1, epochs=3, prefix="more")
     assert schedule_once(redis_client, settings, settings.redis_url) == 1
+
+
+def test_pending_entries_count_as_backlog_only_once_reclaimable(settings, redis_client):
+    from workers.drain import ensure_group
+    from workers.scheduling import has_backlog
+
+    keys = Keys(settings.namespace, settings.partitions)
+    stream = keys.stream(0)
+    ensure_group(redis_client, stream, keys.group)
+    redis_client.xadd(stream, {b"e": b"{}"})
+    assert has_backlog(redis_client, stream, keys.group, 60_000)  # undelivered
+    redis_client.xreadgroup(keys.group, "alive-or-dead", {stream: ">"})
+    assert not has_backlog(redis_client, stream, keys.group, 60_000)  # its consumer may still be working
+    assert has_backlog(redis_client, stream, keys.group, 0)  # idle long enough: a drain would reclaim it
