@@ -82,6 +82,7 @@ class Publisher:
         self._next_scan = 0.0
         self._started_pass = 0
         self._completed_pass = 0
+        self._pass_done = threading.Condition()  # notified after every pass: what flush waits on
         self._failed_pass = 0  # the pass in which a delivery attempt last failed
         self._routes: dict[str, tuple[str, str]] = {}
 
@@ -117,15 +118,17 @@ class Publisher:
             target = self._started_pass + 1  # the first pass that begins after this call
             self._urgent = True
             self._wake.set()
-            while True:
-                if self._completed_pass >= target:
-                    if self._nothing_left():
-                        return True
-                    if self._failed_pass >= target and not self._items and not self._busy:
-                        return False
-                if time.monotonic() >= deadline or not self._alive():
-                    return self._nothing_left()
-                time.sleep(0.002)
+            with self._pass_done:
+                while True:
+                    if self._completed_pass >= target:
+                        if self._nothing_left():
+                            return True
+                        if self._failed_pass >= target and not self._items and not self._busy:
+                            return False
+                    left = deadline - time.monotonic()
+                    if left <= 0 or not self._alive():
+                        return self._nothing_left()
+                    self._pass_done.wait(min(left, 0.05))
         except Exception as exc:  # noqa: BLE001
             self.notices.warn(f"flush-{type(exc).__name__}", f"flush failed: {exc!r}")
             return False
@@ -193,7 +196,9 @@ class Publisher:
             self._scan_orphans()
         progressed = self._replay(current)
         self._spool.sync_if_due()
-        self._completed_pass = current
+        with self._pass_done:
+            self._completed_pass = current
+            self._pass_done.notify_all()
         return progressed
 
     def _take(self, limit: int) -> list[BaseModel]:

@@ -98,8 +98,17 @@ class Run:
         """
         try:
             clean = check_metrics(metrics)
-            self._emit(EpochDraft, epoch=check_count(epoch, "epoch"), metrics=clean,
-                       samples=check_count(samples, "samples"), watch=self._watch, notices=self.notices)
+            if type(epoch) is not int or epoch < 0:
+                epoch = check_count(epoch, "epoch")
+            if samples is not None and (type(samples) is not int or samples < 0):
+                samples = check_count(samples, "samples")
+            # `_emit`, specialised: the hot path builds no model and no keyword dicts (see producer.drafts).
+            with self._lock:
+                if self.finished:
+                    self.notices.warn("after-finish", f"run {self.run_id}: events after run_finished are dropped")
+                    return
+                self._seq += 1
+                self.publisher.publish(EpochDraft(self, self._seq, time.time(), epoch, clean, samples))
         except Exception as exc:  # noqa: BLE001 - bad values from training code must not crash training
             self.notices.warn(f"epoch-{type(exc).__name__}", f"run {self.run_id}: epoch {epoch} not published: {exc}")
 

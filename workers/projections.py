@@ -103,7 +103,7 @@ def fold_summary(old: RunSummary | None, run_id: str, per_run: dict[str, pa.Tabl
     out.update(epochs=len(history), last_epoch=history[-1].epoch if history else None, best_metric=metric,
                best_mode="min", best_epoch=best.epoch if best else None, best_value=best.value if best else None,
                final_loss=history[-1].metrics.get("train/loss") if history else None,
-               trends=recommendation(history, metric).model_dump())
+               trends=recommendation(history, metric, status=out["status"], error=out["error"]).model_dump())
     # Distinct events reflected in the projections: kept epochs, system samples, start and finish.
     out["events"] = len(history) + system_rows + (out["started_at"] is not None) + (out["finished_at"] is not None)
     return out

@@ -1,7 +1,7 @@
 """Trend flags as pure functions over an epoch history. No I/O: used by workers, API and CLI alike.
 
 A history is a sequence of (epoch, metrics) rows ordered by epoch; metrics map names to floats, NaN and
-±inf included. Definitions (also in docs/workers.md):
+±inf included. Definitions (also in README.md, "Trend flags"):
 
 - best epoch: the epoch with the lowest (min) or highest (max) *finite* value of a metric; ties go to the
   earliest epoch. Default metric `val/loss` (min); `train/loss` when no epoch has a validation loss.
@@ -168,9 +168,10 @@ def suspect_metrics(history: Sequence[EpochRow]) -> dict[str, str]:
 
 def recommendation(history: Sequence[EpochRow], metric: str | None = None, mode: Mode = "min",
                    patience: int = DEFAULT_PATIENCE, min_delta: float = DEFAULT_MIN_DELTA,
-                   window: int = DEFAULT_WINDOW) -> TrendFlags:
+                   window: int = DEFAULT_WINDOW, status: str | None = None, error: str | None = None) -> TrendFlags:
     """All flags plus what to do: investigate > use_checkpoint (overfitting) > stop_early (plateau) > continue.
 
+    A failed run is always `investigate`: the curves may look healthy, but a crashed run cannot continue.
     `reason` names the epochs and deltas behind the verdict.
     """
     metric = metric or default_metric(history)
@@ -183,6 +184,10 @@ def recommendation(history: Sequence[EpochRow], metric: str | None = None, mode:
     flags = dict(epochs_since_improvement=since, is_plateaued=plateau, is_overfitting=overfit is not None,
                  is_diverging=diverging is not None, suspect_metrics=suspects)
     best_txt = f"best {metric} {best.value:.4g} at epoch {best.epoch}" if best else f"no finite {metric} yet"
+    if status == "failed":
+        first_line = (error or "no error text").strip().splitlines()[0] if (error or "").strip() else "no error text"
+        return TrendFlags(**flags, recommendation="investigate", recommendation_epoch=best.epoch if best else None,
+                          reason=f"the run failed: {first_line}; {best_txt}")
     if not history:
         return TrendFlags(**flags, recommendation="continue", reason="no epochs yet")
     if diverging or metric in suspects or FALLBACK_METRIC in suspects:

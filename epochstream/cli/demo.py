@@ -114,7 +114,7 @@ def summary_table(trainings: list[Training]):
         color = {"completed": "green", "failed": "red"}.get(str(s.get("status")), "yellow")
         best = f"{fmt(summary_value(s, 'best_value'))} {s.get('best_metric') or ''}".strip()
         table.add_row(f"demo-{t.kind}", short_id(t.run_id or "-"), f"[{color}]{status}[/]", fmt(s.get("best_epoch")),
-                      best, flags_text(s.get("trends")), recommendation_text(s.get("trends"), s.get("status")))
+                      best, flags_text(s.get("trends")), recommendation_text(s.get("trends")))
     return table
 
 

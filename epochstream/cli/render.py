@@ -107,9 +107,7 @@ def flags_text(trends: Mapping[str, Any] | None) -> str:
     return ", ".join(flags(trends)) or "-"
 
 
-def recommendation_text(trends: Mapping[str, Any] | None, status: str | None = None) -> str:
-    if status == "failed" and (not trends or trends.get("recommendation") in (None, "continue")):
-        return "investigate"  # trend flags judge curves; a crashed run cannot continue
+def recommendation_text(trends: Mapping[str, Any] | None) -> str:
     if not trends or not trends.get("recommendation"):
         return "-"
     text = str(trends["recommendation"]).replace("_", " ")

@@ -49,7 +49,7 @@ def runs(
         best = "-" if r.get("best_epoch") is None else f"{r['best_epoch']} ({fmt(summary_value(r, 'best_value'))})"
         cells = [short_id(str(r.get("run_id")))] + ([fmt(r.get("project"))] if several_projects else [])
         table.add_row(*cells, fmt(r.get("name")), status_style(str(r.get("status"))), fmt(r.get("epochs")), best,
-                      flags_text(trends), recommendation_text(trends, r.get("status")))
+                      flags_text(trends), recommendation_text(trends))
     Console().print(table)
     typer.echo("a unique prefix of a run id will do: epochstream analyze RUN, epochstream watch RUN")
 

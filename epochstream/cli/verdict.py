@@ -104,8 +104,6 @@ def analyze(summary: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> Ve
         headline = f"{headline}; plateaued"
 
     recommendation = str(trends.get("recommendation") or _fallback_recommendation(status, bad_at, best, epochs))
-    if status == "failed" and recommendation == "continue":
-        recommendation = "investigate"  # trend flags judge curves; a crashed run cannot continue
     if recommendation == "use_checkpoint":
         epoch = trends.get("recommendation_epoch", best[0] if best else None)
         if epoch is not None:

@@ -121,10 +121,6 @@ function renderRun(run, epochs, system) {
   const list = flagList(t);
   if (!list.length) flags.appendChild(el("span", { class: "ok" }, "no flags"));
   for (const [text, cls] of list) flags.appendChild(el("span", { class: cls }, text));
-  // Trend flags judge curves; a crashed run cannot "continue".
-  if (run.status === "failed" && (!t.recommendation || t.recommendation === "continue")) {
-    t.recommendation = "investigate"; t.reason = "the run failed: see the error below";
-  }
   const rec = t.recommendation ? `Recommendation: ${t.recommendation.replace("_", " ")}` +
     (t.recommendation === "use_checkpoint" && t.recommendation_epoch != null ? ` (epoch ${t.recommendation_epoch})` : "") +
     (t.reason ? ` — ${t.reason}` : "") : "";

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from producer import Publisher, start_run
@@ -85,6 +87,13 @@ def test_sql_reads_the_catalog(cli, published, settings):
     assert len(rows) == 2
     assert "failed" in rows[0] and "completed" in rows[1] and "2" in rows[1]
     assert "2 rows" in result.stdout
+
+
+def test_sql_shows_timestamp_columns(cli, published):
+    # TIMESTAMPTZ values reach Python only through pytz: without it every query of started_at failed.
+    result = cli("sql", "SELECT name, started_at, year(started_at) AS y FROM runs ORDER BY name")
+    assert result.returncode == 0, result.stderr
+    assert "2 rows" in result.stdout and str(datetime.now(UTC).year) in result.stdout
 
 
 def test_sql_cannot_write(cli, published):

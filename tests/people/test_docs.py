@@ -1,6 +1,6 @@
 """The README's examples for people, run for real: the quickstart, the producer ACL, the SQL lines.
 
-Blocks are found by their `<!-- example: NAME -->` marker in README.md, or else in docs/people.md.
+Blocks are found by their `<!-- example: NAME -->` marker in README.md.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from producer import Publisher, start_run
 from tests.conftest import settings_env
 from tests.people.conftest import ROOT, drain_all, epochstream
 
-DOCS = (ROOT / "README.md", ROOT / "docs" / "people.md")
+DOCS = (ROOT / "README.md",)
 
 
 def example(name: str) -> str:
@@ -29,7 +29,7 @@ def example(name: str) -> str:
         match = re.search(rf"<!-- example: {re.escape(name)} -->\s*```[a-z]*\n(.*?)```", text, re.S)
         if match:
             return match.group(1)
-    raise AssertionError(f"no `<!-- example: {name} -->` block in README.md or docs/people.md")
+    raise AssertionError(f"no `<!-- example: {name} -->` block in README.md")
 
 
 def sql_lines() -> list[list[str]]:

@@ -90,7 +90,7 @@ def test_documented_queries_run(settings, redis_client):
     assert publisher.flush(10)
     publisher.close()
     drain_all(redis_client, settings)
-    text = (ROOT / "docs" / "workers.md").read_text()
+    text = (ROOT / "README.md").read_text()
     queries = re.findall(r"```sql\n(.*?)```", text, re.S)
     assert len(queries) == 5
     con = open_catalog(settings)

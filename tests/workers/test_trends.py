@@ -153,3 +153,12 @@ def test_effective_status_marks_silent_running_runs_stale():
     assert effective_status(short.model_copy(update={"last_seen": now - timedelta(seconds=61)}), now) == "stale"
     done = RunSummary(run_id="r", status="completed", last_seen=now - timedelta(days=1))
     assert effective_status(done, now) == "completed"
+
+
+def test_a_failed_run_is_investigated_even_when_its_curves_look_healthy():
+    flags = recommendation(CLEAN, status="failed", error="RuntimeError: CUDA out of memory\nmore detail")
+    assert flags.recommendation == "investigate"
+    assert flags.recommendation_epoch == 19
+    assert flags.reason.startswith("the run failed: RuntimeError: CUDA out of memory;")
+    assert recommendation(CLEAN, status="completed").recommendation == "continue"
+    assert recommendation([], status="failed", error=None).recommendation == "investigate"
