@@ -1,14 +1,15 @@
 """The background publisher: training threads hand it events; one daemon thread delivers them.
 
-Caller side: `publish` appends to a bounded in-memory queue and returns; it never blocks, never touches
-the disk or the network, and never raises. A full queue drops the event (and says so once).
+Caller side: `publish` appends an event (a model, or an epoch's `EpochDraft`) to a bounded in-memory
+queue and returns; it never blocks, never touches the disk or the network, never wakes a thread and
+never raises. A full queue drops the event (and says so once).
 
-Background side, one thread per publisher, in passes:
-1. take what is queued, encode it, and send it to the broker in one pipelined round trip
+Background side, one thread per publisher, in passes (every `POLL_S` when idle, at once for a flush):
+1. take what is queued, build and encode it, and send it to the broker in one round trip
    (`producer.delivery`: exactly once per event, whatever is retried);
 2. if the broker cannot be resolved, is down, slow (past `publish_timeout_s`) or refuses writes, the
-   events go to the on-disk spool (`producer.spool`) instead; while anything of ours is spooled, new
-   events go behind it, so a run's events are never reordered;
+   events go to the on-disk spool (`producer.spool`; at most `spool_max_bytes` per process) instead;
+   while anything of ours is spooled, new events go behind it, so a run's events are never reordered;
 3. deliver spooled events, oldest first, when the broker answers again (retries back off to 2 s),
    including what dead processes left in the same spool directory.
 
@@ -31,7 +32,7 @@ from epochstream.broker import resolve_url
 from epochstream.settings import Settings
 from producer import lifecycle
 from producer.delivery import client_for, is_transient, send
-from producer.drafts import built
+from producer.drafts import EpochDraft, built
 from producer.notices import Notices, log
 from producer.spool import Backlog, Record, Spool, adopt_orphans
 from schemas.codec import encode
@@ -65,7 +66,7 @@ class Publisher:
         lifecycle.track_publisher(self)
 
     def _reset_state(self) -> None:
-        self._items: deque[BaseModel] = deque()
+        self._items: deque[BaseModel | EpochDraft] = deque()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._busy = False  # the thread holds events that are neither in the broker nor in the spool
@@ -87,7 +88,7 @@ class Publisher:
         self._routes: dict[str, tuple[str, str]] = {}
 
     # -- caller side: never blocks, never raises -------------------------------------------------------
-    def publish(self, event: BaseModel) -> None:
+    def publish(self, event: BaseModel | EpochDraft) -> None:
         try:
             if self._closed:
                 self._drop(1, "closed", "an event was published after the publisher was closed: dropped")
@@ -201,13 +202,13 @@ class Publisher:
             self._pass_done.notify_all()
         return progressed
 
-    def _take(self, limit: int) -> list[BaseModel]:
+    def _take(self, limit: int) -> list[BaseModel | EpochDraft]:
         items, out = self._items, []
         while items and len(out) < limit:
             out.append(items.popleft())
         return out
 
-    def _encode(self, events: list[BaseModel]) -> list[Record]:
+    def _encode(self, events: list[BaseModel | EpochDraft]) -> list[Record]:
         records = []
         for draft in events:
             try:

@@ -153,6 +153,8 @@ class Run:
         self._signal = signum
 
     def _finish_at_exit(self, uncaught: tuple | None) -> None:
+        if getattr(self.publisher, "_closed", False):
+            return  # its publisher was closed by the program: nothing can go out, and it needs no saying
         if uncaught is not None:
             self.finish(*outcome(*uncaught, self._signal))
         else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 import uuid
 from pathlib import Path
@@ -138,3 +139,36 @@ def test_spool_owner_lock_is_released_by_death_not_by_a_live_child(settings, dea
     adopted = adopt_orphans(spool_dir, skip=set())
     assert len(adopted) == 1 and adopted[0].peek(1)[0].seq == 1  # its run_started, first in line
     adopted[0].release(delete_lock=False)
+
+
+def test_ctrl_c_is_interrupted(settings, redis_client):
+    run_id = f"int-{uuid.uuid4().hex[:8]}"
+    proc = child("sigterm", run_id, settings_env(settings))
+    wait_for_line(proc, "training")
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=30)  # KeyboardInterrupt went on up and ended the process
+    proc.stdout.close()
+    proc.stderr.close()
+    finished = run_events(redis_client, settings, run_id)[-1]
+    assert finished.status == "interrupted" and finished.exit_code == 128 + signal.SIGINT
+    assert finished.error == "interrupted by SIGINT: KeyboardInterrupt"
+    assert "KeyboardInterrupt" in finished.traceback
+
+
+def test_signal_handlers_are_installed_from_the_main_thread_only(settings):
+    script = textwrap.dedent("""
+        import signal, threading
+        from producer.testing import RecordingPublisher
+        from producer import start_run
+        from epochstream.settings import Settings
+
+        publisher = RecordingPublisher(Settings(install_signal_handlers=True))
+        thread = threading.Thread(target=lambda: start_run("t", publisher=publisher).finish())
+        thread.start(); thread.join()
+        print(signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)
+        start_run("m", publisher=publisher).finish()
+        print(signal.getsignal(signal.SIGTERM).__module__)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=settings_env(settings), capture_output=True,
+                         text=True, timeout=60)
+    assert out.stdout.split() == ["True", "producer.lifecycle"], out.stderr
