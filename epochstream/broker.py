@@ -28,7 +28,10 @@ DISCOVERY_FILE = "broker.json"
 def connect(url: str, **kwargs) -> redis.Redis:
     kwargs.setdefault("socket_connect_timeout", 2.0)
     kwargs.setdefault("health_check_interval", 30)
-    return redis.Redis.from_url(url, **kwargs)
+    try:
+        return redis.Redis.from_url(url, **kwargs)
+    except ValueError as exc:  # a malformed URL: redis says which part
+        raise ConfigurationError(f"bad Redis URL {url!r} (EPOCHSTREAM_REDIS_URL): {exc}") from None
 
 
 def answers(url: str, timeout: float = 0.5) -> bool:

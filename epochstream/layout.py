@@ -71,6 +71,15 @@ def _tmp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
 
 
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename durable: without this a power loss can undo it after the entry was already XACKed."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def atomic_write_bytes(path: Path, data: bytes, *, fsync: bool = True) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_name(path)
@@ -80,6 +89,8 @@ def atomic_write_bytes(path: Path, data: bytes, *, fsync: bool = True) -> None:
             fh.flush()
             os.fsync(fh.fileno())
     os.replace(tmp, path)
+    if fsync:
+        _fsync_dir(path.parent)
 
 
 def atomic_write_parquet(table: pa.Table, path: Path, *, fsync: bool = True, **options) -> None:
@@ -95,3 +106,5 @@ def atomic_write_parquet(table: pa.Table, path: Path, *, fsync: bool = True, **o
         finally:
             os.close(fd)
     os.replace(tmp, path)
+    if fsync:
+        _fsync_dir(path.parent)

@@ -30,7 +30,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from epochstream.errors import BrokerUnavailable, TerminalError
+from epochstream.errors import BrokerUnavailable, ConfigurationError, TerminalError
 from epochstream.settings import Settings
 
 LOCK_FILE = "stack.lock"
@@ -77,19 +77,34 @@ def cli_command(*args: str) -> list[str]:
     return [sys.executable, "-c", "from epochstream.cli import main; main()", *args]
 
 
-def port_free(host: str, port: int) -> bool:
-    with socket.socket() as s:
+def _bound(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port (IPv4 or IPv6, as the host resolves), as a server would bind it."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+    except socket.gaierror as exc:
+        raise ConfigurationError(f"cannot listen on host {host!r}: {exc.strerror}; pass --host (or set "
+                                 f"EPOCHSTREAM_API_HOST) to an address of this machine") from None
+    s = socket.socket(family, kind, proto)
+    try:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
+        s.bind(address)
+    except OSError:
+        s.close()
+        raise
+    return s
+
+
+def port_free(host: str, port: int) -> bool:
+    try:
+        _bound(host, port).close()
+    except OSError:  # in use, or not an address of this machine
+        return False
     return True
 
 
 def pick_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
+    with _bound(host, 0) as s:
         return s.getsockname()[1]
 
 
@@ -249,8 +264,12 @@ class Stack:
         return self
 
     def _lock(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        fh = open(self.data_dir / LOCK_FILE, "a+")  # noqa: SIM115 - held (and locked) for the stack's life
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            fh = open(self.data_dir / LOCK_FILE, "a+")  # noqa: SIM115 - held (and locked) for the stack's life
+        except OSError as exc:
+            raise StackFailed(f"cannot use {self.data_dir} as the data directory: {exc.strerror or exc}; "
+                              f"pass --data-dir (or set EPOCHSTREAM_DATA_DIR) to a writable directory") from None
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -338,6 +357,7 @@ class Stack:
                  "workers": self.workers, "started_at": time.time()}
         tmp = self.data_dir / f".{STATE_FILE}.tmp"
         tmp.write_text(json.dumps(state))
+        tmp.chmod(0o600)  # broker_url may be EPOCHSTREAM_REDIS_URL with its password: for this user only
         tmp.replace(self.data_dir / STATE_FILE)
 
     def child(self, name: str) -> Child:

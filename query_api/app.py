@@ -39,7 +39,6 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="epochstream", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     app.state.read = ReadContext(settings, ProjectionStore(DataLayout(settings.data_dir)), watcher)
-    app.state.store = app.state.read.store
     # Starlette runs the last added middleware first: read-only guard, then the 304 fast path, then routes.
     app.add_middleware(ConditionalFastPath, ctx=app.state.read)
     app.add_middleware(ReadOnlyMiddleware)

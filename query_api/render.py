@@ -8,18 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from query_api.downsample import Mode, keep_indices
 from query_api.encoding import float_or_null, non_finite_marker, stored_float, strict_list, strict_metrics
 from query_api.models import RunPublic, TrendsPublic
 from query_api.runindex import row_status
 from query_api.series import EpochSeries, SystemPoint
-from schemas.read_models import effective_status
+from schemas.read_models import RunSummary, effective_status
 from workers.trends import best_epoch
-
-if TYPE_CHECKING:  # store imports this module for the listing rows
-    from query_api.store import Summary
 
 
 def epoch_item(series: EpochSeries, i: int, names: frozenset[str] | None = None) -> dict[str, Any]:
@@ -71,12 +68,11 @@ def system_body(run_id: str, points: Sequence[SystemPoint], *, since: int | None
             "downsampled": downsampled}
 
 
-def run_status(summary: Summary, now: datetime) -> str:
-    return effective_status(summary.model, now)
+def run_status(summary: RunSummary, now: datetime) -> str:
+    return effective_status(summary, now)
 
 
-def run_body(summary: Summary, series: EpochSeries, now: datetime) -> RunPublic:
-    m = summary.model
+def run_body(m: RunSummary, series: EpochSeries, now: datetime) -> RunPublic:
     markers: dict[str, str] = {}
 
     def strict(name: str, value: Any) -> float | None:
@@ -91,7 +87,7 @@ def run_body(summary: Summary, series: EpochSeries, now: datetime) -> RunPublic:
     losses = strict_list([r.metrics.get("train/loss") for r in series.rows], "loss_history", markers)
     val_losses = strict_list([r.metrics.get("val/loss") for r in series.rows], "val_loss_history", markers)
     return RunPublic(
-        run_id=m.run_id, project=m.project, name=m.name, status=run_status(summary, now), stored_status=m.status,
+        run_id=m.run_id, project=m.project, name=m.name, status=run_status(m, now), stored_status=m.status,
         config=m.config, tags=m.tags, host=m.host, started_at=m.started_at, finished_at=m.finished_at,
         last_seen=m.last_seen, heartbeat_s=strict("heartbeat_s", m.heartbeat_s), error=m.error,
         traceback=m.traceback, exit_code=m.exit_code, duration_s=strict("duration_s", m.duration_s),

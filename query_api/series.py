@@ -33,10 +33,6 @@ class EpochSeries:
     ts: list[str | None]
     samples: list[int | None]
 
-    @property
-    def epochs(self) -> list[int]:
-        return [r.epoch for r in self.rows]
-
 
 def epoch_series(table: pa.Table) -> EpochSeries:
     n = table.num_rows

@@ -35,15 +35,8 @@ class RunNotFound(TerminalError, LookupError):
         super().__init__(f"no run {run_id!r} in this data directory (see GET /runs for the runs there are)")
 
 
-@dataclass(frozen=True)
-class Summary:
-    raw: dict[str, Any]
-    model: RunSummary
-
-
-def _parse_summary(fh: IO[bytes]) -> Summary:
-    raw = json.loads(fh.read())
-    return Summary(raw, RunSummary.model_validate(raw))
+def _parse_summary(fh: IO[bytes]) -> RunSummary:
+    return RunSummary.model_validate(json.loads(fh.read()))
 
 
 def _parse_epochs(fh: IO[bytes]) -> EpochSeries:
@@ -61,7 +54,7 @@ def _parse_index(fh: IO[bytes]) -> list[dict[str, Any]]:
 @dataclass
 class ProjectionStore:
     layout: DataLayout
-    summaries: FileCache[Summary] = field(init=False)
+    summaries: FileCache[RunSummary] = field(init=False)
     histories: FileCache[EpochSeries] = field(init=False)
     systems: FileCache[list[SystemPoint]] = field(init=False)
     index_parts: FileCache[list[dict[str, Any]]] = field(init=False)
@@ -91,7 +84,7 @@ class ProjectionStore:
         return tuple(stat_key(p) for p in paths)
 
     # --- reads -----------------------------------------------------------------------------------
-    async def summary(self, run_id: str) -> tuple[FileKey, Summary]:
+    async def summary(self, run_id: str) -> tuple[FileKey, RunSummary]:
         self.check_id(run_id)
         got = await self.summaries.get(self.summary_path(run_id))
         if got is None:
@@ -149,9 +142,8 @@ class ProjectionStore:
         return built
 
 
-def summary_row(summary: Summary) -> dict[str, Any]:
+def summary_row(m: RunSummary) -> dict[str, Any]:
     """The index columns of one summary (the fallback listing when no index file exists yet)."""
-    m = summary.model
     return {"run_id": m.run_id, "project": m.project, "name": m.name, "status": m.status,
             "started_at": m.started_at, "finished_at": m.finished_at, "last_seen": m.last_seen,
             "heartbeat_s": m.heartbeat_s, "epochs": m.epochs, "last_epoch": m.last_epoch,

@@ -30,10 +30,6 @@ class ChangeWatcher:
         self._waiters: set[_Waiter] = set()
         self._task: asyncio.Task | None = None
 
-    @property
-    def waiting(self) -> int:
-        return len(self._waiters)
-
     async def wait(self, paths: Sequence[Path], seen: Sequence[FileKey | None], timeout_s: float) -> bool:
         """True as soon as any of `paths` no longer has the identity in `seen`; False after `timeout_s`."""
         paths, seen = tuple(paths), tuple(seen)

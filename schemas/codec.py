@@ -42,7 +42,7 @@ def parse_payload(payload: bytes | str, max_bytes: int = MAX_PAYLOAD_BYTES) -> d
     except orjson.JSONDecodeError:
         try:  # Python's json accepts the NaN/Infinity literals that orjson rejects.
             raw = json.loads(payload)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than Python's stack
             raise MalformedPayload(f"payload is not JSON: {exc}") from None
     if not isinstance(raw, dict):
         raise MalformedPayload(f"payload is JSON {type(raw).__name__}, expected an object")

@@ -33,7 +33,10 @@ class Envelope(BaseModel):
         # A naive timestamp is taken as UTC: that is what every producer we know of meant.
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:  # e.g. 9999-12-31T23:59:59-01:00; pydantic only reports ValueError as invalid
+            raise ValueError("timestamp is out of range once converted to UTC") from None
 
 
 def utc_now() -> datetime:

@@ -8,7 +8,7 @@ with its new reason reported.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis
 
@@ -47,10 +47,7 @@ def list_dead_letters(client: redis.Redis, settings: Settings, count: int = 100)
 @dataclass
 class ReplayResult:
     replayed: int = 0
-    still_failing: list[tuple[str, str]] = None  # (dlq id, reason now)
-
-    def __post_init__(self):
-        self.still_failing = self.still_failing or []
+    still_failing: list[tuple[str, str]] = field(default_factory=list)  # (dlq id, reason now)
 
 
 def replay(client: redis.Redis, settings: Settings, count: int = 10_000) -> ReplayResult:

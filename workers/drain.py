@@ -111,18 +111,21 @@ def _decode_batch(entries: list[Entry], settings: Settings) -> tuple[list, list[
             good.append((entry.stream_id, decode(entry.payload)))
         except SchemaError as exc:
             bad.append((entry, str(exc)))
+        except Exception as exc:  # noqa: BLE001 - decoding is pure: whatever it raises, this entry always will
+            bad.append((entry, f"cannot be decoded: {exc!r}"))
     return good, bad
 
 
 STORE_ERRORS = (OverflowError, ValueError, TypeError, ArithmeticError)  # what pyarrow raises for bad values
 
 
-def _to_tables(good: list, bad: list[tuple[Entry, str]], entries: dict[str, Entry], now: datetime) -> dict:
+def _to_tables(good: list, bad: list[tuple[Entry, str]], batch: list[Entry], now: datetime) -> dict:
     """Arrow tables per type; an event that validates but cannot be stored (e.g. int64 overflow) is dead."""
     try:
         return tables_by_type(good, now)
     except STORE_ERRORS:
         pass  # find the culprits one by one (rare: only a batch holding one pays this)
+    entries = {e.stream_id: e for e in batch}
     kept: list = []
     for item in good:
         try:
@@ -145,7 +148,7 @@ def process_batch(client: redis.Redis, settings: Settings, partition: int, entri
     stream = keys.stream(partition)
     now = datetime.now(UTC)
     good, bad = _decode_batch(entries, settings)
-    tables = _to_tables(good, bad, {e.stream_id: e for e in entries}, now)
+    tables = _to_tables(good, bad, entries, now)
     crash_point("before_write")
     name = _segment_name(now, partition)
     for event_type, table in tables.items():

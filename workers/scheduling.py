@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from dataclasses import asdict
 
 import redis
 from rq import Queue
@@ -18,7 +19,7 @@ from rq.job import Job, JobStatus
 
 from epochstream.settings import Settings
 from schemas.keys import Keys
-from workers.drain import drain_partition, ensure_group
+from workers.drain import DrainResult, drain_partition, ensure_group
 from workers.trimming import trim_stream
 
 log = logging.getLogger("epochstream.scheduler")
@@ -44,7 +45,7 @@ def enqueue_drain(client: redis.Redis, settings: Settings, redis_url: str, parti
     if not client.set(lock, job_id.encode(), nx=True, ex=LOCK_TTL_S):
         return None
     return drain_queue(client, settings).enqueue(
-        run_drain_and_release, settings.model_dump_json(), redis_url, partition, job_id=job_id,
+        run_drain_and_release, settings.model_dump_json(), redis_url, partition, job_id, job_id=job_id,
         job_timeout=int(settings.drain_max_s * 4) + 60, result_ttl=60, failure_ttl=24 * 3600,
     )
 
@@ -66,16 +67,24 @@ def release_if_dead(client: redis.Redis, settings: Settings, partition: int) -> 
     return bool(client.eval(_RELEASE_IF, 1, lock, holder))
 
 
-def run_drain_and_release(settings_json: str, redis_url: str, partition: int) -> dict:
+def run_drain_and_release(settings_json: str, redis_url: str, partition: int, holder: str) -> dict:
+    """Drain `partition` if the lock still names this job (`holder`), or is free and can be taken.
+
+    The lock may have expired while the job waited in the queue, and then another drain or `epochstream
+    rebuild` may hold it: this job then does nothing, since two writers of a partition's projections would
+    lose each other's updates. It releases the lock only while the lock still names it.
+    """
     settings = Settings.model_validate_json(settings_json)
-    keys = Keys(settings.namespace, settings.partitions)
+    lock = Keys(settings.namespace, settings.partitions).drain_lock(partition)
     from epochstream.broker import connect
 
     client = connect(redis_url)
     try:
-        return drain_partition(settings_json, redis_url, partition, lock_key=keys.drain_lock(partition))
+        if not (client.set(lock, holder.encode(), nx=True, ex=LOCK_TTL_S) or client.get(lock) == holder.encode()):
+            return asdict(DrainResult(partition))
+        return drain_partition(settings_json, redis_url, partition, lock_key=lock)
     finally:
-        client.delete(keys.drain_lock(partition))  # a drain that dies here is freed by release_if_dead
+        client.eval(_RELEASE_IF, 1, lock, holder)  # a drain that dies here is freed by release_if_dead
         client.close()
 
 

@@ -21,4 +21,14 @@ for _name in COMMAND_MODULES:
 
 
 def main() -> None:
-    app()
+    """The console script: a user-caused error that escapes a command still ends as one line, not a traceback."""
+    from epochstream.cli.client import print_error, user_error
+
+    try:
+        app()
+    except Exception as exc:
+        message = user_error(exc)
+        if message is None:
+            raise
+        print_error(message)
+        raise SystemExit(1) from None

@@ -22,9 +22,13 @@ def api(
     """Serve run history, best epochs and trend flags over HTTP (GET and HEAD only; OpenAPI at /docs)."""
     import uvicorn
 
+    from epochstream.cli.client import fail
+    from epochstream.stack import port_free
     from query_api.app import create_app
 
     settings = build_settings(api_host=host, api_port=port, data_dir=data_dir, api_token=token)
+    if not port_free(settings.api_host, settings.api_port):
+        fail(f"port {settings.api_port} on {settings.api_host} is in use: pass --port (or set EPOCHSTREAM_API_PORT)")
     typer.echo(f"epochstream API on http://{settings.api_host}:{settings.api_port} (docs at /docs), "
                f"reading {settings.data_dir}", err=True)
     uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_level=log_level,

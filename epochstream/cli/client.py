@@ -8,6 +8,7 @@ becomes one line on stderr and a non-zero exit, never a traceback.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
@@ -18,6 +19,10 @@ from rich.console import Console
 
 from epochstream.errors import EpochstreamError, TerminalError, TransientError
 from epochstream.settings import Settings
+from query_api.limits import MAX_PAGE  # the API's largest page: longer listings are read page by page
+from schemas.envelope import RUN_ID_PATTERN
+
+_RUN_ID = re.compile(RUN_ID_PATTERN)
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -34,18 +39,39 @@ class ApiError(TerminalError):
     """The API answered with an error."""
 
 
+def print_error(message: str) -> None:
+    from rich.markup import escape
+
+    err_console.print(f"[bold red]error:[/] {escape(message)}", markup=True)  # user text is never markup
+
+
 def fail(message: str, code: int = 1) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}", markup=True)
+    print_error(message)
     raise typer.Exit(code)
+
+
+def user_error(exc: BaseException) -> str | None:
+    """The one line to show for an error a user caused (bad setting, broker or API away), else None."""
+    if isinstance(exc, EpochstreamError):
+        return str(exc)
+    import redis
+
+    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+        return (f"cannot reach Redis ({exc}): start it, or point EPOCHSTREAM_REDIS_URL at one "
+                f"(unset, the broker of `epochstream up` is used)")
+    return None
 
 
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn our typed errors into one clear line and exit 1."""
+    """Turn user-caused errors into one clear line and exit 1."""
     try:
         yield
-    except EpochstreamError as exc:
-        fail(str(exc))
+    except Exception as exc:
+        message = user_error(exc)
+        if message is None:
+            raise
+        fail(message)
 
 
 def default_api_url(settings: Settings) -> str:
@@ -57,17 +83,6 @@ def default_api_url(settings: Settings) -> str:
         return str(state["api_url"])
     host = "127.0.0.1" if settings.api_host in ("0.0.0.0", "::") else settings.api_host
     return f"http://{host}:{settings.api_port}"
-
-
-def runs_of(payload: Any) -> list[dict[str, Any]]:
-    """The run rows of a `/runs` answer, whether it is a bare list or a page object."""
-    if isinstance(payload, list):
-        return payload
-    if isinstance(payload, dict):
-        for key in ("runs", "items", "data"):
-            if isinstance(payload.get(key), list):
-                return payload[key]
-    return []
 
 
 class ApiClient:
@@ -107,18 +122,32 @@ class ApiClient:
             detail = response.json().get("detail")
         except (ValueError, AttributeError):
             detail = None
+        if isinstance(detail, list):  # a 422: FastAPI's list of {loc, msg}
+            detail = "; ".join(f"{e.get('loc', ['?'])[-1]}: {e.get('msg')}" if isinstance(e, dict) else str(e)
+                               for e in detail)
         return str(detail) if detail else response.text[:200]
 
-    def runs(self, **params: Any) -> list[dict[str, Any]]:
-        return runs_of(self.get("/runs", **params))
+    def runs(self, limit: int = 50, **params: Any) -> list[dict[str, Any]]:
+        """Up to `limit` runs, newest first, following the API's cursor past its largest page."""
+        rows: list[dict[str, Any]] = []
+        cursor = None
+        while len(rows) < limit:
+            page = self.get("/runs", limit=min(limit - len(rows), MAX_PAGE), cursor=cursor, **params)
+            rows += page["runs"]
+            cursor = page.get("next_cursor")
+            if not cursor:
+                break
+        return rows
 
     def resolve_run(self, ref: str) -> dict[str, Any]:
         """The summary of run `ref`: a full run id, a unique prefix of one, or a unique run name."""
-        try:
-            return self.get(f"/runs/{ref}")
-        except UnknownRun:
-            pass
-        matches = [r for r in self.runs(limit=500) if str(r.get("run_id", "")).startswith(ref) or r.get("name") == ref]
+        if _RUN_ID.fullmatch(ref):  # anything else is no run id: never put it in a URL path
+            try:
+                return self.get(f"/runs/{ref}")
+            except UnknownRun:
+                pass
+        matches = [r for r in self.runs(limit=MAX_PAGE)
+                   if str(r.get("run_id", "")).startswith(ref) or r.get("name") == ref]
         if len(matches) == 1:
             return self.get(f"/runs/{matches[0]['run_id']}")
         if len(matches) > 1:

@@ -23,6 +23,7 @@ from epochstream.cli import app
 from epochstream.cli.client import ApiClient, UnknownRun, fail, user_errors
 from epochstream.cli.common import build_settings
 from epochstream.cli.render import (
+    TERMINAL,
     flags_text,
     fmt,
     metric_series,
@@ -34,7 +35,6 @@ from epochstream.cli.render import (
 from epochstream.demo import KINDS
 from epochstream.settings import Settings
 
-TERMINAL = ("completed", "failed", "interrupted")
 SETTLE_TIMEOUT_S = 60.0  # after the trainings exit, how long to wait for their last events to be drained
 
 

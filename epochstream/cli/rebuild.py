@@ -18,6 +18,7 @@ def rebuild(
 ) -> None:
     """Rebuild every projection from the log (drains are paused meanwhile by holding their locks)."""
     from epochstream.broker import connect, resolve_url
+    from epochstream.cli.client import fail
     from schemas.keys import Keys
     from workers.rebuild import rebuild as do_rebuild
 
@@ -37,7 +38,7 @@ def rebuild(
                 lock = keys.drain_lock(partition)
                 while not client.set(lock, b"rebuild", nx=True, ex=int(wait) + 600):
                     if time.monotonic() > deadline:
-                        raise typer.Exit(f"partition {partition} is still draining after {wait}s; retry later")
+                        fail(f"partition {partition} is still draining after {wait}s; retry later")
                     time.sleep(0.2)
                 held.append(lock)
         runs = do_rebuild(settings)

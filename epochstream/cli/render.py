@@ -10,6 +10,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+TERMINAL = ("completed", "failed", "interrupted")  # a run with one of these statuses will not change again
 BLOCKS = "▁▂▃▄▅▆▇█"
 NON_FINITE_MARK = "×"
 MISSING_MARK = " "
@@ -120,45 +121,14 @@ def short_id(run_id: str, n: int = 12) -> str:
     return run_id[:n]
 
 
-def system_series(payload: Any) -> dict[str, list[float | None]]:
-    """GPU memory (MB) and utilisation (%) of the first GPU over time, from a `/runs/{id}/system` answer.
-
-    Points carry flat `values` ("gpu0/mem_allocated_mb", ...) as the API sends them; a `gpus` list (the
-    event's own shape) is read too.
-    """
-    rows: list[Any] = []
-    if isinstance(payload, list):
-        rows = payload
-    elif isinstance(payload, Mapping):
-        for key in ("samples", "points", "system", "rows", "series"):
-            if isinstance(payload.get(key), list):
-                rows = payload[key]
-                break
+def system_series(payload: Mapping[str, Any] | None) -> dict[str, list[float | None]]:
+    """GPU memory (MB) and utilisation (%) of the first GPU over time, from a `/runs/{id}/system` answer,
+    whose points carry flat `values` ("gpu0/mem_allocated_mb", ...); samples without GPU 0 are skipped."""
     mem: list[float | None] = []
     util: list[float | None] = []
-    for row in rows:
-        if not isinstance(row, Mapping):
-            continue
-        gpu = row
-        if isinstance(row.get("values"), Mapping):  # the API's flat shape: "gpu<i>/<figure>"
-            values = row["values"]
-            if not any(str(k).startswith("gpu0/") for k in values):
-                continue
-            gpu = {k[len("gpu0/"):]: v for k, v in values.items() if str(k).startswith("gpu0/")}
-        elif isinstance(row.get("gpus"), list):
-            if not row["gpus"]:
-                continue
-            gpu = row["gpus"][0]
-        mem.append(_first_number(gpu, "mem_allocated_mb", "gpu_mem_allocated_mb", "mem_reserved_mb"))
-        util.append(_first_number(gpu, "utilization_pct", "gpu_utilization_pct"))
-    if all(v is None for v in mem) and all(v is None for v in util):
-        return {"mem": [], "util": []}
+    for point in (payload or {}).get("points") or []:
+        values = point.get("values") or {}
+        if any(k.startswith("gpu0/") for k in values):
+            mem.append(values.get("gpu0/mem_allocated_mb"))
+            util.append(values.get("gpu0/utilization_pct"))
     return {"mem": mem, "util": util}
-
-
-def _first_number(row: Mapping[str, Any], *names: str) -> float | None:
-    for name in names:
-        value = row.get(name)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-    return None

@@ -11,9 +11,16 @@ import typer
 from epochstream.cli import app
 from epochstream.cli.client import ApiClient, user_errors
 from epochstream.cli.common import build_settings
-from epochstream.cli.render import flags_text, fmt, metric_series, recommendation_text, sparkline, system_series
+from epochstream.cli.render import (
+    TERMINAL,
+    flags_text,
+    fmt,
+    metric_series,
+    recommendation_text,
+    sparkline,
+    system_series,
+)
 
-TERMINAL = ("completed", "failed", "interrupted")
 SPARK_WIDTH = 48
 
 

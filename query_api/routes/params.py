@@ -18,7 +18,8 @@ RunIdParam = Annotated[str, Path(pattern=RUN_ID_PATTERN, max_length=128,
 WaitParam = Annotated[float | None, Query(
     ge=0, allow_inf_nan=False,
     description=f"Long poll: hold the request up to this many seconds (capped at {MAX_WAIT_S:g}) until the run's "
-                "data changes from what `If-None-Match` (or `since`) names; 304 if nothing changed by then.")]
+                "data changes from what `If-None-Match` names, or rows newer than `since` exist. At the deadline: "
+                "304 if `If-None-Match` still matches, else the current (empty) answer.")]
 MaxPointsParam = Annotated[int | None, Query(
     ge=MIN_POINTS, le=MAX_POINTS,
     description="Downsample to at most this many points, deterministically, keeping the first, last, best, "

@@ -57,7 +57,7 @@ async def run_epochs(run_id: RunIdParam, request: Request, ctx: Ctx, since: Sinc
         key, series = await store.history(run_id)
         body = await _render(ctx, etag_for("epochs", run_id, key), (*variant, key), lambda: epochs_body(
             run_id, series, since=since, metrics=names, max_points=max_points,
-            best_metric=summary.model.best_metric, best_mode=summary.model.best_mode))
+            best_metric=summary.best_metric, best_mode=summary.best_mode))
         empty = not any(r.epoch > since for r in series.rows) if since is not None else False
         return Answer(body.etag, body.body, (store.keys(paths[0])[0], key), empty)
 
@@ -80,7 +80,7 @@ async def run_best(run_id: RunIdParam, request: Request, ctx: Ctx,
         if metric is not None and mode is not None:
             return metric, mode
         _, summary = await store.summary(run_id)
-        m = summary.model
+        m = summary
         default_mode = m.best_mode if metric is None or metric == m.best_metric else "min"
         return metric or m.best_metric or "val/loss", mode or default_mode
 

@@ -119,3 +119,33 @@ def test_up_says_when_redis_is_unreachable(cli, tmp_path):
     line = one_clear_line(result)
     assert dead in line and "does not answer" in line
     assert result.stdout == ""  # nothing started, so nothing to report as stopped or drained
+
+
+def test_broker_and_setting_errors_are_one_clear_line(cli, tmp_path):
+    alone = {"EPOCHSTREAM_REDIS_URL": "", "EPOCHSTREAM_DATA_DIR": str(tmp_path / "none")}  # no broker anywhere
+    for args in (("worker", "--burst"), ("scheduler",), ("dlq", "list")):
+        assert "no broker" in one_clear_line(cli(*args, env=alone)), args
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    assert "cannot reach Redis" in one_clear_line(cli("dlq", "list", env={"EPOCHSTREAM_REDIS_URL": dead}))
+    assert "bad Redis URL" in one_clear_line(cli("worker", "--burst", env={"EPOCHSTREAM_REDIS_URL": "nonsense"}))
+    line = one_clear_line(cli("runs", env={"EPOCHSTREAM_PARTITIONS": "many"}))
+    assert "EPOCHSTREAM_PARTITIONS" in line and "'many'" in line
+
+
+def test_api_errors_are_readable(cli, published, api_server):
+    line = one_clear_line(cli("runs", "--status", "bogus", "--api", api_server.base_url))
+    assert "status: Input should be" in line and "[{" not in line  # not a dump of the 422 body
+    # Not a run id: looked up by name only, never put into a URL path, and shown as typed (no markup).
+    assert "no run '[bold]/../x?'" in one_clear_line(cli("analyze", "[bold]/../x?", "--api", api_server.base_url))
+
+
+def test_runs_reads_past_the_largest_page(published, api_server, monkeypatch):
+    from epochstream.cli import client
+
+    monkeypatch.setattr(client, "MAX_PAGE", 1)  # so two runs need two pages
+    api = client.ApiClient(api_server.base_url)
+    try:
+        assert {r["run_id"] for r in api.runs(limit=5)} == set(published.values())
+        assert len(api.runs(limit=1)) == 1
+    finally:
+        api.close()

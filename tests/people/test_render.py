@@ -77,15 +77,9 @@ def test_flags_and_recommendation_from_a_summary_or_a_list_row():
     assert flags({}) == [] and recommendation_text(None) == "-"
 
 
-def test_system_series_takes_the_first_gpu_of_each_sample():
-    payload = {"points": [
-        {"ts": "t0", "gpus": [{"index": 0, "mem_allocated_mb": 100.0, "utilization_pct": 50.0}]},
-        {"ts": "t1", "gpus": []},
-        {"ts": "t2", "gpus": [{"index": 0, "mem_allocated_mb": 300.0, "utilization_pct": None}]},
-    ]}
-    assert system_series(payload) == {"mem": [100.0, 300.0], "util": [50.0, None]}
-    assert system_series({"points": [{"ts": "t", "gpus": []}]}) == {"mem": [], "util": []}
-    assert system_series(None) == {"mem": [], "util": []}
+def test_system_series_without_gpu_samples_is_empty():
+    assert system_series({"points": [{"seq": 1, "values": {"cpu_percent": 3.0}}]}) == {"mem": [], "util": []}
+    assert system_series(None) == {"mem": [], "util": []}  # `watch` draws without system data
 
 
 def test_system_series_reads_the_flat_values_the_api_sends():

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from epochstream.errors import ConfigurationError
 from epochstream.settings import Settings
 from epochstream.stack import Stack, StackAlreadyRunning, StackFailed, port_free, running_stack, settings_env
 
@@ -36,6 +37,7 @@ def test_one_stack_per_data_directory(tmp_path):
     try:
         first._write_state()
         assert running_stack(settings.data_dir)["pid"] == os.getpid()
+        assert (settings.data_dir / "stack.json").stat().st_mode & 0o077 == 0  # it may hold a Redis password
         with pytest.raises(StackAlreadyRunning, match=f"already running on {settings.data_dir}.*pid {os.getpid()}"):
             Stack(settings, say=lambda _: None)._lock()
     finally:
@@ -44,6 +46,12 @@ def test_one_stack_per_data_directory(tmp_path):
     second = Stack(settings, say=lambda _: None)
     second._lock()  # free again once the first one stopped
     second.stop(drain=False)
+
+
+def test_an_unusable_data_directory_is_a_clear_error(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(StackFailed, match="cannot use .*a-file as the data directory: File exists"):
+        Stack(Settings(data_dir=tmp_path / "a-file"), say=lambda _: None).start()
 
 
 def test_a_busy_api_port_is_a_clear_error(tmp_path):
@@ -58,3 +66,19 @@ def test_a_busy_api_port_is_a_clear_error(tmp_path):
         with pytest.raises(StackFailed, match=f"port {port} on 127.0.0.1 is in use: pass --port"):
             stack.start()
     assert running_stack(tmp_path / "d") is None  # a failed start releases the lock
+
+
+def test_ports_are_checked_for_the_address_family_of_the_host():
+    import socket
+
+    with socket.socket(socket.AF_INET6) as busy:
+        try:
+            busy.bind(("::1", 0))
+        except OSError:
+            pytest.skip("no IPv6 loopback on this machine")
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert not port_free("::1", port)
+    assert port_free("::1", port)  # an IPv6 host is no "port in use" just for being IPv6
+    with pytest.raises(ConfigurationError, match="cannot listen on host 'no-such-host.invalid'"):
+        port_free("no-such-host.invalid", 8000)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import signal
+import sys
 import threading
 
 import pytest
@@ -101,10 +102,15 @@ def test_seq_follows_queue_order_across_threads(settings):
             run.log_system(cpu_percent=1.0)
 
     thread = threading.Thread(target=system_events)
-    thread.start()
-    for epoch in range(500):
-        run.log_epoch(epoch, {"train/loss": 1.0})
-    thread.join()
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible: a seq taken outside the lock shows
+    try:
+        thread.start()
+        for epoch in range(500):
+            run.log_epoch(epoch, {"train/loss": 1.0})
+        thread.join()
+    finally:
+        sys.setswitchinterval(interval)
     run.finish()
     assert [e.seq for e in publisher.events] == list(range(1, 1003))
 

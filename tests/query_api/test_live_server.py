@@ -74,9 +74,17 @@ def test_concurrent_polls_while_ingesting(settings, publisher, redis_client, api
                     etags[url] = resp.headers.get("etag", "")
                 check(client.get(f"{api_server.base_url}/runs", params={"limit": 5}))
 
-    threads = [threading.Thread(target=since_poller, args=("since", None)),
-               threading.Thread(target=since_poller, args=("longpoll", 10)),
-               threading.Thread(target=other_poller), threading.Thread(target=other_poller)]
+    def recorded(target, *args) -> threading.Thread:
+        """A poller thread whose exception (a non-strict body, a failed request) fails the test."""
+        def run() -> None:
+            try:
+                target(*args)
+            except Exception as exc:  # noqa: BLE001 - reported below, with what it was
+                problems.append(f"{target.__name__}{args}: {type(exc).__name__}: {exc}")
+        return threading.Thread(target=run)
+
+    threads = [recorded(since_poller, "since", None), recorded(since_poller, "longpoll", 10),
+               recorded(other_poller), recorded(other_poller)]
     for t in threads:
         t.start()
     ingest()

@@ -131,6 +131,14 @@ async def test_etag_304_and_changes_with_data(client, runs, publisher, redis_cli
     assert [e["epoch"] for e in changed.parsed["epochs"]] == [0, 1, 2]
     assert (await client.get(f"/runs/{runs['live']}",
                              headers={"If-None-Match": summary.headers["etag"]})).status_code == 200
+    # The run ends without a new epoch: its summary's ETag changes, its epochs' does not.
+    before = await get(client, f"/runs/{runs['live']}")
+    run.finish("completed", exit_code=0)
+    assert publisher.flush(10)
+    drain_all(redis_client, settings)
+    finished = await get(client, f"/runs/{runs['live']}", headers={"If-None-Match": before.headers["etag"]})
+    assert finished.status_code == 200 and finished.parsed["status"] == "completed"
+    assert (await client.get(url, headers={"If-None-Match": changed.headers["etag"]})).status_code == 304
 
 
 async def test_errors_are_clear(client, runs):

@@ -138,6 +138,8 @@ GOOD = {"event_id": "r:1", "type": "epoch", "version": 2, "run_id": "r", "seq": 
     ({"ts": "yesterday"}, "ts"),
     ({"surprise": 1}, "surprise"),
     ({"version": "2"}, "version"),
+    ({"ts": "9999-12-31T23:59:59-01:00"}, "ts"),  # past datetime.max in UTC: OverflowError, not a crash
+    ({"ts": "0001-01-01T00:00:00+01:00"}, "ts"),
 ])
 def test_invalid_events_name_the_field(change, fragment):
     with pytest.raises(InvalidEvent) as info:
@@ -159,7 +161,8 @@ def test_unknown_type_and_newer_version_have_their_own_errors():
         decode(json.dumps({**GOOD, "version": 3}))
 
 
-@pytest.mark.parametrize("payload", [b"", b"not json", b"[1, 2]", b"\xff\xfe", b'"str"'])
+@pytest.mark.parametrize("payload", [b"", b"not json", b"[1, 2]", b"\xff\xfe", b'"str"',
+                                     b"[" * 100_000 + b"]" * 100_000])  # too deep for orjson and for json
 def test_malformed_payloads(payload):
     with pytest.raises(MalformedPayload):
         decode(payload)

@@ -65,6 +65,9 @@ POISON = {
     "unknown type": orjson.dumps({"type": "gradient", "version": 1, "event_id": "x:3"}),
     "oversized": b'{"type": "epoch", "pad": "' + b"x" * (MAX_PAYLOAD_BYTES + 10) + b'"}',
     "no payload field": None,
+    "nested too deep": b"[" * 100_000 + b"]" * 100_000,
+    "ts beyond UTC range": orjson.dumps({"type": "epoch", "version": 2, "event_id": "x:4", "run_id": "x", "seq": 4,
+                                         "ts": "9999-12-31T23:59:59-01:00", "epoch": 0}),
 }
 
 
@@ -74,13 +77,13 @@ def test_poison_is_dead_lettered_with_reasons_while_good_events_flow(settings, r
     pipe = redis_client.pipeline()
     for seq in range(1, 41):
         pipe.xadd(stream, {PAYLOAD_FIELD: good_event("good", seq, seq)})
-        if seq % 7 == 0:
-            name = list(POISON)[(seq // 7 - 1) % len(POISON)]
+        if seq % 5 == 0:  # every kind of poison once, in order
+            name = list(POISON)[seq // 5 - 1]
             pipe.xadd(stream, {PAYLOAD_FIELD: POISON[name]} if POISON[name] else {b"other": b"1"})
     pipe.execute()
     published = redis_client.xlen(stream)
     stored, dead = drain_all(redis_client, settings)
-    assert (stored, dead) == (40, 5)
+    assert (stored, dead) == (40, len(POISON))
     assert published == stored + dead
     reasons = [d.reason for d in list_dead_letters(redis_client, settings)]
     assert "payload is not JSON" in reasons[0]
@@ -88,6 +91,9 @@ def test_poison_is_dead_lettered_with_reasons_while_good_events_flow(settings, r
     assert "version 99 is not supported" in reasons[2] and "dlq replay" in reasons[2]
     assert "unknown event type 'gradient'" in reasons[3]
     assert "exceeds" in reasons[4]
+    assert "not JSON" in reasons[5]  # no payload field
+    assert "not JSON" in reasons[6]  # nested deeper than Python's stack
+    assert "ts:" in reasons[7] and "out of range" in reasons[7]
     letters = query(settings, "SELECT reason, payload FROM dead_letters").to_pylist()
     assert sorted(r["reason"] for r in letters) == sorted(reasons)
     assert b"{not json" in [r["payload"] for r in letters]
@@ -141,3 +147,23 @@ def test_valid_event_that_parquet_cannot_hold_is_dead_lettered_alone(settings, r
     assert drain_all(redis_client, settings) == (2, 1)
     assert "cannot be stored in Parquet" in list_dead_letters(redis_client, settings)[0].reason
     assert sorted(read_log(DataLayout(settings.data_dir), "epoch").column("epoch").to_pylist()) == [1, 3]
+
+
+def test_any_decoding_failure_dead_letters_that_entry_alone(settings, redis_client, monkeypatch):
+    """Decoding is pure, so an unexpected exception from it (a bug, a library's surprise) repeats on every
+    delivery: that entry goes to the DLQ at once with the exception as its reason; the batch flows."""
+    import workers.drain
+
+    real = workers.drain.decode
+
+    def decode(payload):
+        if b"boom" in payload:
+            raise RuntimeError("boom")
+        return real(payload)
+
+    monkeypatch.setattr(workers.drain, "decode", decode)
+    stream = Keys(settings.namespace, settings.partitions).stream_for_run("ok")
+    for payload in (good_event("ok", 1, 1), b'{"boom": 1}', good_event("ok", 2, 2)):
+        redis_client.xadd(stream, {PAYLOAD_FIELD: payload})
+    assert drain_all(redis_client, settings) == (2, 1)
+    assert list_dead_letters(redis_client, settings)[0].reason == "cannot be decoded: RuntimeError('boom')"

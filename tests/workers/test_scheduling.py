@@ -38,3 +38,22 @@ def test_pending_entries_count_as_backlog_only_once_reclaimable(settings, redis_
     redis_client.xreadgroup(keys.group, "alive-or-dead", {stream: ">"})
     assert not has_backlog(redis_client, stream, keys.group, 60_000)  # its consumer may still be working
     assert has_backlog(redis_client, stream, keys.group, 0)  # idle long enough: a drain would reclaim it
+
+
+def test_a_queued_drain_whose_lock_was_taken_meanwhile_does_nothing(settings, redis_client):
+    # The lock expired while the job waited in the queue, and `epochstream rebuild` (or a newer drain) took it:
+    # the job must neither drain beside it nor delete its lock.
+    runs = publish_runs(settings, runs=1, epochs=3)
+    partition = partition_of(runs[0], settings.partitions)
+    keys = Keys(settings.namespace, settings.partitions)
+    queue = drain_queue(redis_client, settings)
+    assert schedule_once(redis_client, settings, settings.redis_url) == 1
+    redis_client.set(keys.drain_lock(partition), b"rebuild")
+    Worker([queue], connection=redis_client).work(burst=True)
+    assert redis_client.get(keys.drain_lock(partition)) == b"rebuild"
+    assert redis_client.xinfo_groups(keys.stream(partition))[0]["lag"] == 5  # nothing read
+    redis_client.delete(keys.drain_lock(partition))
+    assert schedule_once(redis_client, settings, settings.redis_url) == 1
+    Worker([queue], connection=redis_client).work(burst=True)
+    assert redis_client.xinfo_groups(keys.stream(partition))[0]["lag"] == 0
+    assert redis_client.get(keys.drain_lock(partition)) is None
