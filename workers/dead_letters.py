@@ -60,7 +60,9 @@ def replay(client: redis.Redis, settings: Settings, count: int = 10_000) -> Repl
         except SchemaError as exc:
             result.still_failing.append((letter.id, str(exc)))
             continue
-        pipe = client.pipeline(transaction=True)
+        # Ordered, not a MULTI (different Cluster slots): a crash between the two re-publishes the event on
+        # the next replay, and readers count each event_id once.
+        pipe = client.pipeline(transaction=False)
         pipe.xadd(keys.stream_for_run(event.run_id), {PAYLOAD_FIELD: letter.payload})
         pipe.xdel(keys.dlq, letter.id)
         pipe.execute()

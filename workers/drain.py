@@ -6,7 +6,9 @@ One batch, in this order (a crash at any point loses nothing and, by event_id, d
    times, becomes a dead letter with a reason;
 3. write one Parquet segment per event type (and one of dead letters): temp name, fsync, rename;
 4. update the projections of the runs touched, then the partition's projection cursor;
-5. in one MULTI: XADD the dead letters to the DLQ stream and XACK the whole batch.
+5. in one pipelined round trip, in this order: XADD the dead letters to the DLQ stream, XACK the whole batch.
+   Not a MULTI: the DLQ and the partition's stream live in different Redis Cluster slots. A crash between
+   the two can only repeat a dead letter (the Parquet `dead_letters` set already holds it), never lose one.
 A crash before 5 redelivers the batch; the log may then hold a row twice, and every reader dedupes by
 event_id (compaction removes the copy).
 """
@@ -163,7 +165,7 @@ def process_batch(client: redis.Redis, settings: Settings, partition: int, entri
                        json.dumps({"stream": stream, "stream_id": entries[-1].stream_id,
                                    "updated_at": now.isoformat()}).encode(), fsync=False)
     crash_point("before_ack")
-    pipe = client.pipeline(transaction=True)
+    pipe = client.pipeline(transaction=False)  # ordered, not atomic: see step 5 above
     for entry, reason in bad:
         pipe.xadd(keys.dlq, {b"payload": entry.payload, b"reason": reason.encode(), b"stream": stream,
                              b"entry_id": entry.stream_id, b"deliveries": str(entry.deliveries),
