@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(PY) bench/producer_overhead.py
 	$(PY) bench/ingest.py
 	$(PY) bench/api.py
+	$(PY) bench/people_stack.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
