@@ -36,7 +36,7 @@ from workers.catalog import ensure_seeds
 from workers.log_schema import DEAD_LETTERS, dead_letter_table, tables_by_type
 from workers.projections import update_runs
 
-FAIR_SHARE_S = 2.0  # once caught up after this long, a drain yields its worker to other partitions
+FAIR_SHARE_S = 0.5  # once caught up after this long, a drain yields its worker to other partitions
 CRASH_ENV = "EPOCHSTREAM_TEST_CRASH_AT"  # test-only: before_write | after_write | before_ack
 
 
