@@ -9,6 +9,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from epochstream.layout import DataLayout
+from workers.arrow_ops import first_per_key
 from workers.log_schema import DEAD_LETTERS, LOG_SCHEMAS
 
 
@@ -29,11 +30,7 @@ def dedupe(table: pa.Table, event_type: str) -> pa.Table:
         return table
     key = identity(event_type)
     tiebreak = ["dead_lettered_at"] if event_type == DEAD_LETTERS else ["stream_id", "ingested_at"]
-    table = table.sort_by([(c, "ascending") for c in key + tiebreak])
-    columns = [table.column(c).to_pylist() for c in key]
-    ids = list(zip(*columns, strict=True))
-    keep = [i for i in range(len(ids)) if i == 0 or ids[i] != ids[i - 1]]
-    return table.take(pa.array(keep, pa.int64())) if len(keep) != table.num_rows else table
+    return first_per_key(table.sort_by([(c, "ascending") for c in key + tiebreak]), key)
 
 
 def read_files(files: list[Path], event_type: str) -> pa.Table:

@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from epochstream.layout import DataLayout, atomic_write_bytes, atomic_write_parquet
 from schemas.keys import partition_of
 from schemas.read_models import RunSummary
+from workers.arrow_ops import first_per_key
 from workers.trends import EpochRow, best_epoch, default_metric, recommendation
 
 EPOCHS_SCHEMA = pa.schema([
@@ -39,20 +40,15 @@ def merge_epochs(existing: pa.Table | None, new: pa.Table) -> pa.Table:
     new = new.select(EPOCHS_SCHEMA.names).cast(EPOCHS_SCHEMA)
     table = new if existing is None else pa.concat_tables([existing.select(EPOCHS_SCHEMA.names).cast(EPOCHS_SCHEMA),
                                                            new])
-    table = table.sort_by([("epoch", "ascending"), ("seq", "descending"), ("event_id", "ascending")])
-    epochs = table.column("epoch").to_pylist()
-    keep = [i for i in range(len(epochs)) if i == 0 or epochs[i] != epochs[i - 1]]
-    return table.take(pa.array(keep, pa.int64())) if len(keep) != table.num_rows else table
+    return first_per_key(table.sort_by([("epoch", "ascending"), ("seq", "descending"), ("event_id", "ascending")]),
+                         ["epoch"])
 
 
 def merge_system(existing: pa.Table | None, new: pa.Table) -> pa.Table:
     """Union, drop repeated event_ids, order by seq."""
     new = new.select(SYSTEM_COLUMNS)
     table = new if existing is None else pa.concat_tables([existing.select(SYSTEM_COLUMNS).cast(new.schema), new])
-    table = table.sort_by([("seq", "ascending"), ("event_id", "ascending")])
-    ids = table.column("event_id").to_pylist()
-    keep = [i for i in range(len(ids)) if i == 0 or ids[i] != ids[i - 1]]
-    return table.take(pa.array(keep, pa.int64())) if len(keep) != table.num_rows else table
+    return first_per_key(table.sort_by([("seq", "ascending"), ("event_id", "ascending")]), ["event_id"])
 
 
 def history_rows(table: pa.Table) -> list[EpochRow]:
