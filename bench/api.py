@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,6 +33,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from epochstream.broker import free_port  # noqa: E402
 from epochstream.layout import DataLayout  # noqa: E402
 from schemas.epoch import EpochV2  # noqa: E402
 from schemas.run_finished import RunFinishedV1  # noqa: E402
@@ -72,12 +72,6 @@ def build_data(root: Path, runs: int) -> str:
     update_runs(layout, tables_by_type([(f"0-{n}", ev) for n, ev in enumerate(_events(long_run, 1000, t0))], t0),
                 PARTITIONS)
     return long_run
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_server(data_dir: Path) -> tuple[subprocess.Popen, str]:

@@ -13,7 +13,6 @@ import argparse
 import os
 import platform
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -23,6 +22,8 @@ from pathlib import Path
 
 import psutil
 
+from epochstream.broker import free_port
+
 EPOCHSTREAM = [sys.executable, "-c", "from epochstream.cli import main; main()"]
 
 
@@ -31,12 +32,6 @@ def env_for(data_dir: Path) -> dict[str, str]:
     env.update({"EPOCHSTREAM_DATA_DIR": str(data_dir), "EPOCHSTREAM_SPOOL_DIR": str(data_dir / "spool"),
                 "COLUMNS": "160"})
     return env
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def time_help() -> float:

@@ -5,7 +5,6 @@
     projections/runs/<run_id>/system.parquet  per-run system series
     projections/runs/<run_id>/summary.json    per-run summary (status, config, error, best epoch, flags)
     projections/index/runs-<partition>.parquet  one row per run of that partition, for listings
-    projections/cursor-<partition>.json       read position of the projections of that partition
     epochstream.duckdb                        the catalog: views over all of the above
 
 Every file is written under a temporary name in the same directory and renamed, so a reader sees the
@@ -58,9 +57,6 @@ class DataLayout:
 
     def runs_index(self, partition: int) -> Path:
         return self.index_dir / f"runs-{partition}.parquet"
-
-    def cursor(self, partition: int) -> Path:
-        return self.projections / f"cursor-{partition}.json"
 
     @property
     def catalog(self) -> Path:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ import httpx
 import pytest
 import redis
 
-from epochstream.broker import test_redis_url
+from epochstream.broker import free_port, test_redis_url
 from epochstream.settings import Settings
 from producer.testing import delete_namespace, unique_namespace
 
@@ -63,12 +62,6 @@ def settings_env(settings: Settings) -> dict[str, str]:
     if settings.api_token is not None:
         env["EPOCHSTREAM_API_TOKEN"] = settings.api_token.get_secret_value()
     return env
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class ApiServer:

@@ -5,7 +5,7 @@ One batch, in this order (a crash at any point loses nothing and, by event_id, d
 2. decode each entry: validate + upcast; a poison entry, or one delivered more than `max_deliveries`
    times, becomes a dead letter with a reason;
 3. write one Parquet segment per event type (and one of dead letters): temp name, fsync, rename;
-4. update the projections of the runs touched, then the partition's projection cursor;
+4. update the projections of the runs touched (the consumer group's pending list is the read position);
 5. in one pipelined round trip, in this order: XADD the dead letters to the DLQ stream, XACK the whole batch.
    Not a MULTI: the DLQ and the partition's stream live in different Redis Cluster slots. A crash between
    the two can only repeat a dead letter (the Parquet `dead_letters` set already holds it), never lose one.
@@ -15,7 +15,6 @@ event_id (compaction removes the copy).
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -27,7 +26,7 @@ from datetime import UTC, datetime
 import redis
 
 from epochstream.broker import connect
-from epochstream.layout import DataLayout, atomic_write_bytes, atomic_write_parquet
+from epochstream.layout import DataLayout, atomic_write_parquet
 from epochstream.settings import Settings
 from schemas.codec import decode
 from schemas.errors import SchemaError
@@ -161,9 +160,6 @@ def process_batch(client: redis.Redis, settings: Settings, partition: int, entri
         atomic_write_parquet(dead_letter_table(rows), layout.log_dir(DEAD_LETTERS) / name)
     crash_point("after_write")
     update_runs(layout, tables, settings.partitions, now)
-    atomic_write_bytes(layout.cursor(partition),
-                       json.dumps({"stream": stream, "stream_id": entries[-1].stream_id,
-                                   "updated_at": now.isoformat()}).encode(), fsync=False)
     crash_point("before_ack")
     pipe = client.pipeline(transaction=False)  # ordered, not atomic: see step 5 above
     for entry, reason in bad:

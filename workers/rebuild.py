@@ -12,7 +12,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from epochstream.layout import DataLayout, atomic_write_bytes, atomic_write_parquet
+from epochstream.layout import DataLayout, atomic_write_parquet
 from epochstream.settings import Settings
 from schemas.keys import partition_of
 from workers.catalog import SEED
@@ -37,10 +37,6 @@ def rebuild_into(settings: Settings, target: Path, now: datetime | None = None) 
             by_partition.setdefault(partition_of(run_id, settings.partitions), []).append(summary)
     for partition, summaries in by_partition.items():
         write_index(fresh, partition, summaries)
-    for partition in range(settings.partitions):
-        cursor = source.cursor(partition)
-        if cursor.exists():
-            atomic_write_bytes(fresh.cursor(partition), cursor.read_bytes(), fsync=False)
     atomic_write_parquet(INDEX_SCHEMA.empty_table(), fresh.index_dir / SEED, fsync=False)
     return sum(len(s) for s in by_partition.values())
 

@@ -66,8 +66,8 @@ def stream_entries_raw(client, keys: Keys):
     return [entry for stream in keys.all_streams() for entry in client.xrange(stream)]
 
 
-def test_broker_unresolvable_at_start_then_found(settings, redis_client, caplog):
-    """No EPOCHSTREAM_REDIS_URL and no `epochstream up`: spool, say so once, deliver once there is one."""
+def broker_found_later(settings):
+    """A URL resolver that says "no broker" (as with no URL and no `epochstream up`) until the event is set."""
     found = threading.Event()
 
     def resolver(_settings):
@@ -75,6 +75,12 @@ def test_broker_unresolvable_at_start_then_found(settings, redis_client, caplog)
             raise BrokerUnavailable("no broker: set EPOCHSTREAM_REDIS_URL")
         return settings.redis_url
 
+    return found, resolver
+
+
+def test_broker_unresolvable_at_start_then_found(settings, redis_client, caplog):
+    """No EPOCHSTREAM_REDIS_URL and no `epochstream up`: spool, say so once, deliver once there is one."""
+    found, resolver = broker_found_later(settings)
     publisher = Publisher(settings, url_resolver=resolver)
     with caplog.at_level(logging.WARNING, logger="epochstream.producer"):
         run = start_run("p", publisher=publisher)
@@ -218,13 +224,7 @@ def test_a_full_spool_drops_with_one_clear_warning(settings, dead_url, caplog):
 
 def test_new_events_queue_behind_spooled_ones(settings, redis_client):
     """While anything is spooled, fresh events go behind it: the stream order is the seq order."""
-    up = threading.Event()
-
-    def resolver(_settings):
-        if not up.is_set():
-            raise BrokerUnavailable("down")
-        return settings.redis_url
-
+    up, resolver = broker_found_later(settings)
     publisher = Publisher(settings, url_resolver=resolver)
     runs = [start_run("order", publisher=publisher) for _ in range(3)]
     for epoch in range(300):
