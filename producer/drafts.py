@@ -14,6 +14,7 @@ from typing import Any
 
 from schemas.envelope import METRIC_NAME_PATTERN
 from schemas.epoch import EpochV2
+from schemas.step import StepV1
 
 _METRIC_NAME = re.compile(METRIC_NAME_PATTERN)
 _known_names: set[str] = set()  # names that passed the pattern once: a set lookup from then on
@@ -78,6 +79,25 @@ class EpochDraft:
                        warnings=[flag.message for flag in flags])
 
 
+class StepDraft:
+    """What `log_step` queues; `build()` (on the publisher thread) makes the `StepV1`. Steps carry no series
+    flags: a step loss is noisy by nature, and the epoch series are what the flags judge."""
+
+    __slots__ = ("run", "run_id", "seq", "ts", "step", "metrics", "epoch")
+
+    def __init__(self, run: Any, seq: int, ts: float, step: int, metrics: dict[str, float], epoch: int | None):
+        self.run, self.run_id, self.seq, self.ts = run, run.run_id, seq, ts
+        self.step, self.metrics, self.epoch = step, metrics, epoch
+
+    def build(self) -> StepV1:
+        run = self.run
+        return StepV1(event_id=f"{self.run_id}:{self.seq}", run_id=self.run_id, seq=self.seq, ts=self.ts,
+                      host=run._host, pid=run._pid, step=self.step, epoch=self.epoch, metrics=self.metrics)
+
+
+DRAFTS = (EpochDraft, StepDraft)
+
+
 def built(event: Any) -> Any:
     """The event itself, or what a draft builds."""
-    return event.build() if isinstance(event, EpochDraft) else event
+    return event.build() if isinstance(event, DRAFTS) else event

@@ -4,7 +4,7 @@
 one run and is cheap on the hot path: only a value that is zero, non-finite or equal to the previous one
 can start or continue a suspect series, so nothing else is looked at twice.
 
-The workers judge the whole stored history on their own (`workers.trends.suspect_metrics`); these flags
+The workers judge the whole stored history on their own (`schemas.trends.suspect_metrics`); these flags
 travel with the epoch (`EpochV2.warnings`) and are logged once by the training process, where someone
 can still act on them.
 """

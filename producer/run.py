@@ -34,15 +34,16 @@ from typing import Any
 
 from epochstream.settings import Settings
 from producer import lifecycle
-from producer.drafts import EpochDraft, check_count, check_metrics
+from producer.drafts import EpochDraft, StepDraft, check_count, check_metrics
 from producer.flags import SeriesWatch
 from producer.jsonsafe import json_safe
 from producer.notices import Notices
 from producer.publisher import Publisher
 from producer.system_sampler import SystemSampler
-from schemas.run_finished import RunFinishedV1, RunStatus
-from schemas.run_started import RunStartedV1
-from schemas.system import GpuSample, SystemV1
+from schemas.run_config import RunConfigV1
+from schemas.run_finished import RunFinishedV2, RunStatus
+from schemas.run_started import RunStartedV2
+from schemas.system import GpuSample, SystemV2
 
 
 def new_run_id() -> str:
@@ -73,7 +74,7 @@ class Run:
         """Build the event with the next `seq` and queue it. Seq and queue order are the same by holding
         the lock across both, so the sampler thread can never queue seq n+1 ahead of n."""
         with self._lock:
-            if self.finished and model is not RunFinishedV1:
+            if self.finished and model is not RunFinishedV2:
                 self.notices.warn("after-finish", f"run {self.run_id}: events after run_finished are dropped")
                 return False
             seq = self._seq + 1
@@ -112,10 +113,36 @@ class Run:
         except Exception as exc:  # noqa: BLE001 - bad values from training code must not crash training
             self.notices.warn(f"epoch-{type(exc).__name__}", f"run {self.run_id}: epoch {epoch} not published: {exc}")
 
+    def log_step(self, step: int, metrics: dict[str, float], epoch: int | None = None) -> None:
+        """Publish one training step's metrics (what frameworks log every N steps), as cheaply as an epoch.
+
+        `step` is the global step number; a step logged again replaces the earlier values. `epoch`, when
+        given, says which epoch the step belongs to. Values are checked as in `log_epoch`.
+        """
+        try:
+            clean = check_metrics(metrics)
+            if type(step) is not int or step < 0:
+                step = check_count(step, "step")
+            if epoch is not None and (type(epoch) is not int or epoch < 0):
+                epoch = check_count(epoch, "epoch")
+            with self._lock:
+                if self.finished:
+                    self.notices.warn("after-finish", f"run {self.run_id}: events after run_finished are dropped")
+                    return
+                self._seq += 1
+                self.publisher.publish(StepDraft(self, self._seq, time.time(), step, clean, epoch))
+        except Exception as exc:  # noqa: BLE001 - bad values from training code must not crash training
+            self.notices.warn(f"step-{type(exc).__name__}", f"run {self.run_id}: step {step} not published: {exc}")
+
+    def log_config(self, config: Any) -> None:
+        """Add hyper-parameters learnt after the start (a framework's late `log_hyperparams`): merged into
+        the run's config key by key, later calls winning."""
+        self._emit(RunConfigV1, config=_config(config))
+
     def log_system(self, gpus: list[GpuSample] | None = None, cpu_percent: float | None = None,
                    rss_mb: float | None = None) -> None:
         """Publish one system sample. The background sampler calls this; training code may too."""
-        self._emit(SystemV1, gpus=gpus or [], cpu_percent=cpu_percent, rss_mb=rss_mb)
+        self._emit(SystemV2, gpus=gpus or [], cpu_percent=cpu_percent, rss_mb=rss_mb)
 
     def finish(self, status: RunStatus = "completed", error: str | None = None, traceback: str | None = None,
                exit_code: int | None = None) -> None:
@@ -128,7 +155,7 @@ class Run:
             if self.finished:
                 return
             self.finished = True
-            self._emit(RunFinishedV1, status=status, error=error, traceback=traceback, exit_code=exit_code,
+            self._emit(RunFinishedV2, status=status, error=error, traceback=traceback, exit_code=exit_code,
                        duration_s=time.monotonic() - self._started)
         lifecycle.run_closed(self)
 
@@ -257,7 +284,7 @@ def start_run(project: str, name: str | None = None, config: dict[str, Any] | No
     run = Run(publisher, run_id or new_run_id(), str(project), settings)
     try:
         torch_version, cuda_version = _torch_versions()
-        run._emit(RunStartedV1, project=str(project), name=None if name is None else str(name),
+        run._emit(RunStartedV2, project=str(project), name=None if name is None else str(name),
                   config=_config(config), tags=[str(tag) for tag in tags or []],
                   python_version=platform.python_version(), torch_version=torch_version,
                   cuda_version=cuda_version, heartbeat_s=settings.system_interval_s)

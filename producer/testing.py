@@ -38,9 +38,10 @@ from producer.run import Run, start_run
 from schemas.codec import decode, encode
 from schemas.epoch import EpochV2
 from schemas.registry import Event
-from schemas.run_finished import RunFinishedV1
-from schemas.run_started import RunStartedV1
-from schemas.system import SystemV1
+from schemas.run_finished import RunFinishedV2
+from schemas.run_started import RunStartedV2
+from schemas.step import StepV1
+from schemas.system import SystemV2
 
 
 class RecordingPublisher:
@@ -69,7 +70,7 @@ class RecordingPublisher:
         return [e for e in self.events if e.type == event_type]
 
     @property
-    def started(self) -> RunStartedV1 | None:
+    def started(self) -> RunStartedV2 | None:
         found = self.of_type("run_started")
         return found[0] if found else None  # type: ignore[return-value]
 
@@ -78,11 +79,15 @@ class RecordingPublisher:
         return self.of_type("epoch")  # type: ignore[return-value]
 
     @property
-    def system(self) -> list[SystemV1]:
+    def steps(self) -> list[StepV1]:
+        return self.of_type("step")  # type: ignore[return-value]
+
+    @property
+    def system(self) -> list[SystemV2]:
         return self.of_type("system")  # type: ignore[return-value]
 
     @property
-    def finished(self) -> RunFinishedV1 | None:
+    def finished(self) -> RunFinishedV2 | None:
         found = self.of_type("run_finished")
         return found[-1] if found else None  # type: ignore[return-value]
 

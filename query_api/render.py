@@ -16,7 +16,7 @@ from query_api.models import RunPublic, TrendsPublic
 from query_api.runindex import row_status
 from query_api.series import EpochSeries, SystemPoint
 from schemas.read_models import RunSummary, effective_status
-from workers.trends import best_epoch
+from schemas.trends import best_epoch
 
 
 def epoch_item(series: EpochSeries, i: int, names: frozenset[str] | None = None) -> dict[str, Any]:

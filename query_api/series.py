@@ -13,7 +13,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from workers.trends import EpochRow
+from schemas.trends import EpochRow
 
 _NOT_SERIES = {"event_id", "run_id", "seq", "ts", "host", "pid", "stream_id", "ingested_at", "type", "version",
                "epoch", "gpu_index", "gpu", "index", "partition"}

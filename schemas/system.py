@@ -1,11 +1,15 @@
-"""`system`: one background sample of the GPUs this process uses and of the host. Also the heartbeat."""
+"""`system`: one background sample of the GPUs this process uses and of the host. Also the heartbeat.
+
+Version 2 adds `drops`, the run's cumulative drop report, so a long run shows what it lost while it runs.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.drops import DropReport
 from schemas.envelope import Envelope
 
 
@@ -31,4 +35,13 @@ class SystemV1(Envelope):
     rss_mb: float | None = None
 
 
-System = SystemV1
+class SystemV2(SystemV1):
+    version: Literal[2] = 2  # type: ignore[assignment]
+    drops: DropReport | None = Field(default=None, description="Cumulative for the run; None: nothing dropped.")
+
+
+def upcast_system_v1_v2(raw: dict[str, Any]) -> dict[str, Any]:
+    return {**raw, "version": 2, "drops": None}
+
+
+System = SystemV2

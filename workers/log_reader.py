@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 
 from epochstream.layout import DataLayout
 from workers.arrow_ops import first_per_key
-from workers.log_schema import DEAD_LETTERS, LOG_SCHEMAS
+from workers.log_schema import DEAD_LETTERS, LOG_SCHEMAS, conform
 
 
 def segments(layout: DataLayout, event_type: str) -> list[Path]:
@@ -35,7 +35,7 @@ def dedupe(table: pa.Table, event_type: str) -> pa.Table:
 
 def read_files(files: list[Path], event_type: str) -> pa.Table:
     schema = LOG_SCHEMAS[event_type]
-    tables = [pq.read_table(f).cast(schema) for f in files]
+    tables = [conform(pq.read_table(f), schema) for f in files]
     return pa.concat_tables(tables) if tables else schema.empty_table()
 
 

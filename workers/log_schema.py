@@ -31,24 +31,34 @@ GPU_STRUCT = pa.struct([
     ("utilization_pct", pa.float64()),
 ])
 
+DROPS_STRUCT = pa.struct([("counts", pa.map_(pa.string(), pa.int64())), ("examples", pa.list_(pa.string()))])
+
+# Columns are only ever added (new event versions): a segment written before a column existed reads it as
+# null (`conform`), and DuckDB's `union_by_name` does the same.
 BODY_FIELDS: dict[str, list[pa.Field]] = {
     "run_started": [
         pa.field("project", pa.string()), pa.field("name", pa.string()), pa.field("config", pa.string()),
         pa.field("tags", pa.list_(pa.string())), pa.field("python_version", pa.string()),
         pa.field("torch_version", pa.string()), pa.field("cuda_version", pa.string()),
-        pa.field("heartbeat_s", pa.float64()),
+        pa.field("heartbeat_s", pa.float64()), pa.field("monitor", pa.string()), pa.field("mode", pa.string()),
+        pa.field("patience", pa.int64()), pa.field("min_delta", pa.float64()), pa.field("resume", pa.bool_()),
     ],
     "epoch": [
         pa.field("epoch", pa.int64()), pa.field("samples", pa.int64()),
         pa.field("metrics", pa.map_(pa.string(), pa.float64())), pa.field("warnings", pa.list_(pa.string())),
     ],
+    "step": [
+        pa.field("step", pa.int64()), pa.field("epoch", pa.int64()),
+        pa.field("metrics", pa.map_(pa.string(), pa.float64())),
+    ],
     "system": [
         pa.field("gpus", pa.list_(GPU_STRUCT)), pa.field("cpu_percent", pa.float64()),
-        pa.field("rss_mb", pa.float64()),
+        pa.field("rss_mb", pa.float64()), pa.field("drops", DROPS_STRUCT),
     ],
+    "run_config": [pa.field("config", pa.string())],
     "run_finished": [
         pa.field("status", pa.string()), pa.field("error", pa.string()), pa.field("traceback", pa.string()),
-        pa.field("exit_code", pa.int64()), pa.field("duration_s", pa.float64()),
+        pa.field("exit_code", pa.int64()), pa.field("duration_s", pa.float64()), pa.field("drops", DROPS_STRUCT),
     ],
 }
 
@@ -69,14 +79,35 @@ def dead_letter_table(rows: Sequence[dict]) -> pa.Table:
     return pa.Table.from_pylist(list(rows), schema=DEAD_LETTER_SCHEMA)
 
 
+def config_json(config: dict) -> str:
+    """Hyper-parameters as JSON text. orjson stops at 255 levels of nesting; Python's json goes deeper (the
+    codec accepted the event, so it can be written), and no config is ever refused here."""
+    try:
+        return orjson.dumps(config, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    except orjson.JSONEncodeError:
+        import json
+
+        return json.dumps(config, default=str)
+
+
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """A segment read back in the type's current schema: columns added since it was written become null."""
+    columns = [table.column(f.name).cast(f.type) if f.name in table.column_names
+               else pa.nulls(table.num_rows, f.type) for f in schema]
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
 def event_row(event: Event, stream_id: str, ingested_at) -> dict:
     # The validated model's own field dict: a full model_dump per event costs more than the rest of the row.
     row = dict(event.__dict__)
     del row["type"], row["version"]
-    if event.type == "run_started":
-        row["config"] = orjson.dumps(row["config"], option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    if event.type in ("run_started", "run_config"):
+        row["config"] = config_json(row["config"])
     elif event.type == "system":
         row["gpus"] = [gpu.__dict__ for gpu in row["gpus"]]
+    drops = row.get("drops")
+    if drops is not None:
+        row["drops"] = {"counts": drops.counts, "examples": drops.examples}
     row["stream_id"] = stream_id
     row["ingested_at"] = ingested_at
     return row
@@ -105,7 +136,7 @@ def tables_by_type(entries: Iterable[tuple[str, Event]], ingested_at) -> dict[st
     for name, batch in rows.items():
         schema = SCHEMAS[name]
         columns = {f.name: [row.get(f.name) for row in batch] for f in schema}
-        if name == "epoch":
+        if name in ("epoch", "step"):
             columns["metrics"] = metrics_array(columns["metrics"])
         tables[name] = pa.Table.from_pydict(columns, schema=schema)
     return tables

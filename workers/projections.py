@@ -23,8 +23,8 @@ import pyarrow.parquet as pq
 from epochstream.layout import DataLayout, atomic_write_bytes, atomic_write_parquet
 from schemas.keys import partition_of
 from schemas.read_models import RunSummary
+from schemas.trends import EpochRow, best_epoch, default_metric, recommendation
 from workers.arrow_ops import first_per_key
-from workers.trends import EpochRow, best_epoch, default_metric, recommendation
 
 EPOCHS_SCHEMA = pa.schema([
     ("epoch", pa.int64()), ("seq", pa.int64()), ("event_id", pa.string()),

@@ -25,8 +25,14 @@ from schemas import (
     decode,
     encode,
 )
+from schemas.drops import DropReport
 from schemas.epoch import V1_METRIC_NAMES
-from schemas.system import GpuSample
+from schemas.registry import CURRENT_VERSION
+from schemas.run_config import RunConfigV1
+from schemas.run_finished import RunFinishedV2
+from schemas.run_started import RunStartedV2
+from schemas.step import StepV1
+from schemas.system import GpuSample, SystemV2
 
 GOLDEN = Path(__file__).resolve().parent.parent / "fixtures" / "golden"
 
@@ -80,7 +86,27 @@ run_finished_v1 = st.builds(
                             st.none() | st.text(max_size=5000), st.none() | st.text(max_size=5000))
 
 
-@given(st.one_of(epoch_v2, system_v1, run_started_v1, run_finished_v1))
+drop_reports = st.none() | st.builds(DropReport, counts=st.dictionaries(st.from_regex(r"\A[a-z_]{1,12}\Z"),
+                                                                        st.integers(0, 10**6), max_size=3),
+                                     examples=st.lists(st.text(max_size=40), max_size=3))
+system_v2 = st.builds(lambda v1, drops: SystemV2(**{**v1.model_dump(), "version": 2}, drops=drops),
+                      system_v1, drop_reports)
+run_started_v2 = st.builds(
+    lambda v1, monitor, mode, patience, min_delta, resume: RunStartedV2(
+        **{**v1.model_dump(), "version": 2}, monitor=monitor, mode=mode, patience=patience, min_delta=min_delta,
+        resume=resume),
+    run_started_v1, st.none() | metric_names, st.none() | st.sampled_from(["min", "max"]),
+    st.none() | st.integers(1, 100), st.none() | st.floats(0, 1), st.booleans())
+run_finished_v2 = st.builds(lambda v1, drops: RunFinishedV2(**{**v1.model_dump(), "version": 2}, drops=drops),
+                            run_finished_v1, drop_reports)
+step_v1 = st.builds(lambda env, step, epoch, metrics: StepV1(**env, step=step, epoch=epoch, metrics=metrics),
+                    envelopes(), st.integers(0, 2**40), st.none() | st.integers(0, 10**4),
+                    st.dictionaries(metric_names, any_float, max_size=8))
+run_config_v1 = st.builds(lambda env, config: RunConfigV1(**env, config=config), envelopes(),
+                          st.dictionaries(st.text(max_size=10), json_values, max_size=5))
+
+
+@given(st.one_of(epoch_v2, step_v1, system_v2, run_started_v2, run_config_v1, run_finished_v2))
 def test_encode_then_decode_is_identity(event):
     decoded = decode(encode(event))
     assert type(decoded) is type(event)
@@ -96,7 +122,15 @@ def test_upcast_v1_equals_the_same_data_published_as_v2(v1):
     assert same(decode(encode(v1)).model_dump(), as_v2.model_dump())
 
 
-@given(epoch_v2)
+@given(st.one_of(run_started_v1, system_v1, run_finished_v1))
+def test_upcast_of_v1_lifecycle_and_system_events_keeps_every_field(v1):
+    decoded = decode(encode(v1))
+    assert decoded.version == 2
+    kept = decoded.model_dump(include=set(type(v1).model_fields) - {"version"})
+    assert same(kept, v1.model_dump(exclude={"version"}))
+
+
+@given(st.one_of(epoch_v2, step_v1))
 def test_encoded_payload_is_strict_json(event):
     json.loads(encode(event), parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
 
@@ -104,8 +138,26 @@ def test_encoded_payload_is_strict_json(event):
 @pytest.mark.parametrize("path", sorted(GOLDEN.glob("*.json")), ids=lambda p: p.name)
 def test_golden_payloads_keep_decoding(path):
     event = decode(path.read_bytes())
-    assert event.version == {"epoch": 2}.get(event.type, 1)
+    assert event.version == CURRENT_VERSION[event.type]  # every stored version upcasts to the current one
     assert event.ts.tzinfo is not None
+
+
+def test_golden_v1_run_started_upcasts_to_the_defaults():
+    event = decode((GOLDEN / "run_started_v1.json").read_bytes())
+    assert (event.monitor, event.mode, event.patience, event.min_delta, event.resume) == (None, None, None, None, False)
+    assert event.config["layers"] == [3, 4, 6, 3]
+
+
+def test_golden_v2_events_keep_what_v2_added():
+    started = decode((GOLDEN / "run_started_v2.json").read_bytes())
+    assert (started.monitor, started.mode, started.patience, started.resume) == ("val/accuracy", "max", 10, True)
+    finished = decode((GOLDEN / "run_finished_v2.json").read_bytes())
+    assert finished.drops.counts == {"renamed": 40, "missing": 2}
+    assert decode((GOLDEN / "system_v1.json").read_bytes()).drops is None
+    step = decode((GOLDEN / "step_v1.json").read_bytes())
+    assert (step.step, step.epoch, step.metrics["gradient_norm"]) == (51000, 3, math.inf)
+    config = decode((GOLDEN / "run_config_v1.json").read_bytes())
+    assert config.config["optimizer"]["betas"] == [0.9, 0.999]
 
 
 def test_golden_v1_epoch_maps_every_legacy_field():

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from schemas.read_models import RunSummary, effective_status
-from workers.trends import (
+from schemas.trends import (
     EpochRow,
     best_epoch,
     default_metric,

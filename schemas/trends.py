@@ -18,38 +18,28 @@ A history is a sequence of (epoch, metrics) rows ordered by epoch; metrics map n
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Sequence
 
 from schemas.read_models import TrendFlags
+from schemas.trend_rules import (
+    CONSTANT_OK,
+    DEFAULT_METRIC,
+    DEFAULT_MIN_DELTA,
+    DEFAULT_PATIENCE,
+    DEFAULT_WINDOW,
+    DIVERGENCE_FACTOR,
+    FALLBACK_METRIC,
+    Best,
+    EpochRow,
+    Mode,
+    TrendConfig,
+)
+from schemas.trend_rules import better as _better
 
-Mode = Literal["min", "max"]
-DEFAULT_METRIC = "val/loss"
-FALLBACK_METRIC = "train/loss"
-DEFAULT_PATIENCE = 5
-DEFAULT_MIN_DELTA = 1e-4
-DEFAULT_WINDOW = 3
-DIVERGENCE_FACTOR = 2.0
-CONSTANT_OK = frozenset({"learning_rate"})  # a fixed learning rate is a choice, not a bug
-
-
-@dataclass(frozen=True)
-class EpochRow:
-    epoch: int
-    metrics: Mapping[str, float]
-
-
-@dataclass(frozen=True)
-class Best:
-    epoch: int
-    value: float
-    metric: str
-    mode: Mode
-
-
-def _better(value: float, than: float, mode: Mode, min_delta: float = 0.0) -> bool:
-    return value < than - min_delta if mode == "min" else value > than + min_delta
+__all__ = ["CONSTANT_OK", "DEFAULT_METRIC", "DEFAULT_MIN_DELTA", "DEFAULT_PATIENCE", "DEFAULT_WINDOW",
+           "DIVERGENCE_FACTOR", "FALLBACK_METRIC", "Best", "EpochRow", "Mode", "TrendConfig", "best_epoch",
+           "default_metric", "divergence_evidence", "epochs_since_improvement", "is_diverging", "is_overfitting",
+           "is_plateaued", "overfitting_evidence", "recommendation", "series", "suspect_metrics"]
 
 
 def series(history: Sequence[EpochRow], metric: str) -> list[tuple[int, float]]:
@@ -171,35 +161,11 @@ def recommendation(history: Sequence[EpochRow], metric: str | None = None, mode:
                    window: int = DEFAULT_WINDOW, status: str | None = None, error: str | None = None) -> TrendFlags:
     """All flags plus what to do: investigate > use_checkpoint (overfitting) > stop_early (plateau) > continue.
 
-    A failed run is always `investigate`: the curves may look healthy, but a crashed run cannot continue.
-    `reason` names the epochs and deltas behind the verdict.
+    The whole-history form of `schemas.trend_state`: folding the history epoch by epoch and judging the
+    state is the one implementation, so the read model's incremental answer is this answer.
     """
-    metric = metric or default_metric(history)
-    best = best_epoch(history, metric, mode)
-    since = epochs_since_improvement(history, metric, mode, min_delta)
-    plateau = since is not None and since >= patience
-    overfit = overfitting_evidence(history, window)
-    diverging = divergence_evidence(history, metric)
-    suspects = suspect_metrics(history)
-    flags = dict(epochs_since_improvement=since, is_plateaued=plateau, is_overfitting=overfit is not None,
-                 is_diverging=diverging is not None, suspect_metrics=suspects)
-    best_txt = f"best {metric} {best.value:.4g} at epoch {best.epoch}" if best else f"no finite {metric} yet"
-    if status == "failed":
-        first_line = (error or "no error text").strip().splitlines()[0] if (error or "").strip() else "no error text"
-        return TrendFlags(**flags, recommendation="investigate", recommendation_epoch=best.epoch if best else None,
-                          reason=f"the run failed: {first_line}; {best_txt}")
-    if not history:
-        return TrendFlags(**flags, recommendation="continue", reason="no epochs yet")
-    if diverging or metric in suspects or FALLBACK_METRIC in suspects:
-        why = diverging or "; ".join(f"{k} is {v}" for k, v in suspects.items())
-        return TrendFlags(**flags, recommendation="investigate", reason=f"{why}; {best_txt}",
-                          recommendation_epoch=best.epoch if best else None)
-    if overfit and best is not None:
-        return TrendFlags(**flags, recommendation="use_checkpoint", recommendation_epoch=best.epoch,
-                          reason=f"{overfit}; {best_txt}")
-    if plateau and best is not None:
-        return TrendFlags(**flags, recommendation="stop_early", recommendation_epoch=best.epoch,
-                          reason=f"no {metric} improvement over {min_delta:g} for {since} epochs; {best_txt}")
-    extra = f"; suspect: {', '.join(f'{k} {v}' for k, v in suspects.items())}" if suspects else ""
-    return TrendFlags(**flags, recommendation="continue",
-                      reason=f"{best_txt}, {since or 0} epochs since improvement{extra}")
+    from schemas.trend_state import fold, verdict  # the fold builds on the definitions above
+
+    config = TrendConfig(monitor=metric, mode=mode if metric is not None else None, patience=patience,
+                         min_delta=min_delta, window=window)
+    return verdict(fold(None, history, config), config, status=status, error=error)
