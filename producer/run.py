@@ -40,10 +40,13 @@ from producer.jsonsafe import json_safe
 from producer.notices import Notices
 from producer.publisher import Publisher
 from producer.system_sampler import SystemSampler
+from schemas.read_models import TrendFlags
 from schemas.run_config import RunConfigV1
 from schemas.run_finished import RunFinishedV2, RunStatus
 from schemas.run_started import RunStartedV2
 from schemas.system import GpuSample, SystemV2
+from schemas.trend_rules import EpochRow, TrendConfig
+from schemas.trend_state import TrendState, fold, needs_refold, verdict
 
 
 def new_run_id() -> str:
@@ -68,6 +71,10 @@ class Run:
         self._watch = SeriesWatch()
         self._sampler: SystemSampler | None = None
         self._signal: int | None = None
+        self.trend_config = TrendConfig()
+        self._judged: TrendState | None = None  # what should_stop() has folded so far
+        self._unjudged: list[EpochRow] = []  # epochs logged since: log_epoch only appends
+        self._history: dict[int, EpochRow] = {}  # judged epochs, for a refold after a rewind
 
     # -- publishing ------------------------------------------------------------------------------------
     def _emit(self, model: type, **body: Any) -> bool:
@@ -110,6 +117,7 @@ class Run:
                     return
                 self._seq += 1
                 self.publisher.publish(EpochDraft(self, self._seq, time.time(), epoch, clean, samples))
+                self._unjudged.append(EpochRow(epoch, clean))
         except Exception as exc:  # noqa: BLE001 - bad values from training code must not crash training
             self.notices.warn(f"epoch-{type(exc).__name__}", f"run {self.run_id}: epoch {epoch} not published: {exc}")
 
@@ -138,6 +146,33 @@ class Run:
         """Add hyper-parameters learnt after the start (a framework's late `log_hyperparams`): merged into
         the run's config key by key, later calls winning."""
         self._emit(RunConfigV1, config=_config(config))
+
+    def should_stop(self) -> bool:
+        """Would early stopping stop now? Judged here, from what this process logged, by the same functions
+        the workers use (no network round trip): `if run.should_stop(): break`. Never raises."""
+        return self.verdict().should_stop
+
+    def verdict(self) -> TrendFlags:
+        """The trend flags and recommendation of what this process logged so far (see `should_stop`)."""
+        try:
+            with self._lock:
+                rows, self._unjudged = self._unjudged, []
+                if rows:
+                    first = min(r.epoch for r in rows)
+                    refold = needs_refold(self._judged, first, self.trend_config)
+                    for row in rows:  # an epoch logged twice: the later values count
+                        self._history[row.epoch] = row
+                    if refold:  # a rewind or an out-of-order epoch: judge everything again
+                        self._judged = fold(None, [self._history[e] for e in sorted(self._history)],
+                                            self.trend_config)
+                    else:
+                        self._judged = fold(self._judged, [self._history[e] for e in sorted({r.epoch for r in rows})],
+                                            self.trend_config)
+                state = self._judged or fold(None, [], self.trend_config)
+            return verdict(state, self.trend_config, status="running")
+        except Exception as exc:  # noqa: BLE001 - a judgement must never crash training
+            self.notices.warn("verdict", f"run {self.run_id}: could not judge the curves: {exc!r}")
+            return TrendFlags()
 
     def log_system(self, gpus: list[GpuSample] | None = None, cpu_percent: float | None = None,
                    rss_mb: float | None = None) -> None:
@@ -267,11 +302,14 @@ def _torch_versions() -> tuple[str | None, str | None]:
 
 def start_run(project: str, name: str | None = None, config: dict[str, Any] | None = None,
               tags: list[str] | None = None, *, run_id: str | None = None, settings: Settings | None = None,
-              publisher: Any = None) -> Run:
+              publisher: Any = None, monitor: str | None = None, mode: str | None = None,
+              patience: int | None = None, min_delta: float | None = None) -> Run:
     """Begin a run and publish `run_started`. Use it as a context manager. Never raises.
 
     `config` may hold anything (NumPy scalars, tensors, Paths...): it is made JSON-safe. Without a
-    `publisher`, one shared per `settings` (default: from the environment) is used.
+    `publisher`, one shared per `settings` (default: from the environment) is used. `monitor`, `mode`,
+    `patience` and `min_delta` say what early stopping and the best epoch follow (None: the defaults in
+    README.md, "Trend flags"); the workers and `run.should_stop()` judge by them.
     """
     try:
         if publisher is None:
@@ -283,11 +321,18 @@ def start_run(project: str, name: str | None = None, config: dict[str, Any] | No
         publisher = _Discard(settings)
     run = Run(publisher, run_id or new_run_id(), str(project), settings)
     try:
+        run.trend_config = TrendConfig(monitor=monitor, mode=mode, patience=patience,  # type: ignore[arg-type]
+                                       min_delta=min_delta)
+    except Exception as exc:  # noqa: BLE001
+        run.notices.warn("monitor", f"run {run.run_id}: early-stopping settings ignored: {exc!r}")
+    try:
         torch_version, cuda_version = _torch_versions()
         run._emit(RunStartedV2, project=str(project), name=None if name is None else str(name),
                   config=_config(config), tags=[str(tag) for tag in tags or []],
                   python_version=platform.python_version(), torch_version=torch_version,
-                  cuda_version=cuda_version, heartbeat_s=settings.system_interval_s)
+                  cuda_version=cuda_version, heartbeat_s=settings.system_interval_s,
+                  monitor=run.trend_config.monitor, mode=run.trend_config.mode,
+                  patience=run.trend_config.patience, min_delta=run.trend_config.min_delta)
     except Exception as exc:  # noqa: BLE001 - e.g. tags that are not a list
         run.notices.warn("started", f"run {run.run_id}: run_started not published: {exc!r}")
     try:

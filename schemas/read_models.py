@@ -25,6 +25,8 @@ class TrendFlags(BaseModel):
     suspect_metrics: dict[str, str] = Field(
         default_factory=dict, description="Metric -> why it is suspect (all_zero, constant, all_nan)."
     )
+    should_stop: bool = Field(default=False, description="Early stopping would stop now (patience used up, or "
+                                                         "the monitored value is not finite).")
     recommendation: Recommendation = "continue"
     recommendation_epoch: int | None = Field(default=None, description="The checkpoint to use, if any.")
     reason: str = Field(default="", description="The evidence behind the recommendation, in words.")

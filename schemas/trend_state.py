@@ -243,8 +243,10 @@ def verdict(state: TrendState, config: TrendConfig, status: str | None = None,
     overfit = overfitting_evidence(state, config.window)
     diverging = divergence_evidence(state, metric)
     suspects = suspect_metrics(state)
+    last = state.last_value(metric)
     flags = dict(epochs_since_improvement=since, is_plateaued=plateau, is_overfitting=overfit is not None,
-                 is_diverging=diverging is not None, suspect_metrics=suspects)
+                 is_diverging=diverging is not None, suspect_metrics=suspects,
+                 should_stop=plateau or (last is not None and not math.isfinite(last[1])))
     best_txt = f"best {metric} {best.value:.4g} at epoch {best.epoch}" if best else f"no finite {metric} yet"
     if status == "failed":
         first_line = (error or "no error text").strip().splitlines()[0] if (error or "").strip() else "no error text"
