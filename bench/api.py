@@ -34,12 +34,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from epochstream.broker import free_port  # noqa: E402
-from epochstream.layout import DataLayout  # noqa: E402
+from epochstream.readmodel import ReadModelWriter  # noqa: E402
 from schemas.epoch import EpochV2  # noqa: E402
-from schemas.run_finished import RunFinishedV1  # noqa: E402
-from schemas.run_started import RunStartedV1  # noqa: E402
-from workers.log_schema import tables_by_type  # noqa: E402
-from workers.projections import update_runs  # noqa: E402
+from schemas.keys import partition_of  # noqa: E402
+from schemas.run_finished import RunFinishedV2  # noqa: E402
+from schemas.run_started import RunStartedV2  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
 import httpload  # noqa: E402
@@ -50,27 +49,37 @@ PARTITIONS = 8
 def _events(run_id: str, epochs: int, t0: datetime) -> list:
     env = lambda seq: {"event_id": f"{run_id}:{seq}", "run_id": run_id, "seq": seq,  # noqa: E731
                        "ts": t0 + timedelta(seconds=seq), "host": "bench", "pid": 1}
-    out = [RunStartedV1(**env(1), project=f"proj-{hash(run_id) % 20}", name=run_id, config={"lr": 0.1})]
+    out = [RunStartedV2(**env(1), project=f"proj-{hash(run_id) % 20}", name=run_id, config={"lr": 0.1})]
     for e in range(epochs):
         out.append(EpochV2(**env(2 + e), epoch=e, samples=100,
                            metrics={"train/loss": 1.0 / (e + 1), "val/loss": 1.2 / (e + 1) + 0.001 * e,
                                     "val/accuracy": 0.5 + e / (2 * epochs), "learning_rate": 1e-3}))
-    out.append(RunFinishedV1(**env(2 + epochs), status="completed", exit_code=0, duration_s=float(epochs)))
+    out.append(RunFinishedV2(**env(2 + epochs), status="completed", exit_code=0, duration_s=float(epochs)))
     return out
 
 
 def build_data(root: Path, runs: int) -> str:
-    layout = DataLayout(root)
+    """`runs` short runs and one of 1,000 epochs, straight into the read model (the drain's own writer)."""
+    writer = ReadModelWriter.open(root)
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
     long_run = "bench-long-run"
+    counter = iter(range(1, 10**9))
+
+    def apply(events: list) -> None:
+        by_partition: dict[int, list] = {}
+        for ev in events:
+            by_partition.setdefault(partition_of(ev.run_id, PARTITIONS), []).append((f"{next(counter)}-0", ev, t0))
+        for partition, entries in by_partition.items():
+            writer.apply(partition, entries, 0, t0)
+
     batch: list = []
     for i in range(runs):
         batch += _events(f"bench-{i:05d}", 3, t0 + timedelta(minutes=i))
         if len(batch) >= 5000 or i == runs - 1:
-            update_runs(layout, tables_by_type([(f"0-{n}", ev) for n, ev in enumerate(batch)], t0), PARTITIONS)
+            apply(batch)
             batch = []
-    update_runs(layout, tables_by_type([(f"0-{n}", ev) for n, ev in enumerate(_events(long_run, 1000, t0))], t0),
-                PARTITIONS)
+    apply(_events(long_run, 1000, t0))
+    writer.close()
     return long_run
 
 

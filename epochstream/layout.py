@@ -1,11 +1,9 @@
 """Where everything lives under the data directory, and how files appear there atomically.
 
-    log/<event_type>/seg-<utc>-<id>.parquet   immutable log segments (the truth)
-    projections/runs/<run_id>/epochs.parquet  per-run epoch history (deduplicated, ordered by epoch)
-    projections/runs/<run_id>/system.parquet  per-run system series
-    projections/runs/<run_id>/summary.json    per-run summary (status, config, error, best epoch, flags)
-    projections/index/runs-<partition>.parquet  one row per run of that partition, for listings
-    epochstream.duckdb                        the catalog: views over all of the above
+    log/<event_type>/seg-<utc>-p<partition>-<id>.parquet   immutable log segments (the truth)
+    readmodel/CURRENT, readmodel/rm-<generation>.sqlite    the read model (`epochstream.readmodel`)
+    snapshots/runs-<utc>-<id>.parquet                      the read model's runs, for SQL (`workers.snapshots`)
+    epochstream.duckdb                                     the catalog: views over the log and the snapshots
 
 Every file is written under a temporary name in the same directory and renamed, so a reader sees the
 old file or the new one, never half of one.
@@ -21,8 +19,6 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-EVENT_TYPES = ("run_started", "epoch", "system", "run_finished")
-
 
 @dataclass(frozen=True)
 class DataLayout:
@@ -36,29 +32,6 @@ class DataLayout:
         return self.log / event_type
 
     @property
-    def projections(self) -> Path:
-        return self.root / "projections"
-
-    def run_dir(self, run_id: str) -> Path:
-        return self.projections / "runs" / run_id
-
-    def run_epochs(self, run_id: str) -> Path:
-        return self.run_dir(run_id) / "epochs.parquet"
-
-    def run_system(self, run_id: str) -> Path:
-        return self.run_dir(run_id) / "system.parquet"
-
-    def run_summary(self, run_id: str) -> Path:
-        return self.run_dir(run_id) / "summary.json"
-
-    @property
-    def index_dir(self) -> Path:
-        return self.projections / "index"
-
-    def runs_index(self, partition: int) -> Path:
-        return self.index_dir / f"runs-{partition}.parquet"
-
-    @property
     def catalog(self) -> Path:
         return self.root / "epochstream.duckdb"
 
@@ -67,7 +40,7 @@ def _tmp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
     """Make a rename durable: without this a power loss can undo it after the entry was already XACKed."""
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -86,7 +59,7 @@ def atomic_write_bytes(path: Path, data: bytes, *, fsync: bool = True) -> None:
             os.fsync(fh.fileno())
     os.replace(tmp, path)
     if fsync:
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
 
 
 def atomic_write_parquet(table: pa.Table, path: Path, *, fsync: bool = True, **options) -> None:
@@ -103,4 +76,4 @@ def atomic_write_parquet(table: pa.Table, path: Path, *, fsync: bool = True, **o
             os.close(fd)
     os.replace(tmp, path)
     if fsync:
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)

@@ -8,14 +8,14 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from epochstream.errors import TransientError
-from epochstream.layout import DataLayout
+from epochstream.readmodel.reader import ReadModelReader
 from epochstream.settings import Settings
 from query_api.deps import ReadContext, require_token
 from query_api.fastpath import ConditionalFastPath
 from query_api.limits import WATCH_INTERVAL_S
 from query_api.middleware import ReadOnlyMiddleware
 from query_api.routes import health, runs, series, ui
-from query_api.store import ProjectionStore, RunNotFound
+from query_api.store import RunNotFound, RunStore
 from query_api.watch import ChangeWatcher
 
 DESCRIPTION = """Read-only run history, best epochs and trend flags for ML training runs.
@@ -29,7 +29,8 @@ GET and HEAD only. When the server sets `EPOCHSTREAM_API_TOKEN`, every route but
 
 
 def create_app(settings: Settings) -> FastAPI:
-    watcher = ChangeWatcher(WATCH_INTERVAL_S)
+    reader = ReadModelReader(settings.data_dir)
+    watcher = ChangeWatcher(reader, WATCH_INTERVAL_S)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
@@ -38,7 +39,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="epochstream", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
-    app.state.read = ReadContext(settings, ProjectionStore(DataLayout(settings.data_dir)), watcher)
+    app.state.read = ReadContext(settings, RunStore(reader), watcher)
     # Starlette runs the last added middleware first: read-only guard, then the 304 fast path, then routes.
     app.add_middleware(ConditionalFastPath, ctx=app.state.read)
     app.add_middleware(ReadOnlyMiddleware)

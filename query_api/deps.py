@@ -12,7 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from epochstream.settings import Settings
 from query_api.limits import RESPONSE_CACHE_BYTES, RESPONSE_CACHE_ENTRIES
-from query_api.store import ProjectionStore
+from query_api.store import RunStore
 from query_api.watch import ChangeWatcher
 
 
@@ -27,7 +27,7 @@ class ReadContext:
     """Everything the routes of one app share: built once in `create_app`."""
 
     settings: Settings
-    store: ProjectionStore
+    store: RunStore
     watcher: ChangeWatcher
     rendered: OrderedDict[tuple, Rendered] = field(default_factory=OrderedDict)
 

@@ -3,8 +3,9 @@
 `keep_indices` chooses which points of a series to send when a client asks for at most `max_points`.
 It always keeps, in this priority order while the budget lasts: the first and the last point, the
 best point of each named series (its min or max, by mode), then the minimum and the maximum of every
-series (earliest index on ties; NaN/inf never count as an extreme). The rest of the budget goes to
-points spread evenly over the ones not yet kept, so the shape of the curve survives.
+series (earliest index on ties; NaN/inf never count as an extreme), then the first non-finite point of
+every series (a run that diverged must still show where). The rest of the budget goes to points spread
+evenly over the ones not yet kept, so the shape of the curve survives.
 """
 
 from __future__ import annotations
@@ -40,6 +41,10 @@ def must_keep(n: int, series: Mapping[str, Sequence[float | None]],
         for mode in ("min", "max"):
             if (i := _extreme(series[name], mode)) is not None:
                 ordered.append(i)
+    for name in sorted(series):
+        first_bad = next((i for i, v in enumerate(series[name]) if v is not None and not math.isfinite(v)), None)
+        if first_bad is not None:
+            ordered.append(first_bad)
     return list(dict.fromkeys(ordered))
 
 

@@ -1,10 +1,10 @@
 """The hot poll, answered before routing: a conditional GET whose ETag still matches gets 304 here.
 
-Dashboards poll `/runs/{id}/epochs?since=N` (and /best, /system) with `If-None-Match` every few seconds;
-almost every answer is 304. This ASGI middleware answers those with two `stat` calls and a hash, using
-the very ETag function of the routes. It only takes requests it can judge completely: a valid run id,
-no query or only a valid `since`, no `wait`, the token (if any) right, the run present. Everything else,
-including every error, goes on to the routes unchanged.
+Dashboards poll `/runs/{id}` and `/runs/{id}/epochs?since=N` (and /best, /steps, /system) with
+`If-None-Match` every few seconds; almost every answer is 304. This ASGI middleware answers those with one
+indexed read of the run's version counters, using the very identity and ETag functions of the routes. It
+only takes requests it can judge completely: a valid run id, no query or only a valid `since`, no `wait`,
+the token (if any) right, the run present. Everything else, including every error, goes on to the routes.
 """
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from query_api.deps import ReadContext
 from query_api.etags import matches
-from query_api.routes.series import etag_for
+from query_api.identities import etag_of, run_identity, series_identity
+from query_api.store import RunNotFound
 from schemas.envelope import RUN_ID_PATTERN
 
-_PATH = re.compile(r"^/runs/(" + RUN_ID_PATTERN.strip("^$") + r")/(epochs|best|system)$")
+_PATH = re.compile(r"^/runs/(" + RUN_ID_PATTERN.strip("^$") + r")(?:/(epochs|best|steps|system))?$")
 _QUERY = re.compile(rb"^(since=(-1|\d{1,18}))?$")
 
 
@@ -45,12 +46,14 @@ class ConditionalFastPath:
         if inm is None or (self.auth is not None and (auth is None or not secrets.compare_digest(auth, self.auth))):
             return None
         run_id, kind = route.group(1), route.group(2)
-        store = self.ctx.store
-        data = store.epochs_path(run_id) if kind in ("epochs", "best") else store.system_path(run_id)
-        summary_key, data_key = store.keys(store.summary_path(run_id), data)
-        if summary_key is None:
+        if kind is None and scope["query_string"]:
             return None
-        etag = etag_for(kind, run_id, data_key)
+        try:
+            identity = run_identity(self.ctx.store, run_id) if kind is None else \
+                series_identity(self.ctx.store, run_id, kind)
+        except (RunNotFound, Exception):  # noqa: BLE001 - anything unusual: let the route answer it properly
+            return None
+        etag = etag_of(run_id, identity)
         return etag if matches(inm, etag) else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

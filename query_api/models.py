@@ -37,6 +37,27 @@ class TrendsPublic(BaseModel):
                                 description="continue | stop_early | use_checkpoint | investigate")
     recommendation_epoch: int | None = Field(default=None, description="The checkpoint to use, if any.")
     reason: str = Field(default="", description="The evidence behind the recommendation, in words.")
+    should_stop: bool = Field(default=False, description="Early stopping (Keras/Lightning rule) would stop now.")
+
+    model_config = {"extra": "allow"}  # the trend functions may add evidence fields
+
+
+class AttemptPublic(BaseModel):
+    attempt: int
+    seq: int = Field(description="Its run_started's seq: events from it up to the next attempt's are its own.")
+    started_at: datetime
+    host: str | None = None
+    pid: int | None = None
+    resume: bool = Field(description="Started with resume=True from an earlier attempt's checkpoint.")
+    status: str | None = Field(default=None, description="How it ended; null: no run_finished (still running, or "
+                                                         "the process died without a word).")
+    finished_at: datetime | None = None
+    exit_code: int | None = None
+
+
+class DropsPublic(BaseModel):
+    counts: dict[str, int] = Field(description="Kind -> values or events (`renamed`: kept under a valid name).")
+    examples: list[str] = Field(description="A few of them in words.")
 
 
 class RunListItemPublic(BaseModel):
@@ -47,24 +68,33 @@ class RunListItemPublic(BaseModel):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     last_seen: datetime | None = None
+    tags: list[str] = Field(default_factory=list)
     epochs: int | None = None
     last_epoch: int | None = None
+    steps: int | None = None
     best_metric: str | None = None
+    best_mode: str | None = None
     best_epoch: int | None = None
     best_value: float | None = None
     final_loss: float | None = None
     recommendation: str | None = None
+    reason: str | None = None
     is_overfitting: bool | None = None
     is_plateaued: bool | None = None
     is_diverging: bool | None = None
+    should_stop: bool | None = None
+    attempts: int = 0
+    dropped: int = Field(default=0, description="Values or events the producer could not publish (see the run).")
     version: int | None = None
     non_finite: dict[str, str] = NON_FINITE
 
 
 class RunsPagePublic(BaseModel):
-    runs: list[RunListItemPublic] = Field(description="Newest first (by start time, then run id).")
-    next_cursor: str | None = Field(description="Pass as `cursor` for the next (older) page; null on the last page.")
+    runs: list[RunListItemPublic] = Field(description="In the order asked for (default: newest first by start time, "
+                                                      "then run id).")
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
     limit: int
+    total: int = Field(description="Runs matching the filters, over all pages.")
 
 
 class RunPublic(BaseModel):
@@ -86,14 +116,24 @@ class RunPublic(BaseModel):
     duration_s: float | None = None
     epochs: int = 0
     last_epoch: int | None = None
+    steps: int = 0
+    last_step: int | None = None
+    system_samples: int = 0
     best_metric: str | None = None
     best_mode: str = "min"
     best_epoch: int | None = None
     best_value: float | None = None
     final_loss: float | None = None
+    patience: int | None = Field(default=None, description="Early-stopping patience given at start (null: default).")
+    min_delta: float | None = None
     trends: TrendsPublic
     events: int = 0
     last_seq: int = 0
+    attempts: list[AttemptPublic] = Field(default_factory=list, description="The first start and every resumption.")
+    drops: DropsPublic | None = Field(default=None, description="What the producer could not publish as given.")
+    dropped: int = Field(default=0, description="Values and events lost (every kind but `renamed`).")
+    clock_ahead_s: float | None = Field(default=None, description="Set when the producer's clock ran more than a day "
+                                                                  "ahead: the largest lead seen, in seconds.")
     version: int = Field(description="Increases with every change to the run's projections.")
     ingested_at: datetime | None = Field(default=None, description="When the workers last applied events.")
     ingest_lag_s: float | None = Field(
@@ -123,6 +163,24 @@ class EpochsPublic(BaseModel):
     total: int = Field(description="Epochs stored for the run (before `since` and downsampling).")
     last_epoch: int | None = Field(description="Newest epoch stored: pass it as `since` on the next poll.")
     downsampled: bool = Field(description="True when `max_points` dropped epochs from this answer.")
+
+
+class StepPublic(BaseModel):
+    step: int
+    epoch: int | None = None
+    seq: int | None = Field(default=None, description="Null in a downsampled answer.")
+    ts: datetime | None = None
+    metrics: dict[str, float | None] = Field(description="Non-finite values are null; see `non_finite`. In a "
+                                                         "downsampled answer: the metrics that kept this step.")
+    non_finite: dict[str, str] = Field(default_factory=dict)
+
+
+class StepsPublic(BaseModel):
+    run_id: str
+    steps: list[StepPublic]
+    total: int = Field(description="Steps stored for the run.")
+    downsampled: bool = Field(description="True when `max_points` thinned the answer (each metric separately).")
+    next_since: int | None = Field(description="Without max_points, more rows follow: pass this as `since`.")
 
 
 class BestPublic(BaseModel):

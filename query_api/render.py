@@ -1,4 +1,4 @@
-"""Bodies of the run responses, built from parsed projections. No I/O and no web framework here.
+"""Bodies of the run responses, built from the read model's rows. No I/O and no web framework here.
 
 Bodies are plain dicts in the shape of the `*Public` models (tests check them against the models and
 the OpenAPI schema), encoded once with orjson: the epoch list of a long run is the hot path of polling.
@@ -6,16 +6,18 @@ the OpenAPI schema), encoded once with orjson: the epoch list of a long run is t
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import orjson
+
+from epochstream.readmodel.reader import RunRecord, Versions
 from query_api.downsample import Mode, keep_indices
 from query_api.encoding import float_or_null, non_finite_marker, stored_float, strict_list, strict_metrics
-from query_api.models import RunPublic, TrendsPublic
-from query_api.runindex import row_status
 from query_api.series import EpochSeries, SystemPoint
-from schemas.read_models import RunSummary, effective_status
+from schemas.trend_rules import TrendConfig
+from schemas.trend_state import TrendState, verdict
 from schemas.trends import best_epoch
 
 
@@ -68,64 +70,73 @@ def system_body(run_id: str, points: Sequence[SystemPoint], *, since: int | None
             "downsampled": downsampled}
 
 
-def run_status(summary: RunSummary, now: datetime) -> str:
-    return effective_status(summary, now)
+def run_status(versions: Versions, now_us: int) -> str:
+    """The status a reader sees: a `running` run silent past max(3 x heartbeat, 60 s) is `stale`."""
+    if versions.status == "running" and versions.stale_after_us is not None and versions.stale_after_us < now_us:
+        return "stale"
+    return versions.status
 
 
-def run_body(m: RunSummary, series: EpochSeries, now: datetime) -> RunPublic:
-    markers: dict[str, str] = {}
-
-    def strict(name: str, value: Any) -> float | None:
-        value = stored_float(value)
-        if marker := non_finite_marker(value):
-            markers[name] = marker
-        return float_or_null(value)
-
-    lag = None
-    if m.ingested_at is not None and m.last_seen is not None:
-        lag = max(0.0, (m.ingested_at - m.last_seen).total_seconds())
-    losses = strict_list([r.metrics.get("train/loss") for r in series.rows], "loss_history", markers)
-    val_losses = strict_list([r.metrics.get("val/loss") for r in series.rows], "val_loss_history", markers)
-    return RunPublic(
-        run_id=m.run_id, project=m.project, name=m.name, status=run_status(m, now), stored_status=m.status,
-        config=m.config, tags=m.tags, host=m.host, started_at=m.started_at, finished_at=m.finished_at,
-        last_seen=m.last_seen, heartbeat_s=strict("heartbeat_s", m.heartbeat_s), error=m.error,
-        traceback=m.traceback, exit_code=m.exit_code, duration_s=strict("duration_s", m.duration_s),
-        epochs=m.epochs, last_epoch=m.last_epoch if m.last_epoch is not None else (
-            series.rows[-1].epoch if series.rows else None),
-        best_metric=m.best_metric, best_mode=m.best_mode, best_epoch=m.best_epoch,
-        best_value=strict("best_value", m.best_value), final_loss=strict("final_loss", m.final_loss),
-        trends=TrendsPublic.model_validate(m.trends.model_dump()), events=m.events, last_seq=m.last_seq,
-        version=m.version, ingested_at=m.ingested_at, ingest_lag_s=lag, loss_history=losses,
-        val_loss_history=val_losses, non_finite=markers)
-
-
-_ITEM_FLOATS = ("best_value", "final_loss")
-_ITEM_FIELDS = ("run_id", "project", "name", "started_at", "finished_at", "last_seen", "epochs", "last_epoch",
-                "best_metric", "best_epoch", "recommendation", "is_overfitting", "is_plateaued", "is_diverging",
-                "version")
-
-
-def _iso(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, datetime) else value
-
-
-def list_item(row: dict[str, Any], now: datetime) -> dict[str, Any]:
-    """The public row; built once per index version (`static_item`), only `status` is decided per request."""
-    item = row.get("_item") or static_item(row)
-    if item["status"] != "running":
-        return item
-    return {**item, "status": row_status(row, now)}
-
-
-def static_item(row: Mapping[str, Any]) -> dict[str, Any]:
-    item = {name: _iso(row.get(name)) for name in _ITEM_FIELDS}
-    item["status"] = row.get("status") or "running"
-    markers = {}
-    for name in _ITEM_FLOATS:
-        value = stored_float(row.get(name))
+def _strict_fields(item: dict[str, Any], names: Sequence[str], markers: dict[str, str]) -> None:
+    for name in names:
+        value = stored_float(item.get(name))
         if marker := non_finite_marker(value):
             markers[name] = marker
         item[name] = float_or_null(value)
+
+
+RUN_FIELDS = ("run_id", "project", "name", "tags", "host", "started_at", "finished_at", "last_seen", "heartbeat_s",
+              "error", "traceback", "exit_code", "duration_s", "epochs", "last_epoch", "steps", "last_step",
+              "system_samples", "best_metric", "best_mode", "best_epoch", "best_value", "final_loss", "patience",
+              "min_delta", "events", "last_seq", "attempts", "drops", "dropped", "clock_ahead_s", "version",
+              "ingested_at")
+
+
+def _trends(record: RunRecord, status: str, summary: dict[str, Any]) -> dict[str, Any]:
+    """The stored verdict, or (for a run that went silent) the verdict of its stored state as `stale`."""
+    if status != "stale" or record.trend_state is None:
+        return summary.get("trends") or {}
+    state = TrendState.from_dict(record.trend_state)
+    if state is None:
+        return summary.get("trends") or {}
+    config = TrendConfig(*summary.get("trend_config", [None] * 4))
+    return verdict(state, config, status="stale").model_dump()
+
+
+def run_body(record: RunRecord, series: EpochSeries, now_us: int) -> dict[str, Any]:
+    summary = record.summary
+    status = run_status(record.versions, now_us)
+    body = {name: summary.get(name) for name in RUN_FIELDS}
+    markers: dict[str, str] = {}
+    _strict_fields(body, ("heartbeat_s", "duration_s", "best_value", "final_loss"), markers)
+    lag = None
+    ingested, seen = summary.get("ingested_at"), summary.get("last_seen")
+    if ingested and seen:
+        lag = max(0.0, (datetime.fromisoformat(ingested) - datetime.fromisoformat(seen)).total_seconds())
+    body.update(
+        status=status, stored_status=summary.get("status"), trends=_trends(record, status, summary),
+        config=orjson.Fragment(record.config_text) if record.config_text else {},  # as stored: any depth
+        ingest_lag_s=lag, attempts=summary.get("attempts") or [], tags=summary.get("tags") or [],
+        loss_history=strict_list([r.metrics.get("train/loss") for r in series.rows], "loss_history", markers),
+        val_loss_history=strict_list([r.metrics.get("val/loss") for r in series.rows], "val_loss_history", markers),
+        non_finite=markers)
+    return body
+
+
+LIST_FIELDS = ("run_id", "project", "name", "tags", "started_at", "finished_at", "last_seen", "epochs", "last_epoch",
+               "steps", "best_metric", "best_mode", "best_epoch", "best_value", "final_loss", "dropped", "version")
+_ITEM_FLAGS = ("recommendation", "is_overfitting", "is_plateaued", "is_diverging", "should_stop")
+
+
+def list_item(summary: dict[str, Any], versions: Versions, now_us: int) -> dict[str, Any]:
+    item = {name: summary.get(name) for name in LIST_FIELDS}
+    trends = summary.get("trends") or {}
+    item.update({name: trends.get(name) for name in _ITEM_FLAGS})
+    item["reason"] = trends.get("reason")
+    item["attempts"] = len(summary.get("attempts") or [])
+    item["status"] = run_status(Versions(versions.generation, 0, 0, 0, 0, summary.get("status") or "running",
+                                         versions.stale_after_us), now_us)
+    markers: dict[str, str] = {}
+    _strict_fields(item, ("best_value", "final_loss"), markers)
     item["non_finite"] = markers
     return item

@@ -1,42 +1,45 @@
-"""Long-poll support: one asyncio task watches the files that waiting requests care about.
+"""Long-poll support: one asyncio task watches the read model for the requests that wait on it.
 
-A waiter registers the paths its response is made from and the identities it has already seen. The
-watcher stats each watched path once per tick, whatever the number of waiters, and wakes every waiter
-whose files changed. No thread per waiter and nothing blocks the event loop; when nobody waits, the
-task ends.
+A waiter registers a cheap `identity()` (the version counters its answer is made of) and the identity it
+has already seen. Every tick the task asks the database whether anything was committed since the last
+tick (`PRAGMA data_version`: no rows read); only then does it re-check the waiters' identities, and wakes
+those whose data changed. No thread per waiter and nothing blocks the event loop for long; when nobody
+waits, the task ends.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import Any
 
-from query_api.filecache import FileKey, stat_key
+from epochstream.readmodel.reader import ReadModelReader
+
+Identity = Callable[[], Any]
 
 
 @dataclass(eq=False)
 class _Waiter:
-    paths: tuple[Path, ...]
-    seen: tuple[FileKey | None, ...]
+    identity: Identity
+    seen: Any
     future: asyncio.Future = field(repr=False)
 
 
 class ChangeWatcher:
-    def __init__(self, interval_s: float):
+    def __init__(self, reader: ReadModelReader, interval_s: float):
+        self.reader = reader
         self.interval_s = interval_s
         self._waiters: set[_Waiter] = set()
         self._task: asyncio.Task | None = None
 
-    async def wait(self, paths: Sequence[Path], seen: Sequence[FileKey | None], timeout_s: float) -> bool:
-        """True as soon as any of `paths` no longer has the identity in `seen`; False after `timeout_s`."""
-        paths, seen = tuple(paths), tuple(seen)
-        if tuple(stat_key(p) for p in paths) != seen:
+    async def wait(self, identity: Identity, seen: Any, timeout_s: float) -> bool:
+        """True as soon as `identity()` differs from `seen` (or raises); False after `timeout_s`."""
+        if self._changed(identity, seen):
             return True
         loop = asyncio.get_running_loop()
-        waiter = _Waiter(paths, seen, loop.create_future())
+        waiter = _Waiter(identity, seen, loop.create_future())
         self._waiters.add(waiter)
         if self._task is None or self._task.done():
             self._task = loop.create_task(self._run())
@@ -47,13 +50,26 @@ class ChangeWatcher:
         finally:
             self._waiters.discard(waiter)
 
+    @staticmethod
+    def _changed(identity: Identity, seen: Any) -> bool:
+        try:
+            return identity() != seen
+        except Exception:  # noqa: BLE001 - a run that vanished or a read that failed: let the request re-check
+            return True
+
     async def _run(self) -> None:
+        last = self.reader.data_version()
         while self._waiters:
             await asyncio.sleep(self.interval_s)
-            keys: dict[Path, FileKey | None] = {}
+            try:
+                now = self.reader.data_version()
+            except Exception:  # noqa: BLE001 - a busy or swapping database: check the waiters anyway
+                now = None
+            if now == last:
+                continue
+            last = now
             for waiter in list(self._waiters):
-                now = tuple(keys[p] if p in keys else keys.setdefault(p, stat_key(p)) for p in waiter.paths)
-                if now != waiter.seen and not waiter.future.done():
+                if not waiter.future.done() and self._changed(waiter.identity, waiter.seen):
                     waiter.future.set_result(True)
 
     async def close(self) -> None:

@@ -52,6 +52,11 @@ class Keys:
         """The RQ queue drain jobs go to."""
         return f"{self.namespace}-drain"
 
+    def fence(self, partition: int) -> str:
+        """A counter: every drain of this partition takes the next value as its fence token (the read model
+        refuses commits from a token older than the newest it has seen)."""
+        return f"{self.namespace}:fence:{{{partition}}}"
+
     def drain_lock(self, partition: int) -> str:
         """Held while a drain job for this partition is queued or running: never two at once."""
         return f"{self.namespace}:drain-lock:{{{partition}}}"

@@ -1,4 +1,4 @@
-"""The run summary projection: written by the workers (summary.json), read by the API and the CLI.
+"""The run summary: written by the workers into the read model, read by the API and the CLI.
 
 Non-finite floats are stored as the strings "NaN", "Infinity", "-Infinity" (as on the wire); readers
 turn them into null plus a marker for strict-JSON clients.
@@ -32,6 +32,26 @@ class TrendFlags(BaseModel):
     reason: str = Field(default="", description="The evidence behind the recommendation, in words.")
 
 
+class AttemptSummary(BaseModel):
+    """One attempt of a run: the first start, or a resumption from a checkpoint (`resume`)."""
+
+    attempt: int
+    seq: int = Field(description="The seq of its run_started: events above it (and below the next) are its own.")
+    started_at: datetime
+    host: str | None = None
+    pid: int | None = None
+    resume: bool = False
+    status: str | None = Field(default=None, description="How it ended; null: no run_finished (still running, or "
+                                                         "the process died without a word).")
+    finished_at: datetime | None = None
+    exit_code: int | None = None
+
+
+class DropsSummary(BaseModel):
+    counts: dict[str, int] = Field(default_factory=dict)
+    examples: list[str] = Field(default_factory=list)
+
+
 class RunSummary(BaseModel):
     model_config = ConfigDict(ser_json_inf_nan="strings")
 
@@ -52,14 +72,26 @@ class RunSummary(BaseModel):
     duration_s: float | None = None
     epochs: int = 0
     last_epoch: int | None = None
+    steps: int = 0
+    last_step: int | None = None
+    system_samples: int = 0
     best_metric: str | None = None
     best_mode: Literal["min", "max"] = "min"
+    patience: int | None = Field(default=None, description="As given at start_run; null: the default.")
+    min_delta: float | None = None
     best_epoch: int | None = None
     best_value: float | None = None
     final_loss: float | None = None
     trends: TrendFlags = Field(default_factory=TrendFlags)
     last_seq: int = 0
     events: int = Field(default=0, description="Distinct events applied to this run.")
+    attempts: list[AttemptSummary] = Field(default_factory=list)
+    drops: DropsSummary | None = Field(default=None, description="What the producer could not publish as given.")
+    dropped: int = Field(default=0, description="Values and events lost (every drop kind but `renamed`).")
+    clock_ahead_s: float | None = Field(default=None, description="Set when events came stamped more than a day "
+                                                                  "ahead of their ingestion (a wrong clock): the "
+                                                                  "largest lead seen, in seconds. Those events are "
+                                                                  "ordered by ingestion time instead.")
     version: int = Field(default=0, description="Increases with every change: the basis of ETags.")
     ingested_at: datetime | None = None
 

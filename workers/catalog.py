@@ -1,10 +1,15 @@
-"""The DuckDB catalog `epochstream.duckdb`: views over the Parquet log and projections, no data of its own.
+"""The DuckDB catalog `epochstream.duckdb`: views over the Parquet log and read-model snapshots, no data of its own.
 
 Views (every one counts each event once, by event_id, whatever the log physically holds):
-- `runs`          one row per run (the projection index): status, timestamps, best epoch, flags;
+- `runs`          one row per run, from the newest read-model snapshot (`workers.snapshots`): status,
+                  timestamps, config, error, best epoch, flags;
 - `trends`        the trend flags and recommendation of each run;
-- `epochs`        wide: one row per (run, epoch), one column per core metric plus the full `metrics` map;
+- `epochs`        wide: one row per (run, epoch), one column per core metric plus the full `metrics` map; for
+                  one epoch the latest seq wins, and an attempt that resumed a run hides the earlier
+                  attempt's epochs from the first one it logged (as in the API);
 - `epoch_metrics` long: one row per (run, epoch, metric);
+- `steps`, `step_metrics`  the same for training steps;
+- `run_started`, `run_config`, `run_finished`  the lifecycle events;
 - `system`        one row per system sample; `system_gpus` one row per GPU per sample;
   `system_1m`     per-run one-minute rollups (mean CPU, max RSS, mean/max GPU utilisation and memory);
 - `dead_letters`  every dead-lettered entry with its reason and original payload.
@@ -26,7 +31,7 @@ from epochstream.settings import Settings
 from schemas.epoch import CORE_METRICS
 from workers.log_schema import DEAD_LETTERS, LOG_SCHEMAS
 
-CATALOG_VERSION = 1
+CATALOG_VERSION = 2
 SEED = "_seed.parquet"  # leading underscore: pyarrow datasets skip it, DuckDB globs see it
 
 
@@ -36,10 +41,10 @@ class CatalogBusy(TransientError):
 
 def ensure_seeds(layout: DataLayout) -> None:
     """Zero-row files so every view's glob matches from the start (cheap when they exist)."""
-    from workers.projections import INDEX_SCHEMA  # late: projections imports trends, keep this module light
+    from workers.snapshots import RUNS_SCHEMA, snapshot_dir
 
     targets = {layout.log_dir(name) / SEED: schema for name, schema in LOG_SCHEMAS.items()}
-    targets[layout.index_dir / SEED] = INDEX_SCHEMA
+    targets[snapshot_dir(layout) / SEED] = RUNS_SCHEMA
     for path, schema in targets.items():
         if not path.exists():
             atomic_write_parquet(schema.empty_table(), path, fsync=False)
@@ -57,26 +62,47 @@ def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def _rewound(kind: str, key: str) -> str:
+    """Rows of `{kind}_events` that count: the latest seq per key, minus what a resumed attempt rewound (rows
+    older than an attempt's run_started, at or after the first key that attempt logged)."""
+    return (f"WITH latest AS (SELECT * FROM {kind}_events QUALIFY row_number() OVER "
+            f"(PARTITION BY run_id, {key} ORDER BY seq DESC, event_id) = 1), "
+            f"cuts AS (SELECT s.run_id, s.seq AS start, min(e.{key}) AS cut FROM run_started AS s "
+            f"JOIN {kind}_events AS e ON e.run_id = s.run_id AND e.seq > s.seq GROUP BY ALL) "
+            f"SELECT l.* FROM latest AS l WHERE NOT EXISTS (SELECT 1 FROM cuts AS c WHERE c.run_id = l.run_id "
+            f"AND l.seq < c.start AND l.{key} >= c.cut)")
+
+
 def view_sql(layout: DataLayout) -> dict[str, str]:
     """The SELECT behind each view (pure: tested without touching a database)."""
+    from workers.snapshots import snapshot_dir
+
     def events(event_type: str) -> str:
         return (f"SELECT * FROM {_parquet(layout.log_dir(event_type))} "
                 "QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY stream_id, ingested_at) = 1")
 
     wide = ", ".join(f"map_extract(metrics, '{m}')[1] AS {_q(m)}" for m in CORE_METRICS)
+    snapshots = _glob(snapshot_dir(layout) / "*.parquet")
     return {
-        "runs": f"SELECT * EXCLUDE (filename) FROM read_parquet({_glob(layout.index_dir / '*.parquet')}, "
-                "union_by_name = true, filename = true) WHERE filename NOT LIKE '%/_seed.parquet' "
+        # The newest snapshot only: a new one is a new file, so no query ever reads one being replaced.
+        "runs": f"SELECT * EXCLUDE (filename) FROM read_parquet({snapshots}, union_by_name = true, filename = true) "
+                f"WHERE filename = (SELECT max(file) FROM glob({snapshots})) "
                 "ORDER BY coalesce(started_at, last_seen) DESC NULLS LAST, run_id DESC",
         "trends": "SELECT run_id, project, name, status, epochs, last_epoch, best_metric, best_mode, best_epoch, "
                   "best_value, final_loss, epochs_since_improvement, is_plateaued, is_overfitting, is_diverging, "
-                  "suspect_metrics, recommendation, recommendation_epoch, reason FROM runs",
+                  "should_stop, suspect_metrics, recommendation, recommendation_epoch, reason FROM runs",
+        "run_started": f"SELECT * FROM ({events('run_started')})",
+        "run_config": f"SELECT * FROM ({events('run_config')})",
+        "run_finished": f"SELECT * FROM ({events('run_finished')})",
         "epoch_events": events("epoch"),
-        # The projection's rule: one row per (run, epoch), the latest seq wins.
-        "epochs": f"SELECT run_id, epoch, seq, event_id, ts, samples, {wide}, metrics FROM epoch_events "
-                  "QUALIFY row_number() OVER (PARTITION BY run_id, epoch ORDER BY seq DESC, event_id) = 1",
+        "epochs": f"SELECT run_id, epoch, seq, event_id, ts, samples, {wide}, metrics "
+                  f"FROM ({_rewound('epoch', 'epoch')})",
         "epoch_metrics": "SELECT run_id, epoch, seq, ts, m.key AS metric, m.value AS value "
                          "FROM epochs, unnest(map_entries(metrics)) AS t(m)",
+        "step_events": events("step"),
+        "steps": f"SELECT run_id, step, epoch, seq, event_id, ts, metrics FROM ({_rewound('step', 'step')})",
+        "step_metrics": "SELECT run_id, step, epoch, seq, ts, m.key AS metric, m.value AS value "
+                        "FROM steps, unnest(map_entries(metrics)) AS t(m)",
         "system": f"SELECT * FROM ({events('system')})",
         "system_gpus": "SELECT run_id, seq, ts, g.* FROM system, unnest(gpus) AS t(g)",
         "system_1m": "SELECT s.run_id, time_bucket(INTERVAL 1 minute, s.ts) AS minute, count(*) AS samples, "
@@ -85,8 +111,6 @@ def view_sql(layout: DataLayout) -> dict[str, str]:
                      "max(g.mem_allocated_mb) AS gpu_mem_allocated_max_mb "
                      "FROM system AS s LEFT JOIN system_gpus AS g ON g.run_id = s.run_id AND g.seq = s.seq "
                      "GROUP BY ALL",
-        "run_started": f"SELECT * FROM ({events('run_started')})",
-        "run_finished": f"SELECT * FROM ({events('run_finished')})",
         "dead_letters": f"SELECT * FROM {_parquet(layout.log_dir(DEAD_LETTERS))} "
                         "QUALIFY row_number() OVER (PARTITION BY stream, stream_id ORDER BY dead_lettered_at) = 1",
     }
@@ -128,9 +152,12 @@ def ensure_catalog(settings: Settings) -> Path:
     return path
 
 
-def open_catalog(settings: Settings, read_only: bool = True) -> duckdb.DuckDBPyConnection:
-    """A connection to the catalog (created first if missing). Read-only unless asked otherwise."""
+def open_catalog(settings: Settings, read_only: bool = True, fresh: bool = False) -> duckdb.DuckDBPyConnection:
+    """A connection to the catalog (created first if missing). Read-only unless asked otherwise. `fresh`: take
+    a new snapshot of the read model first if it changed since the newest (what `epochstream sql` does)."""
     path = DataLayout(settings.data_dir).catalog
+    if fresh:
+        refresh_snapshot(settings)
     if not _current(path):
         ensure_catalog(settings)
     con = duckdb.connect(str(path), read_only=read_only)
@@ -138,8 +165,21 @@ def open_catalog(settings: Settings, read_only: bool = True) -> duckdb.DuckDBPyC
     return con
 
 
+def refresh_snapshot(settings: Settings) -> Path | None:
+    from epochstream.readmodel.reader import ReadModelReader
+    from workers.snapshots import refresh
+
+    layout = DataLayout(settings.data_dir)
+    ensure_seeds(layout)
+    reader = ReadModelReader(settings.data_dir)
+    try:
+        return refresh(layout, reader)
+    finally:
+        reader.close()
+
+
 def query(settings: Settings, sql: str, params: list | None = None) -> pa.Table:
-    con = open_catalog(settings)
+    con = open_catalog(settings, fresh=True)
     try:
         return con.sql(sql, params=params).to_arrow_table()
     finally:

@@ -1,16 +1,20 @@
-"""The drain job: read one partition with the consumer group, write, project, and only then XACK.
+"""The drain job: read one partition with the consumer group, write the log, commit the read model, then XACK.
 
-One batch, in this order (a crash at any point loses nothing and, by event_id, duplicates nothing):
-1. reclaim entries a dead consumer left pending (XAUTOCLAIM), else read new ones (XREADGROUP);
+One batch, in this order (a crash at any point loses nothing and duplicates nothing):
+1. entries left pending by an earlier consumer are reclaimed first (at the start every pending entry: the
+   drain holds the partition, so whoever read them is gone), then new ones are read (XREADGROUP);
 2. decode each entry: validate + upcast; a poison entry, or one delivered more than `max_deliveries`
    times, becomes a dead letter with a reason;
-3. write one Parquet segment per event type (and one of dead letters): temp name, fsync, rename;
-4. update the projections of the runs touched (the consumer group's pending list is the read position);
+3. write one Parquet segment per event type (and one of dead letters): temp name, fsync, rename; each
+   segment records its partition and newest stream id, so a read model behind the log can catch up;
+4. apply the batch to the read model in one transaction with the partition's tracking record, checking
+   this drain's fence token (a drain paused past its lock is refused, never writes over newer state);
 5. in one pipelined round trip, in this order: XADD the dead letters to the DLQ stream, XACK the whole batch.
    Not a MULTI: the DLQ and the partition's stream live in different Redis Cluster slots. A crash between
    the two can only repeat a dead letter (the Parquet `dead_letters` set already holds it), never lose one.
-A crash before 5 redelivers the batch; the log may then hold a row twice, and every reader dedupes by
-event_id (compaction removes the copy).
+A crash before 4 redelivers the batch (the log may hold a row twice; every reader dedupes by event_id); a
+crash between 4 and 5 redelivers entries the tracking record already covers, which are checked one by one
+and change nothing.
 """
 
 from __future__ import annotations
@@ -23,17 +27,19 @@ import uuid
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
+import pyarrow as pa
 import redis
 
 from epochstream.broker import connect
 from epochstream.layout import DataLayout, atomic_write_parquet
+from epochstream.readmodel import ReadModelWriter, StaleFence
 from epochstream.settings import Settings
 from schemas.codec import decode
 from schemas.errors import SchemaError
 from schemas.keys import PAYLOAD_FIELD, Keys
 from workers.catalog import ensure_seeds
+from workers.catch_up import SEGMENT_LAST_ID, SEGMENT_PARTITION, catch_up
 from workers.log_schema import DEAD_LETTERS, dead_letter_table, tables_by_type
-from workers.projections import update_runs
 
 FAIR_SHARE_S = 0.5  # once caught up after this long, a drain yields its worker to other partitions
 CRASH_ENV = "EPOCHSTREAM_TEST_CRASH_AT"  # test-only: before_write | after_write | before_ack
@@ -46,6 +52,7 @@ class DrainResult:
     dead_lettered: int = 0
     reclaimed: int = 0
     batches: int = 0
+    refused: bool = False  # a newer drain holds the partition (fence): this one stopped
 
 
 @dataclass
@@ -83,9 +90,10 @@ def drain_partition(settings_json: str, redis_url: str, partition: int, lock_key
         client.close()
 
 
-def _reclaim(client: redis.Redis, stream: str, group: str, consumer: str, settings: Settings) -> list[Entry]:
-    """Take over entries pending longer than claim_idle_ms, with their delivery counts."""
-    reply = client.xautoclaim(stream, group, consumer, settings.claim_idle_ms, "0-0", count=settings.drain_batch)
+def _reclaim(client: redis.Redis, stream: str, group: str, consumer: str, settings: Settings,
+             min_idle_ms: int) -> list[Entry]:
+    """Take over entries pending at least `min_idle_ms` without an ack, with their delivery counts."""
+    reply = client.xautoclaim(stream, group, consumer, min_idle_ms, "0-0", count=settings.drain_batch)
     claimed = [(eid.decode(), fields) for eid, fields in reply[1] if fields is not None]
     if not claimed:
         return []
@@ -142,8 +150,13 @@ def _segment_name(now: datetime, partition: int) -> str:
     return f"seg-{now.strftime('%Y%m%dT%H%M%S%fZ')}-p{partition}-{uuid.uuid4().hex[:8]}.parquet"
 
 
+def _stamped(table: pa.Table, partition: int, last_id: str) -> pa.Table:
+    return table.replace_schema_metadata({**(table.schema.metadata or {}), SEGMENT_PARTITION: str(partition),
+                                          SEGMENT_LAST_ID: last_id})
+
+
 def process_batch(client: redis.Redis, settings: Settings, partition: int, entries: list[Entry],
-                  lock_key: str | None = None) -> tuple[int, int]:
+                  writer: ReadModelWriter, fence: int, lock_key: str | None = None) -> tuple[int, int]:
     """Steps 2-5 of the module docstring for one batch; returns (stored, dead-lettered)."""
     keys, layout = Keys(settings.namespace, settings.partitions), DataLayout(settings.data_dir)
     stream = keys.stream(partition)
@@ -151,15 +164,15 @@ def process_batch(client: redis.Redis, settings: Settings, partition: int, entri
     good, bad = _decode_batch(entries, settings)
     tables = _to_tables(good, bad, entries, now)
     crash_point("before_write")
-    name = _segment_name(now, partition)
+    name, last_id = _segment_name(now, partition), entries[-1].stream_id
     for event_type, table in tables.items():
-        atomic_write_parquet(table, layout.log_dir(event_type) / name)
+        atomic_write_parquet(_stamped(table, partition, last_id), layout.log_dir(event_type) / name)
     if bad:
         rows = [{"stream": stream, "stream_id": e.stream_id, "partition": partition, "reason": reason,
                  "payload": e.payload, "deliveries": e.deliveries, "dead_lettered_at": now} for e, reason in bad]
         atomic_write_parquet(dead_letter_table(rows), layout.log_dir(DEAD_LETTERS) / name)
     crash_point("after_write")
-    update_runs(layout, tables, settings.partitions, now)
+    writer.apply(partition, [(sid, event, now) for sid, event in good], fence, now)
     crash_point("before_ack")
     pipe = client.pipeline(transaction=False)  # ordered, not atomic: see step 5 above
     for entry, reason in bad:
@@ -173,6 +186,11 @@ def process_batch(client: redis.Redis, settings: Settings, partition: int, entri
     return len(good), len(bad)
 
 
+def take_fence(client: redis.Redis, keys: Keys, partition: int) -> int:
+    """The next fence token of the partition: larger than any drain of it was given before."""
+    return int(client.incr(keys.fence(partition)))
+
+
 def drain(client: redis.Redis, settings: Settings, partition: int, *, lock_key: str | None = None,
           max_seconds: float | None = None) -> DrainResult:
     """Drain one partition until it is caught up (or `max_seconds` passed: the scheduler queues the rest).
@@ -183,26 +201,38 @@ def drain(client: redis.Redis, settings: Settings, partition: int, *, lock_key: 
     """
     keys = Keys(settings.namespace, settings.partitions)
     stream, group = keys.stream(partition), keys.group
-    ensure_seeds(DataLayout(settings.data_dir))
+    layout = DataLayout(settings.data_dir)
+    ensure_seeds(layout)
     ensure_group(client, stream, group)
     result = DrainResult(partition)
     consumer = consumer_name()
-    deadline = time.monotonic() + (max_seconds if max_seconds is not None else settings.drain_max_s)
-    soft_deadline = time.monotonic() + FAIR_SHARE_S
-    while time.monotonic() < deadline:
-        entries = _reclaim(client, stream, group, consumer, settings)
-        reclaimed = bool(entries)
-        result.reclaimed += len(entries)
-        if not entries:
-            entries = _read_new(client, stream, group, consumer, settings.drain_batch)
-        if not entries:
-            break
-        stored, dead = process_batch(client, settings, partition, entries, lock_key)
-        result.stored += stored
-        result.dead_lettered += dead
-        result.batches += 1
-        if not reclaimed and len(entries) < settings.drain_batch and time.monotonic() > soft_deadline:
-            break
+    writer = ReadModelWriter.open(settings.data_dir)
+    try:
+        fence = take_fence(client, keys, partition)
+        writer.claim(partition, fence)
+        catch_up(writer, layout, partition, fence)
+        deadline = time.monotonic() + (max_seconds if max_seconds is not None else settings.drain_max_s)
+        soft_deadline = time.monotonic() + FAIR_SHARE_S
+        idle_ms = 0  # the first reclaim takes every pending entry: this drain holds the partition now
+        while time.monotonic() < deadline:
+            entries = _reclaim(client, stream, group, consumer, settings, idle_ms)
+            reclaimed = bool(entries)
+            result.reclaimed += len(entries)
+            if not entries:
+                idle_ms = settings.claim_idle_ms
+                entries = _read_new(client, stream, group, consumer, settings.drain_batch)
+            if not entries:
+                break
+            stored, dead = process_batch(client, settings, partition, entries, writer, fence, lock_key)
+            result.stored += stored
+            result.dead_lettered += dead
+            result.batches += 1
+            if not reclaimed and len(entries) < settings.drain_batch and time.monotonic() > soft_deadline:
+                break
+    except StaleFence:
+        result.refused = True  # another drain took the partition over; what we hold is reclaimed there
+    finally:
+        writer.close()
     _forget_consumer(client, stream, group, consumer)
     return result
 

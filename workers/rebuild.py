@@ -1,69 +1,83 @@
-"""Rebuild: replay the whole log from scratch into a fresh projections directory, then swap it in.
+"""Rebuild: replay the whole log into a fresh read model, then swap it in atomically.
 
-The projections are a function of each run's event *set* (see workers/projections.py), so the result
-equals the incremental one except `version` (set above the old one, so ETags never repeat) and
-`ingested_at`. Run it with the drains paused (the CLI holds every partition's drain lock).
+The read model is a function of each run's event *set* (see `epochstream.readmodel.plan`), so the result
+equals the incremental one, whatever state the old database is in: the old one is never read, only the
+log. Segments are replayed in name order (the order drains wrote them) so almost every run takes the
+append path. The new database is built under a name no reader looks at (`building-<generation>.sqlite`,
+unsynced: a crash means starting over), switched to WAL, renamed to its final name while nothing has it
+open, and only then named in `readmodel/CURRENT`: a poller reads the old database until that instant and
+the new, complete one after it. A failed rebuild removes what it built. Run it with the drains paused
+(the CLI holds every partition's drain lock).
 """
 
 from __future__ import annotations
 
-import shutil
-import uuid
+import contextlib
+import itertools
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
-from epochstream.layout import DataLayout, atomic_write_parquet
+import pyarrow.parquet as pq
+
+from epochstream.layout import DataLayout, fsync_dir
+from epochstream.readmodel import ReadModelWriter
+from epochstream.readmodel.location import Location
 from epochstream.settings import Settings
 from schemas.keys import partition_of
-from workers.catalog import SEED
-from workers.log_reader import read_log
-from workers.log_schema import SCHEMAS
-from workers.projections import INDEX_SCHEMA, project_run, read_summary, split_by_run, write_index
+from workers.log_events import events_of
+from workers.log_reader import segments
+from workers.log_schema import SCHEMAS, conform
 
 
-def rebuild_into(settings: Settings, target: Path, now: datetime | None = None) -> int:
-    """Project the whole log into `target` (a projections directory); returns the number of runs."""
-    now = now or datetime.now(UTC)
-    source = DataLayout(settings.data_dir)
-    fresh = _ProjectionsAt(target)
-    tables = {name: read_log(source, name) for name in SCHEMAS}
-    tables = {name: t for name, t in tables.items() if t.num_rows}
-    by_partition: dict[int, list] = {}
-    for run_id, per_run in split_by_run(tables).items():
-        old = read_summary(source, run_id)
-        per_run = {k: v for k, v in per_run.items() if v.num_rows}
-        summary = project_run(fresh, run_id, per_run, now, min_version=(old.version + 1) if old else 1)
-        if summary is not None:
-            by_partition.setdefault(partition_of(run_id, settings.partitions), []).append(summary)
-    for partition, summaries in by_partition.items():
-        write_index(fresh, partition, summaries)
-    atomic_write_parquet(INDEX_SCHEMA.empty_table(), fresh.index_dir / SEED, fsync=False)
-    return sum(len(s) for s in by_partition.values())
+def replay(writer: ReadModelWriter, layout: DataLayout, partitions: int) -> int:
+    """Apply every event of the log; returns the events read."""
+    files = sorted((path.name, event_type, path) for event_type in SCHEMAS for path in segments(layout, event_type))
+    read = 0
+    now = datetime.now(UTC)
+    for _, group in itertools.groupby(files, key=lambda f: f[0]):
+        entries = []
+        for _, event_type, path in group:
+            table = conform(pq.read_table(path), SCHEMAS[event_type])
+            for chunk in events_of(event_type, table):
+                entries.extend(chunk)
+        read += len(entries)
+        by_partition: dict[int, list] = {}
+        for entry in entries:
+            by_partition.setdefault(partition_of(entry[1].run_id, partitions), []).append(entry)
+        for partition, part in by_partition.items():
+            for start in range(0, len(part), 20_000):
+                writer.apply(partition, part[start:start + 20_000], 0, now)
+    return read
 
 
-class _ProjectionsAt(DataLayout):
-    """A layout whose projections live at a given directory (the log paths are not used)."""
-
-    def __init__(self, projections: Path):
-        super().__init__(projections.parent)
-        object.__setattr__(self, "_projections", projections)
-
-    @property
-    def projections(self) -> Path:
-        return self._projections  # type: ignore[attr-defined]
-
+def _remove(path: Path) -> None:
+    for extra in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm"),
+                  path.with_name(path.name + "-journal")):
+        with contextlib.suppress(FileNotFoundError):
+            extra.unlink()
 
 
 def rebuild(settings: Settings) -> int:
-    """Rebuild and swap: projections -> projections.old-*, fresh -> projections, then delete the old one."""
+    """Rebuild and swap; returns the number of runs in the new read model."""
     layout = DataLayout(settings.data_dir)
-    tag = uuid.uuid4().hex[:8]
-    target = layout.root / f"projections.rebuild-{tag}"
-    runs = rebuild_into(settings, target)
-    old = layout.root / f"projections.old-{tag}"
-    if layout.projections.exists():
-        layout.projections.rename(old)
-    target.rename(layout.projections)
-    shutil.rmtree(old, ignore_errors=True)
+    location = Location.of(settings.data_dir)
+    location.directory.mkdir(parents=True, exist_ok=True)
+    generation = Location.new_generation()
+    building = location.directory / f"building-{generation}.sqlite"
+    try:
+        writer = ReadModelWriter(building, durable=False, generation=generation)
+        try:
+            replay(writer, layout, settings.partitions)
+            runs = writer.con.execute("SELECT count(*) FROM runs").fetchone()[0]
+            writer.con.execute("PRAGMA journal_mode = WAL")
+        finally:
+            writer.close()
+        final = location.path_of(generation)
+        os.replace(building, final)  # nothing has it open now, and it has no -wal yet: a rename is safe
+        fsync_dir(location.directory)
+        location.point_to(generation)
+    except BaseException:
+        _remove(building)
+        raise
     return runs
-

@@ -1,4 +1,4 @@
-"""`epochstream rebuild`: replay the Parquet log into fresh projections and swap them in."""
+"""`epochstream rebuild`: replay the Parquet log into a fresh read model and swap it in."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def rebuild(
     data_dir: Path = typer.Option(None, help="Data directory (EPOCHSTREAM_DATA_DIR)."),
     wait: float = typer.Option(120.0, help="Seconds to wait for running drains to finish."),
 ) -> None:
-    """Rebuild every projection from the log (drains are paused meanwhile by holding their locks)."""
+    """Rebuild the read model from the log and swap it in (drains pause meanwhile: their locks are held)."""
     from epochstream.broker import connect, resolve_url
     from epochstream.cli.client import fail
     from schemas.keys import Keys
@@ -42,7 +42,7 @@ def rebuild(
                     time.sleep(0.2)
                 held.append(lock)
         runs = do_rebuild(settings)
-        typer.echo(f"rebuilt projections of {runs} run(s) from the log")
+        typer.echo(f"rebuilt the read model of {runs} run(s) from the log")
     finally:
         if client is not None and held:
             client.delete(*held)

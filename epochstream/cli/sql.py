@@ -34,7 +34,7 @@ def sql(
         fail(f"no epochstream data in {settings.data_dir.resolve()}: pass --data-dir (or set EPOCHSTREAM_DATA_DIR) "
              f"to where `epochstream up` or your workers keep it")
     try:
-        con = open_catalog(settings, read_only=True)
+        con = open_catalog(settings, read_only=True, fresh=True)
     except (duckdb.Error, EpochstreamError) as exc:
         fail(f"cannot open the catalog in {settings.data_dir}: {_first_line(exc)}")
     try:

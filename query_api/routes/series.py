@@ -1,42 +1,48 @@
-"""Per-run series: epoch history, best epoch, system samples. All conditional and long-pollable."""
+"""Per-run series: epoch history, best epoch, steps, system samples. All conditional and long-pollable."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
-import anyio
 from fastapi import APIRouter, Query, Request, Response
 
-from query_api.deps import Ctx, Rendered
+from query_api.deps import Ctx, ReadContext, Rendered
 from query_api.encoding import dumps
-from query_api.etags import make_etag
-from query_api.models import BestPublic, EpochsPublic, SystemPublic
+from query_api.identities import etag_of, series_identity
+from query_api.limits import DEFAULT_STEP_ROWS, MAX_STEP_ROWS
+from query_api.models import BestPublic, EpochsPublic, StepsPublic, SystemPublic
 from query_api.polling import Answer, respond
 from query_api.render import best_body, epochs_body, system_body
 from query_api.routes.common import RESPONSES
 from query_api.routes.params import MaxPointsParam, MetricsParam, RunIdParam, WaitParam, metric_names
+from query_api.step_series import steps_body
 from schemas.envelope import METRIC_NAME_PATTERN
 
 router = APIRouter(tags=["runs"])
 
 SinceEpoch = Annotated[int | None, Query(ge=-1, le=2**62, description="Only epochs after this one.")]
+SinceStep = Annotated[int | None, Query(ge=-1, le=2**62, description="Only steps after this one.")]
 SinceSeq = Annotated[int | None, Query(ge=-1, le=2**62, description="Only samples with a larger `seq` "
                                                                      "(use `last_seq` of the previous answer).")]
 
 
-def etag_for(kind: str, run_id: str, key) -> str:
-    """The ETag names the version of the run's data, not the query: a client may fetch everything once and
-    then long-poll with `since=` and that ETag (ETags are compared per URL, so sharing one is sound)."""
-    return make_etag(kind, run_id, key)
+async def _answer(ctx: ReadContext, run_id: str, kind: str, variant: tuple, build: Callable[[], Any],
+                  empty: Callable[[], bool] = lambda: False) -> Answer:
+    """A rendered body, cached by (route, query, data version): a repeated poll re-sends bytes, nothing else."""
+    identity = series_identity(ctx.store, run_id, kind)
+    etag = etag_of(run_id, identity)
+    key = (kind, run_id, variant, identity)
+    hit = ctx.rendered.get(key)
+    if hit is None:
+        body = await build()
+        hit = ctx.remember(key, Rendered(etag, await ctx.store.in_thread(dumps, body)))
+    return Answer(hit.etag, hit.body, empty())
 
 
-async def _render(ctx: Ctx, etag: str, cache_key: tuple, build) -> Rendered:
-    """Bodies are cached by (route, query, file identity): a repeated poll re-sends bytes, nothing else."""
-    hit = ctx.rendered.get(cache_key)
-    if hit is not None:
-        return hit
-    body = await anyio.to_thread.run_sync(lambda: dumps(build()))
-    return ctx.remember(cache_key, Rendered(etag, body))
+def _poll(request: Request, ctx: ReadContext, run_id: str, kind: str, render, wait: float | None, since_given: bool):
+    return respond(request, ctx, lambda: series_identity(ctx.store, run_id, kind), lambda i: etag_of(run_id, i),
+                   render, wait, since_given)
 
 
 @router.get("/runs/{run_id}/epochs", response_model=EpochsPublic, responses=RESPONSES,
@@ -46,56 +52,76 @@ async def run_epochs(run_id: RunIdParam, request: Request, ctx: Ctx, since: Sinc
                      wait: WaitParam = None) -> Response:
     names = metric_names(metrics)
     store = ctx.store
-    paths = (store.summary_path(run_id), store.epochs_path(run_id))
-    variant = ("epochs", run_id, since, names, max_points)
 
-    async def etag_of(keys) -> str:
-        return etag_for("epochs", run_id, keys[1])
+    async def render(_: tuple) -> Answer:
+        versions = store.versions(run_id)
+        record = await store.run(run_id, versions)
+        series = await store.history(run_id, versions)
 
-    async def render() -> Answer:
-        _, summary = await store.summary(run_id)
-        key, series = await store.history(run_id)
-        body = await _render(ctx, etag_for("epochs", run_id, key), (*variant, key), lambda: epochs_body(
-            run_id, series, since=since, metrics=names, max_points=max_points,
-            best_metric=summary.best_metric, best_mode=summary.best_mode))
-        empty = not any(r.epoch > since for r in series.rows) if since is not None else False
-        return Answer(body.etag, body.body, (store.keys(paths[0])[0], key), empty)
+        async def build() -> dict:
+            summary = record.summary
+            return epochs_body(run_id, series, since=since, metrics=names, max_points=max_points,
+                               best_metric=summary.get("best_metric"), best_mode=summary.get("best_mode") or "min")
+        return await _answer(ctx, run_id, "epochs", (since, names, max_points), build,
+                             lambda: since is not None and not any(r.epoch > since for r in series.rows))
 
-    return await respond(request, ctx, run_id, paths, etag_of, render, wait, since is not None)
+    return await _poll(request, ctx, run_id, "epochs", render, wait, since is not None)
+
+
+@router.get("/runs/{run_id}/steps", response_model=StepsPublic, responses=RESPONSES,
+            summary="Step history: newer steps only, selected metrics, downsampled from rollups for long runs")
+async def run_steps(run_id: RunIdParam, request: Request, ctx: Ctx, since: SinceStep = None,
+                    metrics: MetricsParam = None, max_points: MaxPointsParam = None,
+                    limit: Annotated[int, Query(ge=1, le=MAX_STEP_ROWS, description=(
+                        "Without max_points: at most this many rows after `since`; `next_since` says where the "
+                        "next page starts."))] = DEFAULT_STEP_ROWS,
+                    wait: WaitParam = None) -> Response:
+    names = metric_names(metrics)
+    store = ctx.store
+
+    async def render(_: tuple) -> Answer:
+        versions = store.versions(run_id)
+        record = await store.run(run_id, versions)
+        summary = record.summary
+        best = (summary["best_metric"], summary.get("best_mode") or "min") if summary.get("best_metric") else None
+        total = summary.get("steps") or 0
+
+        async def build() -> dict:
+            return await store.in_thread(lambda: steps_body(store.reader, run_id, total=total, since=since,
+                                                            metrics=names, max_points=max_points, limit=limit,
+                                                            best=best))
+        last = summary.get("last_step")
+        return await _answer(ctx, run_id, "steps", (since, names, max_points, limit), build,
+                             lambda: since is not None and (last is None or last <= since))
+
+    return await _poll(request, ctx, run_id, "steps", render, wait, since is not None)
 
 
 @router.get("/runs/{run_id}/best", response_model=BestPublic, responses=RESPONSES,
             summary="The best epoch of a metric, with all its metrics")
 async def run_best(run_id: RunIdParam, request: Request, ctx: Ctx,
                    metric: Annotated[str | None, Query(pattern=METRIC_NAME_PATTERN, max_length=128,
-                                                       description="Default: the run's best metric "
+                                                       description="Default: the run's monitored metric "
                                                                    "(val/loss, else train/loss).")] = None,
                    mode: Annotated[Literal["min", "max"] | None, Query(
-                       description="min or max. Default: the run's mode for its best metric, else min.")] = None,
+                       description="min or max. Default: the run's mode for its monitored metric, else min.")] = None,
                    wait: WaitParam = None) -> Response:
     store = ctx.store
-    paths = (store.summary_path(run_id), store.epochs_path(run_id))
 
-    async def choice() -> tuple[str, Literal["min", "max"]]:
-        if metric is not None and mode is not None:
-            return metric, mode
-        _, summary = await store.summary(run_id)
-        m = summary
-        default_mode = m.best_mode if metric is None or metric == m.best_metric else "min"
-        return metric or m.best_metric or "val/loss", mode or default_mode
+    async def render(_: tuple) -> Answer:
+        versions = store.versions(run_id)
+        record = await store.run(run_id, versions)
+        series = await store.history(run_id, versions)
+        summary = record.summary
+        default_mode = summary.get("best_mode") or "min" if metric is None or metric == summary.get("best_metric") \
+            else "min"
+        chosen = (metric or summary.get("best_metric") or "val/loss", mode or default_mode)
 
-    async def etag_of(keys) -> str:
-        return etag_for("best", run_id, keys[1])
+        async def build() -> dict:
+            return best_body(run_id, series, *chosen)
+        return await _answer(ctx, run_id, "best", chosen, build)
 
-    async def render() -> Answer:
-        chosen_metric, chosen_mode = await choice()
-        key, series = await store.history(run_id)
-        cache_key = ("best", run_id, chosen_metric, chosen_mode, key)
-        body = await _render(ctx, etag_for("best", run_id, key), cache_key,
-                             lambda: best_body(run_id, series, chosen_metric, chosen_mode))
-        return Answer(body.etag, body.body, (store.keys(paths[0])[0], key))
-
-    return await respond(request, ctx, run_id, paths, etag_of, render, wait, False)
+    return await _poll(request, ctx, run_id, "best", render, wait, False)
 
 
 @router.get("/runs/{run_id}/system", response_model=SystemPublic, responses=RESPONSES,
@@ -103,18 +129,15 @@ async def run_best(run_id: RunIdParam, request: Request, ctx: Ctx,
 async def run_system(run_id: RunIdParam, request: Request, ctx: Ctx, since: SinceSeq = None,
                      max_points: MaxPointsParam = None, wait: WaitParam = None) -> Response:
     store = ctx.store
-    paths = (store.summary_path(run_id), store.system_path(run_id))
-    variant = ("system", run_id, since, max_points)
 
-    async def etag_of(keys) -> str:
-        return etag_for("system", run_id, keys[1])
+    async def render(_: tuple) -> Answer:
+        versions = store.versions(run_id)
+        points = await store.system(run_id, versions)
 
-    async def render() -> Answer:
-        await store.summary(run_id)
-        key, points = await store.system(run_id)
-        body = await _render(ctx, etag_for("system", run_id, key), (*variant, key),
-                             lambda: system_body(run_id, points, since=since, max_points=max_points))
-        empty = not any(p.seq is not None and p.seq > since for p in points) if since is not None else False
-        return Answer(body.etag, body.body, (store.keys(paths[0])[0], key), empty)
+        async def build() -> dict:
+            return system_body(run_id, points, since=since, max_points=max_points)
+        return await _answer(ctx, run_id, "system", (since, max_points), build,
+                             lambda: since is not None and not any(p.seq is not None and p.seq > since
+                                                                   for p in points))
 
-    return await respond(request, ctx, run_id, paths, etag_of, render, wait, since is not None)
+    return await _poll(request, ctx, run_id, "system", render, wait, since is not None)

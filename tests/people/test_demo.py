@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import math
 import subprocess
 import sys
 
 import psutil
-import pyarrow.parquet as pq
 import pytest
 
-from epochstream.layout import DataLayout
+from epochstream.readmodel.reader import ReadModelReader
 from tests.conftest import settings_env
 from tests.people.conftest import ROOT, drain_all, epochstream
+from tests.readmodel import summary as stored_summary
 
 
 def train(settings, kind: str, epochs: int) -> subprocess.Popen:
@@ -34,21 +33,20 @@ def test_each_training_publishes_what_it_promises(settings, redis_client):
     assert "Traceback" in results["crash"][0][1]  # the exception still reaches the caller
 
     drain_all(redis_client, settings)
-    layout = DataLayout(settings.data_dir)
+    reader = ReadModelReader(settings.data_dir)
 
     def summary(kind):
-        return json.loads(layout.run_summary(run_ids[kind]).read_text())
+        return stored_summary(settings, run_ids[kind])
 
     def epochs(kind):
-        table = pq.read_table(layout.run_epochs(run_ids[kind]))
-        return [dict(m) for m in table.column("metrics").to_pylist()]
+        return [e.metrics for e in reader.epochs(run_ids[kind])]
 
     converge = epochs("converge")
     assert summary("converge")["status"] == "completed" and len(converge) == 2
     assert {"train/loss", "train/accuracy", "val/loss", "val/accuracy", "learning_rate", "gradient_norm",
             "epoch_duration"} <= set(converge[0])
     assert converge[1]["val/loss"] < converge[0]["val/loss"]  # it learns
-    assert pq.read_table(layout.run_epochs(run_ids["converge"])).column("samples").to_pylist() == [1500, 1500]
+    assert [e.samples for e in reader.epochs(run_ids["converge"])] == [1500, 1500]
     assert summary("overfit")["status"] == "completed" and summary("overfit")["config"]["train_samples"] == 96
 
     diverge = [m["val/loss"] for m in epochs("diverge")]

@@ -5,7 +5,6 @@ Blocks are found by their `<!-- example: NAME -->` marker in README.md.
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
 import subprocess
@@ -15,10 +14,10 @@ import pytest
 import redis
 
 from epochstream.broker import ServerProcess
-from epochstream.layout import DataLayout
 from producer import Publisher, start_run
 from tests.conftest import settings_env
 from tests.people.conftest import ROOT, drain_all, epochstream
+from tests.readmodel import summary as stored_summary
 
 DOCS = (ROOT / "README.md",)
 
@@ -44,7 +43,7 @@ def test_quickstart_publishes_sample_weighted_epochs(settings, redis_client):
     assert result.returncode == 0, result.stderr
     run_id = result.stdout.split()[-1]
     drain_all(redis_client, settings)
-    summary = json.loads(DataLayout(settings.data_dir).run_summary(run_id).read_text())
+    summary = stored_summary(settings, run_id)
     assert summary["status"] == "completed" and summary["epochs"] == 3 and summary["project"] == "quickstart"
     assert summary["final_loss"] == pytest.approx((0.9 * 32 + 0.7 * 16) / 48 / 3)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import time
@@ -17,6 +16,7 @@ from epochstream.broker import announced_url
 from producer import Publisher, start_run
 from tests.conftest import free_port, settings_env
 from tests.people.conftest import CLI, ROOT, one_clear_line
+from tests.readmodel import summary as stored_summary
 
 pytestmark = pytest.mark.slow
 
@@ -105,7 +105,7 @@ def test_up_serves_refuses_a_second_and_drains_on_ctrl_c(settings, tmp_path):
         up.kill()
     out = up.log.read_text()
     assert "drained: every event published so far is in the log" in out and "Traceback" not in out
-    summary = json.loads((settings.data_dir / "projections" / "runs" / late / "summary.json").read_text())
+    summary = stored_summary(settings, late)
     assert summary["status"] == "completed" and summary["epochs"] == 3  # drained before `up` exited
     assert not (settings.data_dir / "stack.json").exists()
     with pytest.raises(redis.ConnectionError):  # the broker is gone with it

@@ -93,7 +93,7 @@ def test_documented_queries_run(settings, redis_client):
     text = (ROOT / "README.md").read_text()
     queries = re.findall(r"```sql\n(.*?)```", text, re.S)
     assert len(queries) == 5
-    con = open_catalog(settings)
+    con = open_catalog(settings, fresh=True)  # what `epochstream sql` does: a snapshot of the read model now
     try:
         # Arrow, not fetchall(): DuckDB's Python rows need pytz for TIMESTAMPTZ columns.
         results = [[tuple(r.values()) for r in con.sql(q).to_arrow_table().to_pylist()] for q in queries]

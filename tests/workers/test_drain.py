@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 
 import orjson
-import pyarrow.parquet as pq
 
 from epochstream.layout import DataLayout
 from schemas.codec import MAX_PAYLOAD_BYTES
 from schemas.keys import PAYLOAD_FIELD, Keys
 from schemas.read_models import RunSummary
+from tests.readmodel import content, epoch_numbers
+from tests.readmodel import summary as stored_summary
 from tests.workers.helpers import drain_all, publish_runs
 from workers.catalog import query
 from workers.dead_letters import list_dead_letters, replay
@@ -29,10 +30,11 @@ def test_drain_stores_once_and_redelivery_changes_nothing(settings, redis_client
     entries = all_entries(redis_client, settings)
     assert drain_all(redis_client, settings) == (len(entries), 0)
     layout = DataLayout(settings.data_dir)
-    summary = RunSummary.model_validate_json(layout.run_summary("r1").read_bytes())
+    summary = RunSummary.model_validate(stored_summary(settings, "r1"))
     assert (summary.status, summary.epochs, summary.events, summary.last_epoch) == ("completed", 20, 26, 19)
     assert summary.best_epoch == 10 and summary.best_metric == "val/loss"
-    assert pq.read_table(layout.run_epochs("r1")).column("epoch").to_pylist() == list(range(20))
+    assert epoch_numbers(settings, "r1") == list(range(20))
+    before = content(settings)
 
     # The same payloads again (a producer's spool replay, a redelivery): stored again physically,
     # counted once everywhere, and the projections do not change at all.
@@ -43,7 +45,8 @@ def test_drain_stores_once_and_redelivery_changes_nothing(settings, redis_client
     assert drain_all(redis_client, settings) == (len(entries), 0)
     assert max(count_by_id(layout, "epoch").values()) == 2
     assert read_log(layout, "epoch").num_rows == 60
-    assert RunSummary.model_validate_json(layout.run_summary("r1").read_bytes()).version == summary.version
+    assert stored_summary(settings, "r1")["version"] == summary.version
+    assert content(settings) == before
     assert query(settings, "SELECT count(*) AS n FROM epochs").to_pylist() == [{"n": 60}]
     assert query(settings, "SELECT count(*) AS n FROM system").to_pylist() == [{"n": 12}]
     assert query(settings, "SELECT count(*) AS n FROM epoch_metrics").to_pylist() == [{"n": 120}]

@@ -6,12 +6,14 @@ import subprocess
 import sys
 import time
 
-import pyarrow.parquet as pq
 import pytest
 
 from epochstream.layout import DataLayout
+from epochstream.readmodel.reader import ReadModelReader
 from schemas.read_models import RunSummary
 from tests.conftest import ROOT, settings_env
+from tests.readmodel import run_ids
+from tests.readmodel import summary as stored_summary
 from tests.workers.publisher_process import SYSTEM_EVERY, val_loss
 from workers.catalog import query
 from workers.log_reader import count_by_id
@@ -38,8 +40,7 @@ def test_32_publishers_2_workers_every_event_once_in_order(settings, redis_clien
             stored = {}
             for event_type in ("run_started", "epoch", "system", "run_finished"):
                 stored.update(count_by_id(layout, event_type))
-            finished = [p for p in (layout.projections / "runs").glob("*/summary.json")
-                        if RunSummary.model_validate_json(p.read_bytes()).events == PER_RUN]
+            finished = [r for r in run_ids(settings) if stored_summary(settings, r)["events"] == PER_RUN]
             if len(stored) >= expected and len(finished) == PUBLISHERS:
                 break
             assert all(w.poll() is None for w in workers), "a worker process died"
@@ -57,11 +58,11 @@ def test_32_publishers_2_workers_every_event_once_in_order(settings, redis_clien
     assert query(settings, "SELECT count(*) AS n FROM epochs").to_pylist() == [{"n": PUBLISHERS * EPOCHS}]
     for i in range(PUBLISHERS):
         run_id = f"p{i}"
-        epochs = pq.read_table(layout.run_epochs(run_id))
-        assert epochs.column("epoch").to_pylist() == list(range(EPOCHS))
-        seqs = epochs.column("seq").to_pylist()
+        epochs = ReadModelReader(settings.data_dir).epochs(run_id)
+        assert [e.epoch for e in epochs] == list(range(EPOCHS))
+        seqs = [e.seq for e in epochs]
         assert seqs == sorted(seqs)
-        summary = RunSummary.model_validate_json(layout.run_summary(run_id).read_bytes())
+        summary = RunSummary.model_validate(stored_summary(settings, run_id))
         brute = min(range(EPOCHS), key=lambda e, i=i: (val_loss(i, e), e))
         assert (summary.best_epoch, summary.best_value) == (brute, val_loss(i, brute))
         assert summary.status == "completed" and summary.epochs == EPOCHS

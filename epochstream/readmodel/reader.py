@@ -1,0 +1,216 @@
+"""Reading the read model: read-only connections (one per thread) that follow a rebuild's swap.
+
+Before each query the reader compares the identity of `readmodel/CURRENT` with the one its connection was
+opened under (one `stat`); after a swap it opens the new database, and until then it keeps reading the old
+one, which stays whole. No read can write: connections are opened `mode=ro` with `query_only`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import orjson
+
+from epochstream.readmodel.database import connect_reader
+from epochstream.readmodel.errors import ReadModelBusy
+from epochstream.readmodel.listing import RunQuery, count_sql, encode_cursor, page_sql
+from epochstream.readmodel.location import Location
+from epochstream.readmodel.values import config_from_json, metrics_from_json, to_us
+from schemas.rollups import Aggregate
+
+
+class Versions(NamedTuple):
+    """What an ETag is made of: the database generation and the run's change counters."""
+
+    generation: str
+    version: int
+    epochs: int
+    steps: int
+    system: int
+    status: str
+    stale_after_us: int | None
+
+
+@dataclass
+class RunRecord:
+    versions: Versions
+    summary: dict[str, Any]
+    config_text: str | None
+    trend_state: dict[str, Any] | None
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return config_from_json(self.config_text)
+
+
+class EpochRecord(NamedTuple):
+    epoch: int
+    seq: int
+    ts_us: int
+    samples: int | None
+    metrics: dict[str, float]
+
+
+class StepRecord(NamedTuple):
+    step: int
+    seq: int
+    ts_us: int
+    epoch: int | None
+    metrics: dict[str, float]
+
+
+class SystemRecord(NamedTuple):
+    seq: int
+    ts_us: int
+    data: dict[str, Any]
+
+
+@dataclass
+class RunsPage:
+    runs: list[tuple[dict[str, Any], Versions]]
+    next_cursor: str | None
+    total: int
+
+
+class _Handle(NamedTuple):
+    identity: tuple[int, int]
+    generation: str
+    con: sqlite3.Connection
+
+
+class ReadModelReader:
+    def __init__(self, data_dir: Path):
+        self.location = Location.of(data_dir)
+        self._local = threading.local()
+
+    # -- connections -----------------------------------------------------------------------------------
+    def _handle(self) -> _Handle | None:
+        identity = self.location.pointer_identity()
+        handle: _Handle | None = getattr(self._local, "handle", None)
+        if handle is not None and handle.identity == identity:
+            return handle
+        if handle is not None:
+            handle.con.close()
+            self._local.handle = None
+        current = self.location.current() if identity is not None else None
+        if current is None:
+            return None
+        try:
+            con = connect_reader(current[1])
+        except sqlite3.OperationalError as exc:
+            raise ReadModelBusy(f"cannot open the read model {current[1]}: {exc}") from exc
+        self._local.handle = handle = _Handle(identity, current[0], con)
+        return handle
+
+    def _query(self, sql: str, params: tuple | list = ()) -> list[tuple]:
+        handle = self._handle()
+        if handle is None:
+            return []
+        try:
+            return handle.con.execute(sql, params).fetchall()
+        except sqlite3.OperationalError as exc:
+            raise ReadModelBusy(f"the read model could not be read right now ({exc}); retry") from exc
+
+    def generation(self) -> str | None:
+        handle = self._handle()
+        return handle.generation if handle else None
+
+    def data_version(self) -> tuple[str | None, int]:
+        """Changes whenever another connection commits (or a rebuild swaps): what long polls watch."""
+        handle = self._handle()
+        if handle is None:
+            return None, 0
+        return handle.generation, handle.con.execute("PRAGMA data_version").fetchone()[0]
+
+    def close(self) -> None:
+        handle = getattr(self._local, "handle", None)
+        if handle is not None:
+            handle.con.close()
+            self._local.handle = None
+
+    # -- runs ------------------------------------------------------------------------------------------
+    def versions(self, run_id: str) -> Versions | None:
+        handle = self._handle()
+        if handle is None:
+            return None
+        rows = self._query("SELECT version, epochs_version, steps_version, system_version, status, stale_after_us "
+                           "FROM runs WHERE run_id = ?", (run_id,))
+        return Versions(handle.generation, *rows[0]) if rows else None
+
+    def run(self, run_id: str) -> RunRecord | None:
+        handle = self._handle()
+        if handle is None:
+            return None
+        rows = self._query("SELECT version, epochs_version, steps_version, system_version, status, stale_after_us, "
+                           "summary, config, trend_state FROM runs WHERE run_id = ?", (run_id,))
+        if not rows:
+            return None
+        row = rows[0]
+        return RunRecord(Versions(handle.generation, *row[:6]), orjson.loads(row[6]), row[7],
+                         orjson.loads(row[8]) if row[8] else None)
+
+    def list_runs(self, query: RunQuery, now: datetime) -> RunsPage:
+        handle = self._handle()
+        if handle is None:
+            return RunsPage([], None, 0)
+        now_us = to_us(now)
+        sql, params, _ = page_sql(query, now_us)
+        rows = self._query(sql, params)
+        more = len(rows) > query.limit
+        rows = rows[:query.limit]
+        page = [(orjson.loads(summary), Versions(handle.generation, version, 0, 0, 0, "", stale))
+                for _, summary, version, stale, _ in rows]
+        last = rows[-1] if more else None
+        total_sql, total_params = count_sql(query, now_us)
+        total = self._query(total_sql, total_params)[0][0]
+        return RunsPage(page, encode_cursor(query.sort, last[4], last[0]) if last else None, total)
+
+    def all_runs(self) -> list[tuple[dict[str, Any], str | None]]:
+        """(summary, config text) of every run: for SQL snapshots."""
+        return [(orjson.loads(summary), config) for summary, config in self._query("SELECT summary, config FROM runs")]
+
+    # -- series ----------------------------------------------------------------------------------------
+    def epochs(self, run_id: str) -> list[EpochRecord]:
+        return [EpochRecord(e, seq, ts, samples, metrics_from_json(m)) for e, seq, ts, samples, m in self._query(
+            "SELECT epoch, seq, ts_us, samples, metrics FROM epochs WHERE run_id = ? ORDER BY epoch", (run_id,))]
+
+    def first_step_ordinal(self, run_id: str, since: int | None) -> int | None:
+        """The ordinal of the first step after `since` (0 for all), None when there is none."""
+        if since is None:
+            return 0
+        rows = self._query("SELECT ord FROM steps WHERE run_id = ? AND step > ? ORDER BY step LIMIT 1",
+                           (run_id, since))
+        return rows[0][0] if rows else None
+
+    def steps(self, run_id: str, since: int | None, limit: int) -> list[StepRecord]:
+        """Up to `limit` steps after `since`, in step order."""
+        return [StepRecord(s, seq, ts, epoch, metrics_from_json(m)) for s, seq, ts, epoch, m in self._query(
+            "SELECT step, seq, ts_us, epoch, metrics FROM steps WHERE run_id = ? AND step > ? ORDER BY step LIMIT ?",
+            (run_id, -1 if since is None else since, limit))]
+
+    def last_steps(self, run_id: str, count: int) -> list[StepRecord]:
+        rows = self._query("SELECT step, seq, ts_us, epoch, metrics FROM steps WHERE run_id = ? ORDER BY step DESC "
+                           "LIMIT ?", (run_id, count))
+        return [StepRecord(s, seq, ts, epoch, metrics_from_json(m)) for s, seq, ts, epoch, m in reversed(rows)]
+
+    def rollups(self, run_id: str, level: int, lo: int, hi: int) -> list[Aggregate]:
+        return [orjson.loads(data) for (data,) in self._query(
+            "SELECT data FROM step_rollups WHERE run_id = ? AND level = ? AND bucket >= ? AND bucket < ? "
+            "ORDER BY bucket", (run_id, level, lo, hi))]
+
+    def system(self, run_id: str, since: int | None) -> list[SystemRecord]:
+        return [SystemRecord(seq, ts, orjson.loads(data)) for seq, ts, data in self._query(
+            "SELECT seq, ts_us, data FROM system WHERE run_id = ? AND seq > ? ORDER BY seq, event_id",
+            (run_id, -1 if since is None else since))]
+
+    def problems(self) -> list[tuple[str, int, str]]:
+        return [tuple(r) for r in self._query("SELECT run_id, at_us, reason FROM problems ORDER BY at_us")]
+
+    def tracking(self) -> list[tuple[int, str, int, int]]:
+        return [tuple(r) for r in self._query("SELECT partition, position, fence, batches FROM tracking "
+                                              "ORDER BY partition")]

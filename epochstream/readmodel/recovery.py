@@ -1,0 +1,32 @@
+"""A run whose stored row cannot be read (a damaged summary or state): put it back together from the
+run's own rows in the read model, so its next batch applies and no other run waits for a rebuild."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from epochstream.readmodel.batch import StoredRun
+from epochstream.readmodel.plan import new_summary
+from schemas.rollups import Tail
+
+
+def recovered(con: sqlite3.Connection, run_id: str) -> StoredRun:
+    """A stand-in for the stored row: counts and times from the tables, no fold state (so the epochs are
+    refolded, the lifecycle re-summarised and the step series rewritten from its rows)."""
+    summary = new_summary(run_id)
+    one = con.execute
+    summary["epochs"] = one("SELECT count(*) FROM epochs WHERE run_id = ?", (run_id,)).fetchone()[0]
+    summary["system_samples"] = one("SELECT count(*) FROM system WHERE run_id = ?", (run_id,)).fetchone()[0]
+    steps = one("SELECT count(*) FROM steps WHERE run_id = ?", (run_id,)).fetchone()[0]
+    seen, seq = 0, 0
+    for table in ("epochs", "steps", "system", "run_events"):
+        row = one(f"SELECT max(ts_us), max(seq) FROM {table} WHERE run_id = ?", (run_id,)).fetchone()  # noqa: S608
+        seen, seq = max(seen, row[0] or 0), max(seq, row[1] or 0)
+    summary["last_seen_us"], summary["last_seq"] = seen or None, seq
+    try:
+        versions = one("SELECT version, epochs_version, steps_version, system_version FROM runs WHERE run_id = ?",
+                       (run_id,)).fetchone() or (0, 0, 0, 0)
+    except sqlite3.DatabaseError:
+        versions = (0, 0, 0, 0)
+    return StoredRun(run_id, summary, None, Tail(count=steps), {"last_step": None, "hides": {}}, *versions,
+                     damaged=True)

@@ -1,0 +1,167 @@
+"""The read model's writer: one drained batch -> one transaction (rows, touched summaries, tracking record).
+
+    writer = ReadModelWriter.open(data_dir)
+    writer.claim(partition, fence)                 # a drain that takes a partition over fences out the last one
+    writer.apply(partition, entries, fence, now)   # entries: (stream id, event, ingested_at)
+
+`apply` plans every touched run first, reading what it needs without holding the write lock (only this
+partition's drain writes these runs), then opens `BEGIN IMMEDIATE`, checks the fence token again, writes
+everything and moves the partition's tracking record, and commits: a crash anywhere leaves either all
+of the batch or none of it. The tracking record's position (the newest stream id committed) tells which
+entries of a redelivered batch may already be in; those are checked row by row, so a crash between the
+commit and XACK duplicates nothing, and neither does an entry a paused consumer left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import NamedTuple
+
+from epochstream.readmodel.batch import slice_by_run, stream_key
+from epochstream.readmodel.database import SCHEMA_VERSION, connect_writer, schema_version
+from epochstream.readmodel.errors import ReadModelBusy, StaleFence
+from epochstream.readmodel.location import Location
+from epochstream.readmodel.lookup import Lookup
+from epochstream.readmodel.plan import plan_run
+from epochstream.readmodel.recovery import recovered
+from epochstream.readmodel.values import to_us
+from epochstream.readmodel.writes import Writes
+from schemas.registry import Event
+
+log = logging.getLogger("epochstream.readmodel")
+
+
+class Tracking(NamedTuple):
+    position: str
+    fence: int
+    batches: int
+
+
+@dataclass
+class ApplyResult:
+    runs_changed: list[str] = field(default_factory=list)
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (run_id, why) planning failed twice
+
+
+class ReadModelWriter:
+    def __init__(self, path: Path, *, durable: bool = True, generation: str = ""):
+        self.path = path
+        self.generation = generation
+        try:
+            self.con = connect_writer(path, durable=durable)
+        except sqlite3.OperationalError as exc:
+            raise ReadModelBusy(f"cannot open the read model at {path}: {exc}") from exc
+
+    @classmethod
+    def open(cls, data_dir: Path) -> ReadModelWriter:
+        """The writer of the read model in use; the first one is created here (under a lock, so two workers
+        starting at once agree on it)."""
+        location = Location.of(data_dir)
+        current = location.current()
+        if current is None:
+            location.directory.mkdir(parents=True, exist_ok=True)
+            with open(location.directory / ".create.lock", "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                current = location.current()
+                if current is None:
+                    generation = Location.new_generation()
+                    connect_writer(location.path_of(generation)).close()
+                    location.point_to(generation)
+                    current = (generation, location.path_of(generation))
+        location.retire_old()
+        return cls(current[1], generation=current[0])
+
+    def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self.con.close()
+
+    def current_schema(self) -> bool:
+        return schema_version(self.con) == SCHEMA_VERSION
+
+    # -- the tracking record ---------------------------------------------------------------------------
+    def tracking(self, partition: int) -> Tracking:
+        row = self.con.execute("SELECT position, fence, batches FROM tracking WHERE partition = ?",
+                               (partition,)).fetchone()
+        return Tracking(*row) if row else Tracking("0-0", 0, 0)
+
+    def claim(self, partition: int, fence: int) -> None:
+        """Record that the drain with `fence` holds the partition: from now on older drains' commits are
+        refused. Raises StaleFence if a newer drain already claimed it."""
+        with self._transaction():
+            current = self.tracking(partition)
+            if current.fence > fence:
+                raise StaleFence(partition, fence, current.fence)
+            self._save_tracking(partition, current.position, fence, current.batches)
+
+    def _save_tracking(self, partition: int, position: str, fence: int, batches: int) -> None:
+        self.con.execute(
+            "INSERT INTO tracking (partition, position, fence, batches, updated_us) VALUES (?, ?, ?, ?, "
+            "CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER)) ON CONFLICT (partition) DO UPDATE SET "
+            "position = excluded.position, fence = excluded.fence, batches = excluded.batches, "
+            "updated_us = excluded.updated_us", (partition, position, fence, batches))
+
+    @contextlib.contextmanager
+    def _transaction(self):
+        try:
+            self.con.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise ReadModelBusy(f"the read model stayed locked: {exc}") from exc
+        try:
+            yield
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        self.con.execute("COMMIT")
+
+    # -- a batch ---------------------------------------------------------------------------------------
+    def apply(self, partition: int, entries: Sequence[tuple[str, Event, datetime]], fence: int,
+              now: datetime) -> ApplyResult:
+        result = ApplyResult()
+        if not entries:
+            return result
+        before = self.tracking(partition)
+        if before.fence > fence:
+            raise StaleFence(partition, fence, before.fence)
+        slices = slice_by_run(entries, before.position)
+        lookup = Lookup(self.con)
+        stored = lookup.runs(list(slices))
+        system_keys = [(r.run_id, i.event.event_id) for r in slices.values() for i in r.system]
+        existing = lookup.existing_system(system_keys) if system_keys else set()
+        writes = Writes()
+        for run_id, run in slices.items():
+            row = stored.get(run_id)
+            mine = Writes()
+            try:
+                if isinstance(row, Exception):
+                    raise row
+                changed = plan_run(run, row, lookup, partition, now, existing, mine)
+            except Exception as first:  # noqa: BLE001 - one damaged run must not hold up the others
+                log.warning("run %s: stored state unreadable (%r); recovering it from its rows", run_id, first)
+                mine = Writes()
+                try:
+                    changed = plan_run(run, recovered(self.con, run_id), lookup, partition, now, existing, mine)
+                except Exception as second:  # noqa: BLE001
+                    why = f"could not apply its events ({second!r}); `epochstream rebuild` restores it from the log"
+                    log.error("run %s: %s", run_id, why)
+                    result.problems.append((run_id, why))
+                    writes.add("problems", run_id, to_us(now), why)
+                    continue
+            writes.merge(mine)
+            if changed:
+                result.runs_changed.append(run_id)
+        newest = max((e[0] for e in entries), key=stream_key)
+        with self._transaction():
+            current = self.tracking(partition)
+            if current.fence > fence:
+                raise StaleFence(partition, fence, current.fence)
+            writes.execute(self.con)
+            position = max(current.position, newest, key=stream_key)
+            self._save_tracking(partition, position, fence, current.batches + 1)
+        return result

@@ -1,0 +1,49 @@
+"""Reading the read model in tests, through the same reader the API uses."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from epochstream.readmodel.compare import canonical
+from epochstream.readmodel.location import Location
+from epochstream.readmodel.reader import ReadModelReader
+from epochstream.settings import Settings
+
+
+def summary(settings: Settings, run_id: str) -> dict[str, Any] | None:
+    """The run's stored summary (with its config), or None when the read model has no such run."""
+    reader = ReadModelReader(settings.data_dir)
+    try:
+        record = reader.run(run_id)
+        return None if record is None else {**record.summary, "config": record.config,
+                                            "versions": record.versions}
+    finally:
+        reader.close()
+
+
+def epoch_numbers(settings: Settings, run_id: str) -> list[int]:
+    reader = ReadModelReader(settings.data_dir)
+    try:
+        return [e.epoch for e in reader.epochs(run_id)]
+    finally:
+        reader.close()
+
+
+def run_ids(settings: Settings) -> list[str]:
+    reader = ReadModelReader(settings.data_dir)
+    try:
+        return sorted(s["run_id"] for s, _ in reader.all_runs())
+    finally:
+        reader.close()
+
+
+def content(settings: Settings) -> dict[str, Any]:
+    """Everything in the read model in use, without what may differ between two of the same events."""
+    current = Location.of(settings.data_dir).current()
+    assert current is not None, "no read model yet"
+    con = sqlite3.connect(f"file:{current[1]}?mode=ro", uri=True)
+    try:
+        return canonical(con)
+    finally:
+        con.close()
