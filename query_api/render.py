@@ -12,12 +12,11 @@ from typing import Any
 
 import orjson
 
+from epochstream.readmodel.judged import trends
 from epochstream.readmodel.reader import RunRecord, Versions
 from query_api.downsample import Mode, keep_indices
 from query_api.encoding import float_or_null, non_finite_marker, stored_float, strict_list, strict_metrics
 from query_api.series import EpochSeries, SystemPoint
-from schemas.trend_rules import TrendConfig
-from schemas.trend_state import TrendState, verdict
 from schemas.trends import best_epoch
 
 
@@ -92,17 +91,6 @@ RUN_FIELDS = ("run_id", "project", "name", "tags", "host", "started_at", "finish
               "ingested_at")
 
 
-def _trends(record: RunRecord, status: str, summary: dict[str, Any]) -> dict[str, Any]:
-    """The stored verdict, or (for a run that went silent) the verdict of its stored state as `stale`."""
-    if status != "stale" or record.trend_state is None:
-        return summary.get("trends") or {}
-    state = TrendState.from_dict(record.trend_state)
-    if state is None:
-        return summary.get("trends") or {}
-    config = TrendConfig(*summary.get("trend_config", [None] * 4))
-    return verdict(state, config, status="stale").model_dump()
-
-
 def run_body(record: RunRecord, series: EpochSeries, now_us: int) -> dict[str, Any]:
     summary = record.summary
     status = run_status(record.versions, now_us)
@@ -114,7 +102,7 @@ def run_body(record: RunRecord, series: EpochSeries, now_us: int) -> dict[str, A
     if ingested and seen:
         lag = max(0.0, (datetime.fromisoformat(ingested) - datetime.fromisoformat(seen)).total_seconds())
     body.update(
-        status=status, stored_status=summary.get("status"), trends=_trends(record, status, summary),
+        status=status, stored_status=summary.get("status"), trends=trends(summary, record.trend_state, status),
         config=orjson.Fragment(record.config_text) if record.config_text else {},  # as stored: any depth
         ingest_lag_s=lag, attempts=summary.get("attempts") or [], tags=summary.get("tags") or [],
         loss_history=strict_list([r.metrics.get("train/loss") for r in series.rows], "loss_history", markers),
@@ -128,14 +116,15 @@ LIST_FIELDS = ("run_id", "project", "name", "tags", "started_at", "finished_at",
 _ITEM_FLAGS = ("recommendation", "is_overfitting", "is_plateaued", "is_diverging", "should_stop")
 
 
-def list_item(summary: dict[str, Any], versions: Versions, now_us: int) -> dict[str, Any]:
+def list_item(summary: dict[str, Any], versions: Versions, state: dict[str, Any] | None,
+              now_us: int) -> dict[str, Any]:
     item = {name: summary.get(name) for name in LIST_FIELDS}
-    trends = summary.get("trends") or {}
-    item.update({name: trends.get(name) for name in _ITEM_FLAGS})
-    item["reason"] = trends.get("reason")
-    item["attempts"] = len(summary.get("attempts") or [])
     item["status"] = run_status(Versions(versions.generation, 0, 0, 0, 0, summary.get("status") or "running",
                                          versions.stale_after_us), now_us)
+    flags = trends(summary, state, item["status"])
+    item.update({name: flags.get(name) for name in _ITEM_FLAGS})
+    item["reason"] = flags.get("reason")
+    item["attempts"] = len(summary.get("attempts") or [])
     markers: dict[str, str] = {}
     _strict_fields(item, ("best_value", "final_loss"), markers)
     item["non_finite"] = markers

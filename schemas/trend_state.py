@@ -30,7 +30,7 @@ from schemas.trend_rules import (
     better,
 )
 
-STATE_VERSION = 1  # bump when the state's shape or a definition changes: stored states are then refolded
+STATE_VERSION = 2  # bump when the state's shape or a definition changes: stored states are then refolded
 
 _TEXT = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
@@ -54,7 +54,7 @@ class TrendState:
     def __init__(self, data: dict[str, Any] | None = None):
         self.data = data if data is not None else {
             "v": STATE_VERSION, "config": None, "last_epoch": None, "epochs": 0,
-            "stats": {},  # metric -> [n, n_nan, n_zero, lo, lo_epoch, hi, hi_epoch, all_lo, all_hi, last, last_epoch]
+            "stats": {},  # metric -> see _fold_stat
             "refs": {},  # metric -> [reference value, epochs since improvement]  (early stopping)
             "both": [],  # last window+1 [epoch, train/loss, val/loss] with both finite
             "val_min_both": None,  # lowest val/loss among rows that had both losses
@@ -127,25 +127,35 @@ def needs_refold(state: TrendState | None, first_epoch: int, config: TrendConfig
 
 
 def _fold_stat(stats: dict[str, list], name: str, value: float, epoch: int) -> None:
+    """One value into the metric's statistics (the hot loop of the read model: kept branch-light).
+
+    stat = [n, n_nan, n_zero, lo, lo_epoch, hi, hi_epoch, first (JSON-safe), all_same, last (JSON-safe),
+    last_epoch]; lo/hi over finite values only; all_same: every value so far equals the first (no NaN)."""
     stat = stats.get(name)
+    finite = value - value == 0.0  # False for NaN and for +-inf
+    shown = value if finite else _safe(value)
     if stat is None:
-        stat = stats[name] = [0, 0, 0, None, None, None, None, None, None, None, None]
+        nan = value != value
+        stats[name] = [1, int(nan), int(value == 0), value if finite else None, epoch if finite else None,
+                       value if finite else None, epoch if finite else None, shown, not nan, shown, epoch]
+        return
     stat[0] += 1
-    if math.isnan(value):
+    if value != value:
         stat[1] += 1
+        stat[8] = False
     else:
         if value == 0:
             stat[2] += 1
-        if stat[7] is None or value < _real(stat[7]):
-            stat[7] = _safe(value)
-        if stat[8] is None or value > _real(stat[8]):
-            stat[8] = _safe(value)
-        if math.isfinite(value):
-            if stat[3] is None or value < stat[3]:
+        if stat[8] and shown != stat[7]:
+            stat[8] = False
+        if finite:
+            lo = stat[3]
+            if lo is None or value < lo:
                 stat[3], stat[4] = value, epoch
-            if stat[5] is None or value > stat[5]:
+            hi = stat[5]
+            if hi is None or value > hi:
                 stat[5], stat[6] = value, epoch
-    stat[9], stat[10] = _safe(value), epoch
+    stat[9], stat[10] = shown, epoch
 
 
 def _fold_ref(refs: dict[str, list], name: str, value: float, mode: Mode, min_delta: float) -> None:
@@ -157,17 +167,16 @@ def _fold_ref(refs: dict[str, list], name: str, value: float, mode: Mode, min_de
 
 
 def fold(state: TrendState | None, rows: Iterable[EpochRow], config: TrendConfig) -> TrendState:
-    """Fold `rows` (increasing epochs, all after `state.last_epoch`) onto a copy of `state`."""
-    out = TrendState() if state is None else TrendState({**state.data, "stats": {k: list(v) for k, v in
-                                                                                  state.data["stats"].items()},
-                                                         "refs": {k: list(v) for k, v in state.data["refs"].items()},
-                                                         "both": list(state.data["both"])})
+    """Fold `rows` (increasing epochs, all after `state.last_epoch`) into `state`, in place (it is the
+    caller's: the read model loads a fresh one per batch), and return it; a new state when None."""
+    out = TrendState() if state is None else state
     data = out.data
     data["config"] = list(config.key())
     stats, refs, both = data["stats"], data["refs"], data["both"]
     candidates = _candidates(config)
     min_delta = config.min_delta_or_default
     keep = config.window + 1
+    row = None
     for row in rows:
         epoch, metrics = row.epoch, row.metrics
         for name, value in metrics.items():
@@ -183,7 +192,8 @@ def fold(state: TrendState | None, rows: Iterable[EpochRow], config: TrendConfig
                 data["val_min_both"] = val
         data["last_epoch"] = epoch
         data["epochs"] += 1
-        data["last"] = {k: _safe(v) for k, v in metrics.items()}
+    if row is not None:
+        data["last"] = {k: _safe(v) for k, v in row.metrics.items()}
     return out
 
 
@@ -215,16 +225,15 @@ def divergence_evidence(state: TrendState, metric: str, factor: float = DIVERGEN
 
 
 def suspect_metrics(state: TrendState) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for name in sorted(state.data["stats"]):
-        n, n_nan, n_zero, *_, all_lo, all_hi, _last, _last_epoch = state.data["stats"][name]
+    found: dict[str, str] = {}
+    for name, (n, n_nan, n_zero, *_, all_same, _last, _last_epoch) in state.data["stats"].items():
         if n_nan == n:
-            out[name] = "all_nan"
+            found[name] = "all_nan"
         elif n >= 2 and n_zero == n:
-            out[name] = "all_zero"
-        elif n >= 3 and name not in CONSTANT_OK and n_nan == 0 and all_lo == all_hi:
-            out[name] = "constant"
-    return out
+            found[name] = "all_zero"
+        elif n >= 3 and all_same and name not in CONSTANT_OK:
+            found[name] = "constant"
+    return {name: found[name] for name in sorted(found)} if len(found) > 1 else found
 
 
 def verdict(state: TrendState, config: TrendConfig, status: str | None = None,
@@ -234,6 +243,12 @@ def verdict(state: TrendState, config: TrendConfig, status: str | None = None,
     A failed run is always `investigate`: the curves may look healthy, but a crashed run cannot continue.
     `reason` names the epochs and deltas behind the verdict.
     """
+    return TrendFlags(**verdict_fields(state, config, status, error))
+
+
+def verdict_fields(state: TrendState, config: TrendConfig, status: str | None = None,
+                   error: str | None = None) -> dict[str, Any]:
+    """`verdict` as the plain dict the read model stores (building the model would double its cost)."""
     metric = state.monitored(config)
     mode = config.mode_of(metric)
     patience, min_delta = config.patience_or_default, config.min_delta_or_default
@@ -247,23 +262,24 @@ def verdict(state: TrendState, config: TrendConfig, status: str | None = None,
     flags = dict(epochs_since_improvement=since, is_plateaued=plateau, is_overfitting=overfit is not None,
                  is_diverging=diverging is not None, suspect_metrics=suspects,
                  should_stop=plateau or (last is not None and not math.isfinite(last[1])))
+    make = dict
     best_txt = f"best {metric} {best.value:.4g} at epoch {best.epoch}" if best else f"no finite {metric} yet"
     if status == "failed":
         first_line = (error or "no error text").strip().splitlines()[0] if (error or "").strip() else "no error text"
-        return TrendFlags(**flags, recommendation="investigate", recommendation_epoch=best.epoch if best else None,
-                          reason=f"the run failed: {first_line}; {best_txt}")
+        return make(**flags, recommendation="investigate", recommendation_epoch=best.epoch if best else None,
+                    reason=f"the run failed: {first_line}; {best_txt}")
     if not state.epochs:
-        return TrendFlags(**flags, recommendation="continue", reason="no epochs yet")
+        return make(**flags, recommendation="continue", recommendation_epoch=None, reason="no epochs yet")
     if diverging or metric in suspects or FALLBACK_METRIC in suspects:
         why = diverging or "; ".join(f"{k} is {v}" for k, v in suspects.items())
-        return TrendFlags(**flags, recommendation="investigate", reason=f"{why}; {best_txt}",
-                          recommendation_epoch=best.epoch if best else None)
+        return make(**flags, recommendation="investigate", reason=f"{why}; {best_txt}",
+                    recommendation_epoch=best.epoch if best else None)
     if overfit and best is not None:
-        return TrendFlags(**flags, recommendation="use_checkpoint", recommendation_epoch=best.epoch,
-                          reason=f"{overfit}; {best_txt}")
+        return make(**flags, recommendation="use_checkpoint", recommendation_epoch=best.epoch,
+                    reason=f"{overfit}; {best_txt}")
     if plateau and best is not None:
-        return TrendFlags(**flags, recommendation="stop_early", recommendation_epoch=best.epoch,
-                          reason=f"no {metric} improvement over {min_delta:g} for {since} epochs; {best_txt}")
+        return make(**flags, recommendation="stop_early", recommendation_epoch=best.epoch,
+                    reason=f"no {metric} improvement over {min_delta:g} for {since} epochs; {best_txt}")
     extra = f"; suspect: {', '.join(f'{k} {v}' for k, v in suspects.items())}" if suspects else ""
-    return TrendFlags(**flags, recommendation="continue",
-                      reason=f"{best_txt}, {since or 0} epochs since improvement{extra}")
+    return make(**flags, recommendation="continue", recommendation_epoch=None,
+                reason=f"{best_txt}, {since or 0} epochs since improvement{extra}")

@@ -20,7 +20,6 @@ and change nothing.
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import time
 import uuid
@@ -31,6 +30,7 @@ import pyarrow as pa
 import redis
 
 from epochstream.broker import connect
+from epochstream.faults import CRASH_ENV, crash_point  # noqa: F401 - CRASH_ENV: for the tests
 from epochstream.layout import DataLayout, atomic_write_parquet
 from epochstream.readmodel import ReadModelWriter, StaleFence
 from epochstream.settings import Settings
@@ -42,7 +42,6 @@ from workers.catch_up import SEGMENT_LAST_ID, SEGMENT_PARTITION, catch_up
 from workers.log_schema import DEAD_LETTERS, dead_letter_table, tables_by_type
 
 FAIR_SHARE_S = 0.5  # once caught up after this long, a drain yields its worker to other partitions
-CRASH_ENV = "EPOCHSTREAM_TEST_CRASH_AT"  # test-only: before_write | after_write | before_ack
 
 
 @dataclass
@@ -60,12 +59,6 @@ class Entry:
     stream_id: str
     payload: bytes
     deliveries: int = 1
-
-
-def crash_point(name: str) -> None:
-    """SIGKILL this process at a named point, for the crash tests (a real kill, not an exception)."""
-    if os.environ.get(CRASH_ENV) == name:
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def ensure_group(client: redis.Redis, stream: str, group: str) -> None:

@@ -126,10 +126,18 @@ def trim_all(client: redis.Redis, settings: Settings) -> int:
     return sum(trim_stream(client, stream) for stream in keys.all_streams())
 
 
+SNAPSHOT_EVERY_S = 10.0  # the `runs`/`trends` SQL views are at most about this old for analysts' own sessions
+
+
 def run_scheduler(client: redis.Redis, settings: Settings, redis_url: str, interval: float = 1.0,
                   trim_every: float = 30.0, stop=None) -> None:
-    """Schedule drains every `interval` seconds and trim every `trim_every`, until `stop()` is true."""
-    last_trim = 0.0
+    """Schedule drains every `interval` seconds, trim every `trim_every`, and refresh the read-model snapshot
+    for SQL every SNAPSHOT_EVERY_S (or 20 times what the last one took, if that is longer: a snapshot of
+    100,000 runs is not taken every few seconds), until `stop()` is true."""
+    from workers.catalog import refresh_snapshot
+
+    last_trim = last_snapshot = 0.0
+    snapshot_every = SNAPSHOT_EVERY_S
     while stop is None or not stop():
         try:
             schedule_once(client, settings, redis_url)
@@ -138,4 +146,12 @@ def run_scheduler(client: redis.Redis, settings: Settings, redis_url: str, inter
                 last_trim = time.monotonic()
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             log.warning("scheduler: broker unavailable, retrying: %s", exc)
+        if time.monotonic() - last_snapshot >= snapshot_every:
+            started = time.monotonic()
+            try:
+                refresh_snapshot(settings)
+            except Exception as exc:  # noqa: BLE001 - SQL freshness must never stop the scheduling
+                log.warning("scheduler: could not refresh the SQL snapshot of the read model: %r", exc)
+            last_snapshot = time.monotonic()
+            snapshot_every = max(SNAPSHOT_EVERY_S, 20 * (last_snapshot - started))
         time.sleep(interval)

@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from epochstream.layout import DataLayout, atomic_write_parquet
+from epochstream.readmodel.judged import trends
 from epochstream.readmodel.reader import ReadModelReader
 from epochstream.readmodel.values import stored_float
 
@@ -51,8 +52,8 @@ def _when(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value).astimezone(UTC)
 
 
-def _row(summary: dict[str, Any], config: str | None) -> dict[str, Any]:
-    trends = summary.get("trends") or {}
+def _row(summary: dict[str, Any], config: str | None, state: dict[str, Any] | None) -> dict[str, Any]:
+    flags = trends(summary, state)
     return {
         **{k: summary.get(k) for k in ("run_id", "project", "name", "status", "heartbeat_s", "host", "tags", "error",
                                        "exit_code", "duration_s", "epochs", "last_epoch", "steps", "last_step",
@@ -62,8 +63,8 @@ def _row(summary: dict[str, Any], config: str | None) -> dict[str, Any]:
         "last_seen": _when(summary.get("last_seen")), "ingested_at": _when(summary.get("ingested_at")),
         "config": config or "{}", "best_value": stored_float(summary.get("best_value")),
         "final_loss": stored_float(summary.get("final_loss")), "attempts": len(summary.get("attempts") or []),
-        "suspect_metrics": orjson.dumps(trends.get("suspect_metrics") or {}, option=orjson.OPT_SORT_KEYS).decode(),
-        **{k: trends.get(k) for k in ("epochs_since_improvement", "is_plateaued", "is_overfitting", "is_diverging",
+        "suspect_metrics": orjson.dumps(flags.get("suspect_metrics") or {}, option=orjson.OPT_SORT_KEYS).decode(),
+        **{k: flags.get(k) for k in ("epochs_since_improvement", "is_plateaued", "is_overfitting", "is_diverging",
                                       "should_stop", "recommendation", "recommendation_epoch", "reason")},
     }
 
@@ -92,7 +93,7 @@ def is_current(layout: DataLayout, reader: ReadModelReader) -> bool:
 def take(layout: DataLayout, reader: ReadModelReader) -> Path:
     """Write a new snapshot of every run; returns its path. Old ones past KEEP_S are removed."""
     state = state_of(reader)
-    rows = [_row(summary, config) for summary, config in reader.all_runs()]
+    rows = [_row(summary, config, state) for summary, config, state in reader.all_runs()]
     table = pa.Table.from_pylist(rows, schema=RUNS_SCHEMA).replace_schema_metadata({STATE_KEY: state.encode()})
     name = f"runs-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}-{uuid.uuid4().hex[:8]}.parquet"
     path = snapshot_dir(layout) / name

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 import orjson
@@ -73,26 +74,43 @@ def slice_by_run(entries: Sequence[tuple[str, Event, datetime]], position: str) 
 
 @dataclass
 class StoredRun:
-    """A run's row as the last commit left it (parsed)."""
+    """A run's row as the last commit left it. The fold state and step tail are parsed only when a batch
+    needs them, and written back as they were when it does not change them."""
 
     run_id: str
     summary: dict[str, Any]
-    trend_state: TrendState | None
-    tail: Tail
-    tail_meta: dict[str, Any]  # last_step, last_seq of steps
+    raw_state: str | None
+    raw_tail: str | None
     version: int
     epochs_version: int
     steps_version: int
     system_version: int
     damaged: bool = False  # rebuilt from the run's rows after its stored state could not be read
+    parsed_state: TrendState | None = None  # set for a damaged run: nothing to parse
 
     @classmethod
     def parse(cls, row: Sequence[Any]) -> StoredRun:
         (run_id, summary, trend_state, step_tail, version, epochs_version, steps_version, system_version) = row
-        tail_doc = orjson.loads(step_tail) if step_tail else {}
-        return cls(run_id, orjson.loads(summary), TrendState.from_dict(orjson.loads(trend_state))
-                   if trend_state else None, Tail.from_dict(tail_doc.get("tail")), tail_doc.get("meta", {}),
-                   version, epochs_version, steps_version, system_version)
+        return cls(run_id, orjson.loads(summary), trend_state, step_tail, version, epochs_version, steps_version,
+                   system_version)
+
+    @cached_property
+    def trend_state(self) -> TrendState | None:
+        if self.damaged or not self.raw_state:
+            return self.parsed_state
+        return TrendState.from_dict(orjson.loads(self.raw_state))
+
+    @cached_property
+    def _tail_document(self) -> dict[str, Any]:
+        return (orjson.loads(self.raw_tail) if self.raw_tail else None) or {}
+
+    @cached_property
+    def tail(self) -> Tail:
+        return Tail.from_dict(self._tail_document.get("tail"))
+
+    @property
+    def tail_meta(self) -> dict[str, Any]:
+        return self._tail_document.get("meta", {})
 
 
 STORED_COLUMNS = "run_id, summary, trend_state, step_tail, version, epochs_version, steps_version, system_version"

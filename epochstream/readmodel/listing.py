@@ -23,7 +23,7 @@ SORTS: dict[str, tuple[str, str]] = {  # name -> (column, direction)
     "epochs": ("epochs", "DESC"),
 }
 DYNAMIC = ("running", "stale")
-LIST_COLUMNS = "run_id, summary, version, stale_after_us"
+LIST_COLUMNS = "run_id, summary, version, stale_after_us, trend_state"
 
 
 class BadCursor(ValueError):

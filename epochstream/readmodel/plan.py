@@ -24,7 +24,6 @@ from epochstream.readmodel.lookup import Lookup, StoredEpoch
 from epochstream.readmodel.steps import StepOutcome, plan_steps
 from epochstream.readmodel.values import (
     config_json,
-    iso,
     json_safe_float,
     json_text,
     metrics_from_json,
@@ -34,7 +33,7 @@ from epochstream.readmodel.values import (
 from epochstream.readmodel.writes import Writes
 from schemas.lifecycle import Lifecycle, LifecycleEvent, summarise
 from schemas.trend_rules import EpochRow, TrendConfig
-from schemas.trend_state import TrendState, fold, needs_refold, verdict
+from schemas.trend_state import TrendState, fold, needs_refold
 
 MAX_SKEW = timedelta(days=1)  # an event stamped further ahead of its ingestion is ordered by ingestion time
 STALE_FLOOR_S = 60.0
@@ -51,7 +50,7 @@ def new_summary(run_id: str) -> dict[str, Any]:
             "started_at": None, "finished_at": None, "last_seen": None, "heartbeat_s": None, "error": None,
             "traceback": None, "exit_code": None, "duration_s": None, "epochs": 0, "last_epoch": None, "steps": 0,
             "last_step": None, "system_samples": 0, "best_metric": None, "best_mode": "min", "best_epoch": None,
-            "best_value": None, "final_loss": None, "patience": None, "min_delta": None, "trends": {},
+            "best_value": None, "final_loss": None, "patience": None, "min_delta": None,
             "last_seq": 0, "events": 0, "attempts": [], "drops": None, "drops_seq": -1, "dropped": 0,
             "clock_ahead_s": None, "lifecycle_events": 0, "trend_config": [None, None, None, None],
             "last_seen_us": None, "started_us": None, "version": 0, "ingested_at": None}
@@ -213,17 +212,23 @@ def plan_system(run: RunSlice, existing: set[tuple[str, str]], writes: Writes) -
 def _touch(summary: dict[str, Any], run: RunSlice) -> None:
     """Newest event time (clamped) and seq of anything in the batch: the heartbeat. A producer clock
     running ahead is noted as the largest lead seen (order-independent, like everything here)."""
-    seen_us, last_seq, ahead = summary.get("last_seen_us"), summary.get("last_seq", 0), summary.get("clock_ahead_s")
+    newest, last_seq, ahead = None, summary.get("last_seq", 0), summary.get("clock_ahead_s")
     for item in run.items():
-        ts, clamped = effective_ts(item.event.ts, item.ingested_at)
-        us = to_us(ts)
-        seen_us = us if seen_us is None or us > seen_us else seen_us
-        last_seq = max(last_seq, item.event.seq)
-        if clamped:
-            lead = (item.event.ts - item.ingested_at).total_seconds()
+        event = item.event
+        ts = event.ts
+        if ts > item.ingested_at + MAX_SKEW:
+            lead = (ts - item.ingested_at).total_seconds()
             ahead = lead if ahead is None else max(ahead, lead)
-    summary["last_seen_us"], summary["last_seq"], summary["clock_ahead_s"] = seen_us, last_seq, ahead
-    summary["last_seen"] = iso(seen_us)
+            ts = item.ingested_at
+        if newest is None or ts > newest:
+            newest = ts
+        if event.seq > last_seq:
+            last_seq = event.seq
+    seen_us = summary.get("last_seen_us")
+    if newest is not None and (seen_us is None or to_us(newest) > seen_us):
+        summary["last_seen_us"] = to_us(newest)
+        summary["last_seen"] = newest.isoformat()
+    summary["last_seq"], summary["clock_ahead_s"] = last_seq, ahead
 
 
 def _drops(summary: dict[str, Any], run: RunSlice) -> None:
@@ -236,15 +241,22 @@ def _drops(summary: dict[str, Any], run: RunSlice) -> None:
 
 
 def judge(summary: dict[str, Any], state: TrendState, config: TrendConfig) -> None:
-    """Best epoch, final loss and trend flags from the fold state (only when epochs or the lifecycle moved)."""
+    """Best epoch and final loss from the fold state (only when epochs or the lifecycle moved). The trend
+    verdict itself is judged from the stored state when it is read (`epochstream.readmodel.judged`)."""
     metric = state.monitored(config)
     mode = config.mode_of(metric)
     best = state.best(metric, mode)
-    last = state.last_metrics()
-    flags = verdict(state, config, status=summary["status"], error=summary["error"])
+    final = state.last_value("train/loss")
     summary.update(best_metric=metric, best_mode=mode, best_epoch=best.epoch if best else None,
                    best_value=best.value if best else None, last_epoch=state.last_epoch,
-                   final_loss=json_safe_float(last.get("train/loss")), trends=flags.model_dump())
+                   final_loss=json_safe_float(final[1]) if final and final[0] == state.last_epoch else None)
+
+
+def _unless_unchanged(stored: StoredRun | None, raw: str, changed: bool, document: Any) -> str:
+    """The stored JSON text again when nothing changed it (no re-encoding), else the new document."""
+    if not changed and stored is not None and getattr(stored, raw) is not None:
+        return getattr(stored, raw)
+    return json_text(document)
 
 
 def stale_after_us(summary: dict[str, Any]) -> int | None:
@@ -254,21 +266,25 @@ def stale_after_us(summary: dict[str, Any]) -> int | None:
     return seen + int(max(3 * (summary.get("heartbeat_s") or 0.0), STALE_FLOOR_S) * 1_000_000)
 
 
-def plan_run(run: RunSlice, stored: StoredRun | None, lookup: Lookup, partition: int, now: datetime,
+def plan_run(run: RunSlice, stored: StoredRun | None, lookup: Lookup, partition: int, now_text: str,
              existing_system: set[tuple[str, str]], writes: Writes) -> bool:
-    """Add this run's writes to `writes`; False when the batch changes nothing of it (pure duplicates)."""
+    """Add this run's writes to `writes`; False when the batch changes nothing of it (pure duplicates).
+    `now_text`: when this batch is applied (ISO-8601), the run's `ingested_at`."""
     summary = dict(stored.summary) if stored is not None else new_summary(run.run_id)
     life = plan_lifecycle(run, stored, lookup, writes)
     config_text = None
-    old_config = TrendConfig(*summary["trend_config"])
-    old_starts = [a["seq"] for a in summary["attempts"]]
+    config = TrendConfig(*summary["trend_config"])
+    starts = [a["seq"] for a in summary["attempts"]]
+    moved = False  # what is monitored, or where attempts begin: either may change the visible history
     if life is not None:
         apply_lifecycle(summary, life)
         config_text = config_json(life.config)
         summary["lifecycle_events"] = life.events
-    config = TrendConfig(*summary["trend_config"])
-    starts = [a["seq"] for a in summary["attempts"]]
-    epochs = plan_epochs(run, stored, lookup, config, starts, config != old_config or starts != old_starts, writes)
+        old_config, old_starts = config, starts
+        config = TrendConfig(*summary["trend_config"])
+        starts = [a["seq"] for a in summary["attempts"]]
+        moved = config != old_config or starts != old_starts
+    epochs = plan_epochs(run, stored, lookup, config, starts, moved, writes)
     steps: StepOutcome = plan_steps(run, stored, lookup, starts, writes)
     system_added = plan_system(run, existing_system, writes)
     if life is None and not (epochs.changed or epochs.refolded or steps.changed or system_added):
@@ -278,7 +294,7 @@ def plan_run(run: RunSlice, stored: StoredRun | None, lookup: Lookup, partition:
     if epochs.changed or epochs.refolded or life is not None:
         judge(summary, epochs.state, config)
     summary.update(epochs=epochs.count, steps=steps.count, last_step=steps.last_step,
-                   system_samples=summary["system_samples"] + system_added, ingested_at=now.isoformat())
+                   system_samples=summary["system_samples"] + system_added, ingested_at=now_text)
     summary["events"] = summary["epochs"] + summary["steps"] + summary["system_samples"] + summary["lifecycle_events"]
     versions = [stored.version, stored.epochs_version, stored.steps_version, stored.system_version] \
         if stored is not None else [0, 0, 0, 0]
@@ -290,8 +306,9 @@ def plan_run(run: RunSlice, stored: StoredRun | None, lookup: Lookup, partition:
     writes.add("runs_upsert", run.run_id, partition, summary["project"], summary["name"], summary["status"],
                summary.get("started_us") or summary["last_seen_us"] or 0, summary["last_seen_us"],
                stale_after_us(summary), best_asc, best_desc, summary["epochs"],
-               summary["dropped"], *versions, json_text(summary), config_text,
-               json_text(epochs.state.to_dict()), json_text(steps.tail_document))  # config None: unchanged
+               summary["dropped"], *versions, json_text(summary), config_text,  # config None: unchanged
+               _unless_unchanged(stored, "raw_state", epochs.changed or epochs.refolded, epochs.state.to_dict()),
+               _unless_unchanged(stored, "raw_tail", steps.tail_document is not None, steps.tail_document))
     if life is not None:
         writes.add("tags_clear", run.run_id)
         writes.extend("tags_insert", [(tag, run.run_id) for tag in dict.fromkeys(life.tags)])

@@ -72,7 +72,7 @@ class SystemRecord(NamedTuple):
 
 @dataclass
 class RunsPage:
-    runs: list[tuple[dict[str, Any], Versions]]
+    runs: list[tuple[dict[str, Any], Versions, dict[str, Any] | None]]  # summary, versions, fold state
     next_cursor: str | None
     total: int
 
@@ -163,16 +163,17 @@ class ReadModelReader:
         rows = self._query(sql, params)
         more = len(rows) > query.limit
         rows = rows[:query.limit]
-        page = [(orjson.loads(summary), Versions(handle.generation, version, 0, 0, 0, "", stale))
-                for _, summary, version, stale, _ in rows]
+        page = [(orjson.loads(summary), Versions(handle.generation, version, 0, 0, 0, "", stale),
+                 orjson.loads(state) if state else None) for _, summary, version, stale, state, _ in rows]
         last = rows[-1] if more else None
         total_sql, total_params = count_sql(query, now_us)
         total = self._query(total_sql, total_params)[0][0]
-        return RunsPage(page, encode_cursor(query.sort, last[4], last[0]) if last else None, total)
+        return RunsPage(page, encode_cursor(query.sort, last[5], last[0]) if last else None, total)
 
-    def all_runs(self) -> list[tuple[dict[str, Any], str | None]]:
-        """(summary, config text) of every run: for SQL snapshots."""
-        return [(orjson.loads(summary), config) for summary, config in self._query("SELECT summary, config FROM runs")]
+    def all_runs(self) -> list[tuple[dict[str, Any], str | None, dict[str, Any] | None]]:
+        """(summary, config text, fold state) of every run: for SQL snapshots."""
+        return [(orjson.loads(summary), config, orjson.loads(state) if state else None)
+                for summary, config, state in self._query("SELECT summary, config, trend_state FROM runs")]
 
     # -- series ----------------------------------------------------------------------------------------
     def epochs(self, run_id: str) -> list[EpochRecord]:

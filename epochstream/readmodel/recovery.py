@@ -28,5 +28,6 @@ def recovered(con: sqlite3.Connection, run_id: str) -> StoredRun:
                        (run_id,)).fetchone() or (0, 0, 0, 0)
     except sqlite3.DatabaseError:
         versions = (0, 0, 0, 0)
-    return StoredRun(run_id, summary, None, Tail(count=steps), {"last_step": None, "hides": {}}, *versions,
-                     damaged=True)
+    run = StoredRun(run_id, summary, None, None, *versions, damaged=True)
+    run.tail = Tail(count=steps)  # the ordinals stand; the step series is rewritten from its rows
+    return run

@@ -27,7 +27,7 @@ class StepOutcome:
     count: int
     last_step: int | None
     changed: bool
-    tail_document: dict[str, Any]
+    tail_document: dict[str, Any] | None  # None: as stored
 
 
 def _document(tail: Tail, last_step: int | None, hides: dict[int, int | None]) -> dict[str, Any]:
@@ -72,16 +72,19 @@ def _rollup_rows(run_id: str, done: list[tuple[int, int, dict]]) -> list[tuple]:
 
 def plan_steps(run: RunSlice, stored: StoredRun | None, lookup: Lookup, starts: list[int],
                writes: Writes) -> StepOutcome:
+    damaged = stored is not None and stored.damaged
+    if not run.steps and len(starts) < 2 and not damaged:  # the common case for a run that logs no steps
+        summary = stored.summary if stored is not None else {}
+        return StepOutcome(summary.get("steps", 0), summary.get("last_step"), False,
+                           None if stored is not None else _document(Tail(), None, {}))
     tail = stored.tail if stored is not None else Tail()
     meta = stored.tail_meta if stored is not None else {}
     hides = {int(k): v for k, v in meta.get("hides", {}).items()}
     last_step = meta.get("last_step")
     items = sorted(run.steps, key=lambda i: (i.event.seq, i.event.event_id))
     items = drop_known(items, stored, lambda numbers: lookup.step_ids(run.run_id, numbers), "step", last_step)
-    if not items and len(starts) < 2 and not (stored is not None and stored.damaged):
-        return StepOutcome(tail.count, last_step, False, _document(tail, last_step, hides))
     cut = _boundaries(run, items, stored, lookup, starts, hides, last_step)
-    if stored is not None and stored.damaged:
+    if damaged:
         cut = -1  # the tail could not be read: rewrite the whole series (ordinals and rollups) from its rows
     items = [i for i in items if not _hidden(i.event.seq, i.event.step, hides)]
     if not items and cut is None:

@@ -24,6 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple
 
+from epochstream.faults import crash_point
 from epochstream.readmodel.batch import slice_by_run, stream_key
 from epochstream.readmodel.database import SCHEMA_VERSION, connect_writer, schema_version
 from epochstream.readmodel.errors import ReadModelBusy, StaleFence
@@ -135,18 +136,19 @@ class ReadModelWriter:
         system_keys = [(r.run_id, i.event.event_id) for r in slices.values() for i in r.system]
         existing = lookup.existing_system(system_keys) if system_keys else set()
         writes = Writes()
+        now_text = now.isoformat()
         for run_id, run in slices.items():
             row = stored.get(run_id)
             mine = Writes()
             try:
                 if isinstance(row, Exception):
                     raise row
-                changed = plan_run(run, row, lookup, partition, now, existing, mine)
+                changed = plan_run(run, row, lookup, partition, now_text, existing, mine)
             except Exception as first:  # noqa: BLE001 - one damaged run must not hold up the others
                 log.warning("run %s: stored state unreadable (%r); recovering it from its rows", run_id, first)
                 mine = Writes()
                 try:
-                    changed = plan_run(run, recovered(self.con, run_id), lookup, partition, now, existing, mine)
+                    changed = plan_run(run, recovered(self.con, run_id), lookup, partition, now_text, existing, mine)
                 except Exception as second:  # noqa: BLE001
                     why = f"could not apply its events ({second!r}); `epochstream rebuild` restores it from the log"
                     log.error("run %s: %s", run_id, why)
@@ -162,6 +164,7 @@ class ReadModelWriter:
             if current.fence > fence:
                 raise StaleFence(partition, fence, current.fence)
             writes.execute(self.con)
+            crash_point("before_commit")
             position = max(current.position, newest, key=stream_key)
             self._save_tracking(partition, position, fence, current.batches + 1)
         return result

@@ -51,7 +51,7 @@ async def list_runs(request: Request, ctx: Ctx,
     except BadCursor as exc:
         raise invalid("cursor", cursor, str(exc)) from None
     stamp = now_us()
-    body = dumps({"runs": [list_item(summary, versions, stamp) for summary, versions in page.runs],
+    body = dumps({"runs": [list_item(summary, versions, state, stamp) for summary, versions, state in page.runs],
                   "next_cursor": page.next_cursor, "limit": limit, "total": page.total})
     # The body holds read-time staleness too: hashing it is exact and cheap.
     etag = make_etag("runs", hashlib.blake2b(body, digest_size=16).digest())
