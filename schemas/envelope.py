@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+_ZERO = timedelta(0)
 RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
 METRIC_NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_./:-]{0,127}$"
 
@@ -33,6 +34,8 @@ class Envelope(BaseModel):
         # A naive timestamp is taken as UTC: that is what every producer we know of meant.
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
+        if value.utcoffset() == _ZERO:
+            return value  # already UTC (what our producers send): no conversion on the hot path
         try:
             return value.astimezone(UTC)
         except OverflowError:  # e.g. 9999-12-31T23:59:59-01:00; pydantic only reports ValueError as invalid

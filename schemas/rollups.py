@@ -107,6 +107,26 @@ class Tail:
         return self.count - self.count % size(level)
 
 
+def _add_point(agg: Aggregate, step: int, metrics: Mapping[str, float]) -> None:
+    """`merge(agg, point(step, metrics))` in place: the per-row hot path of `append`."""
+    for name, value in metrics.items():
+        finite = value - value == 0.0
+        a = agg.get(name)
+        if a is None:
+            agg[name] = point(step, {name: value})[name]
+            continue
+        shown = value if finite else safe(value)
+        a[2], a[3] = step, shown
+        if finite:
+            if a[5] is None or value < a[5]:
+                a[4], a[5] = step, value
+            if a[7] is None or value > a[7]:
+                a[6], a[7] = step, value
+        elif a[9] is None:
+            a[9], a[10] = step, shown
+        a[8] += 1
+
+
 def append(tail: Tail, rows: Iterable[tuple[int, Mapping[str, float]]]) -> list[tuple[int, int, Aggregate]]:
     """Add rows (in step order, after every row already counted) to `tail`, in place.
 
@@ -114,7 +134,7 @@ def append(tail: Tail, rows: Iterable[tuple[int, Mapping[str, float]]]) -> list[
     """
     done: list[tuple[int, int, Aggregate]] = []
     for step, metrics in rows:
-        tail.open[MIN_LEVEL] = merge(tail.open.get(MIN_LEVEL), point(step, metrics))
+        _add_point(tail.open.setdefault(MIN_LEVEL, {}), step, metrics)
         tail.count += 1
         level = MIN_LEVEL
         while level <= MAX_LEVEL and tail.count % size(level) == 0:

@@ -33,7 +33,7 @@ def epoch_numbers(settings: Settings, run_id: str) -> list[int]:
 def run_ids(settings: Settings) -> list[str]:
     reader = ReadModelReader(settings.data_dir)
     try:
-        return sorted(s["run_id"] for s, _ in reader.all_runs())
+        return sorted(s["run_id"] for s, _, _ in reader.all_runs())
     finally:
         reader.close()
 

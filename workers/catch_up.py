@@ -10,6 +10,7 @@ left out.
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -24,9 +25,25 @@ log = logging.getLogger("epochstream.catch_up")
 SEGMENT_PARTITION, SEGMENT_LAST_ID = b"epochstream.partition", b"epochstream.last_stream_id"
 
 
-def segments_ahead(layout: DataLayout, partition: int, position: str) -> list[tuple[str, Path]]:
-    """(event type, path) of the partition's drain segments holding entries above `position`."""
+MARGIN_S = 600  # clocks of worker hosts may differ this much; a segment older than its tracking record is in
+
+
+def segment_time_us(name: str) -> int | None:
+    """The time a drain wrote a segment, from its name (`seg-<utc>-p<partition>-<id>.parquet`)."""
+    try:
+        stamp = datetime.strptime(name[4:24], "%Y%m%dT%H%M%S%f").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    return int(stamp.timestamp() * 1_000_000)
+
+
+def segments_ahead(layout: DataLayout, partition: int, position: str,
+                   since_us: int | None = None) -> list[tuple[str, Path]]:
+    """(event type, path) of the partition's drain segments holding entries above `position`. With
+    `since_us` (when the tracking record was last written), only segments written after it minus a margin
+    are opened: the check stays cheap however many segments the log holds."""
     applied = stream_key(position)
+    floor = None if since_us is None else since_us - MARGIN_S * 1_000_000
     out = []
     for event_type in SCHEMAS:
         directory = layout.log_dir(event_type)
@@ -34,6 +51,9 @@ def segments_ahead(layout: DataLayout, partition: int, position: str) -> list[tu
             continue
         for path in directory.glob(f"seg-*-p{partition}-*.parquet"):
             if "-compacted-" in path.name:
+                continue
+            written = segment_time_us(path.name)
+            if floor is not None and written is not None and written < floor:
                 continue
             try:
                 meta = pq.read_schema(path).metadata or {}
@@ -48,8 +68,8 @@ def segments_ahead(layout: DataLayout, partition: int, position: str) -> list[tu
 
 def catch_up(writer: ReadModelWriter, layout: DataLayout, partition: int, fence: int) -> int:
     """Apply what the log holds above the tracking record's position; returns the events applied."""
-    position = writer.tracking(partition).position
-    ahead = segments_ahead(layout, partition, position)
+    position, updated_us = writer.tracking_record(partition)
+    ahead = segments_ahead(layout, partition, position, updated_us)
     applied = 0
     for event_type, path in ahead:
         table = conform(pq.read_table(path), SCHEMAS[event_type])

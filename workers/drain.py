@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 
 import pyarrow as pa
 import redis
+from rq import Queue
 
 from epochstream.broker import connect
 from epochstream.faults import CRASH_ENV, crash_point  # noqa: F401 - CRASH_ENV: for the tests
@@ -42,6 +43,7 @@ from workers.catch_up import SEGMENT_LAST_ID, SEGMENT_PARTITION, catch_up
 from workers.log_schema import DEAD_LETTERS, dead_letter_table, tables_by_type
 
 FAIR_SHARE_S = 0.5  # once caught up after this long, a drain yields its worker to other partitions
+LINGER_MS = 500  # a caught-up drain with nobody waiting blocks this long for new entries before looking again
 
 
 @dataclass
@@ -61,12 +63,21 @@ class Entry:
     deliveries: int = 1
 
 
+_groups_made: set[tuple[int, str, str]] = set()  # (client, stream, group) this process made sure of
+
+
 def ensure_group(client: redis.Redis, stream: str, group: str) -> None:
+    """The consumer group exists (made once per stream and process: a drain job should not pay a round trip
+    for it every time)."""
+    key = (id(client.connection_pool), stream, group)
+    if key in _groups_made:
+        return
     try:
         client.xgroup_create(stream, group, id="0", mkstream=True)
     except redis.ResponseError as exc:
         if "BUSYGROUP" not in str(exc):
             raise
+    _groups_made.add(key)
 
 
 def consumer_name() -> str:
@@ -78,7 +89,7 @@ def drain_partition(settings_json: str, redis_url: str, partition: int, lock_key
     settings = Settings.model_validate_json(settings_json)
     client = connect(redis_url)
     try:
-        return asdict(drain(client, settings, partition, lock_key=lock_key))
+        return asdict(drain(client, settings, partition, lock_key=lock_key, linger=True))
     finally:
         client.close()
 
@@ -96,8 +107,9 @@ def _reclaim(client: redis.Redis, stream: str, group: str, consumer: str, settin
     return [Entry(sid, fields.get(PAYLOAD_FIELD, b""), counts.get(sid, 1)) for sid, fields in claimed]
 
 
-def _read_new(client: redis.Redis, stream: str, group: str, consumer: str, count: int) -> list[Entry]:
-    reply = client.xreadgroup(group, consumer, {stream: ">"}, count=count)
+def _read_new(client: redis.Redis, stream: str, group: str, consumer: str, count: int,
+              block_ms: int | None = None) -> list[Entry]:
+    reply = client.xreadgroup(group, consumer, {stream: ">"}, count=count, block=block_ms)
     entries = reply[0][1] if reply else []
     return [Entry(eid.decode(), fields.get(PAYLOAD_FIELD, b"")) for eid, fields in entries]
 
@@ -185,12 +197,14 @@ def take_fence(client: redis.Redis, keys: Keys, partition: int) -> int:
 
 
 def drain(client: redis.Redis, settings: Settings, partition: int, *, lock_key: str | None = None,
-          max_seconds: float | None = None) -> DrainResult:
+          max_seconds: float | None = None, linger: bool = False) -> DrainResult:
     """Drain one partition until it is caught up (or `max_seconds` passed: the scheduler queues the rest).
 
     Caught up means a read came back empty, or (after FAIR_SHARE_S) less than a full batch: the job then
     frees its worker for another partition instead of polling a trickle, which would starve partitions
-    waiting for a worker.
+    waiting for a worker. While no other drain waits for a worker, though, it lingers on its partition
+    with a blocking read (up to LINGER_MS at a time): a new event is then drained as it arrives instead of
+    after the next scheduling round and job start.
     """
     keys = Keys(settings.namespace, settings.partitions)
     stream, group = keys.stream(partition), keys.group
@@ -199,6 +213,7 @@ def drain(client: redis.Redis, settings: Settings, partition: int, *, lock_key: 
     ensure_group(client, stream, group)
     result = DrainResult(partition)
     consumer = consumer_name()
+    waiting = Queue(keys.drain_queue, connection=client).key if linger else None  # other partitions' drains
     writer = ReadModelWriter.open(settings.data_dir)
     try:
         fence = take_fence(client, keys, partition)
@@ -214,6 +229,9 @@ def drain(client: redis.Redis, settings: Settings, partition: int, *, lock_key: 
             if not entries:
                 idle_ms = settings.claim_idle_ms
                 entries = _read_new(client, stream, group, consumer, settings.drain_batch)
+            if not entries and waiting is not None and time.monotonic() + LINGER_MS / 1000 < deadline \
+                    and not client.llen(waiting):
+                entries = _read_new(client, stream, group, consumer, settings.drain_batch, LINGER_MS)
             if not entries:
                 break
             stored, dead = process_batch(client, settings, partition, entries, writer, fence, lock_key)

@@ -29,6 +29,10 @@ def stream_key(stream_id: str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
+def newest_id(stream_ids: Iterable[str]) -> str:
+    return max(stream_ids, key=stream_key)
+
+
 @dataclass
 class Item:
     stream_id: str
@@ -54,12 +58,16 @@ class RunSlice:
 
 def slice_by_run(entries: Sequence[tuple[str, Event, datetime]], position: str) -> dict[str, RunSlice]:
     applied = stream_key(position)
+    # Entries come in stream order: once one is past the position, every later one is too.
+    past = False
     out: dict[str, RunSlice] = {}
     for stream_id, event, ingested_at in entries:
         run = out.get(event.run_id)
         if run is None:
             run = out[event.run_id] = RunSlice(event.run_id)
-        item = Item(stream_id, event, ingested_at, stream_key(stream_id) <= applied)
+        if not past:
+            past = stream_key(stream_id) > applied
+        item = Item(stream_id, event, ingested_at, not past)
         kind = event.type
         if kind == "epoch":
             run.epochs.append(item)

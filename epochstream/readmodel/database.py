@@ -80,8 +80,10 @@ def connect_writer(path: Path, *, durable: bool = True) -> sqlite3.Connection:
         con.execute("PRAGMA journal_mode = OFF")
         con.execute("PRAGMA synchronous = OFF")
     con.execute("PRAGMA cache_size = -65536")  # 64 MiB: the runs rows of a busy partition stay in memory
-    con.executescript(DDL)
-    con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+    if con.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:  # a drain job opens it: be quick
+        con.executescript(DDL)
+        con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     return con
 
 
