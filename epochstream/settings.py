@@ -17,7 +17,7 @@ class Settings(BaseSettings):
         default=None,
         description="Broker URL. Unset: use the stack started by `epochstream up`, or start an embedded server.",
     )
-    data_dir: Path = Field(default=Path("./epochstream-data"), description="Parquet log, projections, catalog.")
+    data_dir: Path = Field(default=Path("./epochstream-data"), description="Parquet log, read model, catalog.")
     partitions: int = Field(default=8, ge=1, le=1024, description="Number of event stream partitions.")
     namespace: str = Field(
         default="epochstream",
