@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -33,7 +31,6 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from epochstream.broker import free_port  # noqa: E402
 from epochstream.readmodel import ReadModelWriter  # noqa: E402
 from schemas.epoch import EpochV2  # noqa: E402
 from schemas.keys import partition_of  # noqa: E402
@@ -42,6 +39,7 @@ from schemas.run_started import RunStartedV2  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
 import httpload  # noqa: E402
+from benchlib import header, pct, start_api  # noqa: E402
 
 PARTITIONS = 8
 
@@ -84,20 +82,7 @@ def build_data(root: Path, runs: int) -> str:
 
 
 def start_server(data_dir: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {**os.environ, "EPOCHSTREAM_DATA_DIR": str(data_dir), "EPOCHSTREAM_PARTITIONS": str(PARTITIONS)}
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "query_api.app:app_from_env",
-                             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-                             "--no-access-log"], env=env, cwd=ROOT)
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if httpx.get(f"{base}/healthz", timeout=0.5).status_code == 200:
-                return proc, base
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("API did not start")
+    return start_api({"EPOCHSTREAM_DATA_DIR": str(data_dir), "EPOCHSTREAM_PARTITIONS": str(PARTITIONS)})
 
 
 def httpx_latencies(base: str, path: str, requests: int, headers: dict | None, expect: int) -> list[float]:
@@ -114,11 +99,6 @@ def httpx_latencies(base: str, path: str, requests: int, headers: dict | None, e
     return out
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=10_000)
@@ -126,13 +106,13 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    print(f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} CPUs, Python {platform.python_version()}")
-    print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
+    header()
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
         t = time.perf_counter()
         long_run = build_data(data, args.runs)
-        print(f"data: {args.runs} runs + 1 run of 1000 epochs, projected in {time.perf_counter() - t:.1f}s")
+        elapsed = time.perf_counter() - t
+        print(f"data: {args.runs} runs + 1 run of 1000 epochs, written to the read model in {elapsed:.1f}s")
         proc, base = start_server(data)
         try:
             etag = httpx.get(f"{base}/runs/{long_run}/epochs").headers["etag"]

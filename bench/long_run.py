@@ -18,11 +18,9 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import platform
 import random
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,8 +32,11 @@ import redis
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
-from epochstream.broker import ServerProcess, free_port  # noqa: E402
+from benchlib import header, pct, start_api  # noqa: E402
+
+from epochstream.broker import ServerProcess  # noqa: E402
 from epochstream.settings import Settings  # noqa: E402
 from schemas.codec import encode  # noqa: E402
 from schemas.keys import PAYLOAD_FIELD, Keys  # noqa: E402
@@ -86,23 +87,6 @@ def ingest(url: str, data_dir: Path, steps: int, chunk: int) -> tuple[list[float
     return per_event, settings
 
 
-def serve(data_dir: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {**os.environ, "EPOCHSTREAM_DATA_DIR": str(data_dir)}
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "query_api.app:app_from_env", "--host",
-                             "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"],
-                            env=env, cwd=ROOT)
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if httpx.get(f"{base}/healthz", timeout=0.5).status_code == 200:
-                return proc, base
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("the API did not start")
-
-
 def latencies(client: httpx.Client, urls: list[str], headers: dict | None = None, expect: int = 200) -> list[float]:
     out = []
     for url in urls:
@@ -112,11 +96,6 @@ def latencies(client: httpx.Client, urls: list[str], headers: dict | None = None
         if resp.status_code != expect:
             raise SystemExit(f"{url}: {resp.status_code} {resp.text[:200]}")
     return out
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def api_figures(base: str, requests: int, steps: int) -> dict[str, tuple[float, float]]:
@@ -142,9 +121,7 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=300)
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
-    print(f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} CPUs, Python {platform.python_version()}")
-    print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
-    print(f"load average at start (other processes on this host): {os.getloadavg()[0]:.1f}")
+    header()
     server = ServerProcess(directory=Path(tempfile.mkdtemp(prefix="es-long-valkey-"))).start()
     firsts, lasts, smalls, apis = [], [], [], []
     try:
@@ -158,7 +135,7 @@ def main() -> None:
             tenth = max(1, len(per_event) // 10)
             firsts.append(statistics.median(per_event[:tenth]) * 1e6)
             lasts.append(statistics.median(per_event[-tenth:]) * 1e6)
-            proc, base = serve(data_dir)
+            proc, base = start_api({"EPOCHSTREAM_DATA_DIR": str(data_dir)})
             try:
                 apis.append(api_figures(base, args.requests, args.steps))
             finally:

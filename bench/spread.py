@@ -20,7 +20,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import shutil
 import signal
 import statistics
@@ -37,6 +36,9 @@ import redis
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from benchlib import header  # noqa: E402
 
 from epochstream.broker import free_port  # noqa: E402
 
@@ -268,9 +270,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--find", default="", help="comma-separated run counts: one measurement each, in order")
     args = ap.parse_args()
-    print(f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} CPUs, Python {platform.python_version()}")
-    print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
-    print(f"load average at start (other processes on this host): {os.getloadavg()[0]:.1f}")
+    header()
     counts = [int(x) for x in args.find.split(",") if x] or [args.runs]
     for runs in counts:
         repeats = 1 if args.find else args.repeats
