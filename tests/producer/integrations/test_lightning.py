@@ -1,0 +1,187 @@
+"""A real Lightning `Trainer.fit` (CPU, data made here) with `EpochstreamLogger`: every value the Trainer
+logged arrives, per step and per epoch, under our names; a crash is recorded with its traceback."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning.pytorch as pl
+import pytest
+import torch
+from lightning.pytorch.callbacks import LearningRateMonitor
+from lightning.pytorch.loggers import Logger
+from torch.utils.data import DataLoader, TensorDataset
+
+from producer.integrations.lightning import EpochstreamLogger, strip_suffix
+from producer.run import Run, start_run
+from tests.producer.conftest import run_events
+from tests.producer.integrations.readme import run_readme_example
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning", "ignore:.*LeafSpec")
+
+EPOCHS, SAMPLES, BATCH = 5, 32, 8
+STEPS_PER_EPOCH = SAMPLES // BATCH
+
+
+class Regression(pl.LightningModule):
+    """y = sum(x) with one linear layer; `crash_at` = (epoch, batch) raises in training_step."""
+
+    def __init__(self, lr: float = 0.05, features: int = 3, crash_at: tuple[int, int] | None = None):
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = torch.nn.Linear(features, 1)
+
+    def training_step(self, batch, batch_idx):
+        if self.hparams.crash_at == (self.current_epoch, batch_idx):
+            raise RuntimeError(f"loss exploded at epoch {self.current_epoch}")
+        x, y = batch
+        loss = torch.nn.functional.mse_loss(self.net(x), y)
+        self.log("train_loss", loss, on_step=True, on_epoch=True)  # -> train_loss_step, train_loss_epoch
+        self.log("train/abs_error", (self.net(x) - y).abs().mean())  # a training step value under its own name
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        self.log("val_loss", torch.nn.functional.mse_loss(self.net(x), y))  # an epoch value
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=self.hparams.lr)
+
+
+class Verbatim(Logger):
+    """What Lightning hands its loggers, call by call: the reference the events are checked against."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls: list[tuple[dict[str, float], int | None]] = []
+        self.hyperparams: list[dict[str, Any]] = []
+
+    name, version = "verbatim", "0"
+
+    @property
+    def experiment(self) -> None:
+        return None
+
+    def log_metrics(self, metrics, step=None):
+        self.calls.append((dict(metrics), step))
+
+    def log_hyperparams(self, params, *args, **kwargs):
+        self.hyperparams.append(dict(params))
+
+
+def loaders() -> tuple[DataLoader, DataLoader]:
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(SAMPLES, 3, generator=generator)
+    y = x.sum(dim=1, keepdim=True)
+    val = TensorDataset(x[:16], y[:16])
+    return DataLoader(TensorDataset(x, y), batch_size=BATCH), DataLoader(val, batch_size=BATCH)
+
+
+def fit(model: pl.LightningModule, loggers: list[Logger], tmp_path, epochs: int = EPOCHS) -> pl.Trainer:
+    torch.manual_seed(0)
+    trainer = pl.Trainer(max_epochs=epochs, logger=loggers, log_every_n_steps=1, accelerator="cpu", devices=1,
+                         callbacks=[LearningRateMonitor(logging_interval="epoch")], default_root_dir=tmp_path,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    train, val = loaders()
+    trainer.fit(model, train, val)
+    return trainer
+
+
+def expected(calls: list[tuple[dict[str, float], int | None]]) -> tuple[dict, dict]:
+    """(steps, epochs) as the documented rule makes them from Lightning's calls: this module's step values
+    are named *_step or train/abs_error; its epoch values *_epoch, val_loss, and lr-SGD once per epoch."""
+    names = {"train_loss_step": "train/loss", "train/abs_error": "train/abs_error",
+             "train_loss_epoch": "train/loss", "val_loss": "val/loss", "lr-SGD": "learning_rate"}
+    steps: dict[int, dict[str, float]] = {}
+    epochs: dict[int, dict[str, float]] = {}
+    lr_epoch = 0
+    for metrics, step in calls:
+        values = {names[k]: v for k, v in metrics.items() if k != "epoch"}
+        if "train_loss_step" in metrics:
+            steps.setdefault(step, {}).update(values)
+        elif "lr-SGD" in metrics:  # logged at each epoch's start, with no `epoch` key
+            epochs.setdefault(lr_epoch, {}).update(values)
+            lr_epoch += 1
+        else:
+            epochs.setdefault(int(metrics["epoch"]), {}).update(values)
+    return steps, epochs
+
+
+def test_fit_records_every_value_the_trainer_logged_per_step_and_per_epoch(recorder, tmp_path):
+    logger = EpochstreamLogger(project="lightning-test", name="regression", config={"data": "synthetic"},
+                               tags=["ci"], publisher=recorder)
+    reference = Verbatim()
+    trainer = fit(Regression(), [logger, reference], tmp_path)
+
+    assert trainer.current_epoch == EPOCHS
+    assert isinstance(logger.experiment, Run) and logger.version == logger.experiment.run_id
+    started = recorder.started
+    assert (started.project, started.name, started.tags) == ("lightning-test", "regression", ["ci"])
+    assert started.config == {"data": "synthetic"}  # Lightning read `experiment` before log_hyperparams
+    assert [c.config for c in recorder.of_type("run_config")] == reference.hyperparams \
+        == [{"lr": 0.05, "features": 3, "crash_at": None}]
+
+    steps, epochs = expected(reference.calls)
+    assert len(steps) == EPOCHS * STEPS_PER_EPOCH and len(epochs) == EPOCHS  # the reference saw them all
+    assert {s.step: s.metrics for s in recorder.steps} == steps  # same values, bit for bit
+    assert [s.step for s in recorder.steps] == sorted(steps)  # one event per step
+    assert {s.step: s.epoch for s in recorder.steps} == {s: s // STEPS_PER_EPOCH for s in steps}
+    assert [e.epoch for e in recorder.epochs] == list(range(EPOCHS))  # one event per epoch
+    assert {e.epoch: e.metrics for e in recorder.epochs} == epochs
+    assert all(set(m) == {"train/loss", "val/loss", "learning_rate"} for m in epochs.values())
+
+    finished = recorder.finished
+    assert (finished.status, finished.error, finished.traceback) == ("completed", None, None)
+    assert recorder.events[-1] is finished
+
+
+def test_a_training_step_that_raises_is_recorded_failed_with_the_whole_traceback(recorder, tmp_path):
+    logger = EpochstreamLogger(project="lightning-test", publisher=recorder)
+    with pytest.raises(RuntimeError, match="loss exploded at epoch 2"):
+        fit(Regression(crash_at=(2, 1)), [logger], tmp_path)
+
+    finished = recorder.finished
+    assert finished.status == "failed" and finished.exit_code == 1
+    assert finished.error == "RuntimeError: loss exploded at epoch 2"
+    trace = finished.traceback
+    assert trace.startswith("Traceback (most recent call last):")
+    assert "in training_step" in trace and 'raise RuntimeError(f"loss exploded' in trace
+    assert "test_lightning.py" in trace and trace.rstrip().endswith("RuntimeError: loss exploded at epoch 2")
+    epochs = {e.epoch: set(e.metrics) for e in recorder.epochs}  # all sent before run_finished
+    assert epochs == {0: {"train/loss", "val/loss", "learning_rate"}, 1: {"train/loss", "val/loss", "learning_rate"},
+                      2: {"learning_rate"}}  # epoch 2 only got as far as its learning rate
+    assert [s.step for s in recorder.steps] == list(range(2 * STEPS_PER_EPOCH + 1))  # up to the crash
+    assert recorder.events[-1] is finished
+
+
+def test_a_run_passed_in_is_recorded_into_and_left_open_for_its_owner(recorder, tmp_path):
+    with start_run("mine", publisher=recorder) as run:
+        logger = EpochstreamLogger(run=run)
+        fit(Regression(), [logger], tmp_path, epochs=2)
+        assert logger.version == run.run_id and logger.experiment is run
+        assert recorder.finished is None  # the `with` block finishes it, not the logger
+        assert [e.epoch for e in recorder.epochs] == [0, 1]  # flushed at finalize all the same
+        assert recorder.of_type("run_config")[0].config == {"lr": 0.05, "features": 3, "crash_at": None}
+    assert recorder.finished.status == "completed"
+
+
+def test_lightning_suffixes_come_off_unless_they_would_collide():
+    assert strip_suffix({"loss_step": 1, "acc": 2}, "_step") == {"loss": 1, "acc": 2}
+    assert strip_suffix({"loss_step": 1, "loss": 2}, "_step") == {"loss_step": 1, "loss": 2}
+    assert strip_suffix({"_step": 1}, "_step") == {"_step": 1}
+
+
+def test_the_readme_lines_publish_a_fit_through_redis(settings, redis_client, monkeypatch, tmp_path):
+    import lightning
+
+    monkeypatch.chdir(tmp_path)  # the Trainer's checkpoints go to the working directory
+    train_loader, val_loader = loaders()
+    torch.manual_seed(0)
+    scope = run_readme_example("lightning", settings, monkeypatch, {
+        "lightning": lightning, "model": Regression(), "train_loader": train_loader, "val_loader": val_loader})
+    events = run_events(redis_client, settings, scope["trainer"].logger.version)
+    assert events[0].type == "run_started" and (events[0].project, events[0].tags) == ("mnist", ["baseline"])
+    assert [e.config for e in events if e.type == "run_config"] == [{"lr": 0.05, "features": 3, "crash_at": None}]
+    assert [(e.epoch, set(e.metrics)) for e in events if e.type == "epoch"] == [
+        (epoch, {"train/loss", "val/loss"}) for epoch in range(EPOCHS)]
+    assert events[-1].type == "run_finished" and events[-1].status == "completed"
