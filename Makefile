@@ -11,7 +11,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# torch pinned: 2.13.0 is the CPU build this machine keeps locally.
 	$(PY) -m pip install -q "torch==2.13.0"
-	$(PY) -m pip install -q -e ".[dev]"
+	# torch named again: the integrations' frameworks must resolve against 2.13.0, never upgrade it.
+	$(PY) -m pip install -q -e ".[dev]" "torch==2.13.0"
 	touch $(STAMP)
 
 install: $(STAMP)
