@@ -3,6 +3,7 @@ logged arrives, per step and per epoch, under our names; a crash is recorded wit
 
 from __future__ import annotations
 
+import signal
 from typing import Any
 
 import lightning.pytorch as pl
@@ -21,12 +22,14 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::Deprecat
 
 EPOCHS, SAMPLES, BATCH = 5, 32, 8
 STEPS_PER_EPOCH = SAMPLES // BATCH
+HPARAMS = {"lr": 0.05, "features": 3, "crash_at": None, "interrupt_at": None}  # Regression()'s, saved
 
 
 class Regression(pl.LightningModule):
-    """y = sum(x) with one linear layer; `crash_at` = (epoch, batch) raises in training_step."""
+    """y = sum(x) with one linear layer; at `crash_at` / `interrupt_at` = (epoch, batch), training_step raises."""
 
-    def __init__(self, lr: float = 0.05, features: int = 3, crash_at: tuple[int, int] | None = None):
+    def __init__(self, lr: float = 0.05, features: int = 3, crash_at: tuple[int, int] | None = None,
+                 interrupt_at: tuple[int, int] | None = None):
         super().__init__()
         self.save_hyperparameters()
         self.net = torch.nn.Linear(features, 1)
@@ -34,6 +37,8 @@ class Regression(pl.LightningModule):
     def training_step(self, batch, batch_idx):
         if self.hparams.crash_at == (self.current_epoch, batch_idx):
             raise RuntimeError(f"loss exploded at epoch {self.current_epoch}")
+        if self.hparams.interrupt_at == (self.current_epoch, batch_idx):
+            raise KeyboardInterrupt  # what Ctrl-C raises in the training loop
         x, y = batch
         loss = torch.nn.functional.mse_loss(self.net(x), y)
         self.log("train_loss", loss, on_step=True, on_epoch=True)  # -> train_loss_step, train_loss_epoch
@@ -77,10 +82,12 @@ def loaders() -> tuple[DataLoader, DataLoader]:
     return DataLoader(TensorDataset(x, y), batch_size=BATCH), DataLoader(val, batch_size=BATCH)
 
 
-def fit(model: pl.LightningModule, loggers: list[Logger], tmp_path, epochs: int = EPOCHS) -> pl.Trainer:
+def fit(model: pl.LightningModule, loggers: list[Logger], tmp_path, epochs: int = EPOCHS,
+        lr_monitor: bool = True) -> pl.Trainer:
     torch.manual_seed(0)
+    callbacks = [LearningRateMonitor(logging_interval="epoch")] if lr_monitor else []
     trainer = pl.Trainer(max_epochs=epochs, logger=loggers, log_every_n_steps=1, accelerator="cpu", devices=1,
-                         callbacks=[LearningRateMonitor(logging_interval="epoch")], default_root_dir=tmp_path,
+                         callbacks=callbacks, default_root_dir=tmp_path,
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
     train, val = loaders()
     trainer.fit(model, train, val)
@@ -118,8 +125,7 @@ def test_fit_records_every_value_the_trainer_logged_per_step_and_per_epoch(recor
     started = recorder.started
     assert (started.project, started.name, started.tags) == ("lightning-test", "regression", ["ci"])
     assert started.config == {"data": "synthetic"}  # Lightning read `experiment` before log_hyperparams
-    assert [c.config for c in recorder.of_type("run_config")] == reference.hyperparams \
-        == [{"lr": 0.05, "features": 3, "crash_at": None}]
+    assert [c.config for c in recorder.of_type("run_config")] == reference.hyperparams == [HPARAMS]
 
     steps, epochs = expected(reference.calls)
     assert len(steps) == EPOCHS * STEPS_PER_EPOCH and len(epochs) == EPOCHS  # the reference saw them all
@@ -129,6 +135,9 @@ def test_fit_records_every_value_the_trainer_logged_per_step_and_per_epoch(recor
     assert [e.epoch for e in recorder.epochs] == list(range(EPOCHS))  # one event per epoch
     assert {e.epoch: e.metrics for e in recorder.epochs} == epochs
     assert all(set(m) == {"train/loss", "val/loss", "learning_rate"} for m in epochs.values())
+    # live, not at the end: each epoch goes out as the next one starts, after its own last step
+    order = [e.type for e in recorder.events if e.type in ("step", "epoch")]
+    assert order == (["step"] * STEPS_PER_EPOCH + ["epoch"]) * EPOCHS
 
     finished = recorder.finished
     assert (finished.status, finished.error, finished.traceback) == ("completed", None, None)
@@ -154,14 +163,30 @@ def test_a_training_step_that_raises_is_recorded_failed_with_the_whole_traceback
     assert recorder.events[-1] is finished
 
 
+def test_ctrl_c_is_recorded_interrupted(recorder, tmp_path):
+    sigint = signal.getsignal(signal.SIGINT)  # Lightning ignores SIGINT while it shuts down, then exits 1
+    try:
+        with pytest.raises(SystemExit):
+            fit(Regression(interrupt_at=(1, 0)), [EpochstreamLogger(publisher=recorder)], tmp_path)
+    finally:
+        signal.signal(signal.SIGINT, sigint)
+    finished = recorder.finished
+    assert (finished.status, finished.error, finished.exit_code) == ("interrupted", "KeyboardInterrupt", 130)
+    assert "raise KeyboardInterrupt" in finished.traceback
+    assert recorder.started.project == "lightning" and [e.epoch for e in recorder.epochs] == [0, 1]
+
+
 def test_a_run_passed_in_is_recorded_into_and_left_open_for_its_owner(recorder, tmp_path):
     with start_run("mine", publisher=recorder) as run:
         logger = EpochstreamLogger(run=run)
-        fit(Regression(), [logger], tmp_path, epochs=2)
+        fit(Regression(), [logger], tmp_path, epochs=2, lr_monitor=False)
         assert logger.version == run.run_id and logger.experiment is run
         assert recorder.finished is None  # the `with` block finishes it, not the logger
-        assert [e.epoch for e in recorder.epochs] == [0, 1]  # flushed at finalize all the same
-        assert recorder.of_type("run_config")[0].config == {"lr": 0.05, "features": 3, "crash_at": None}
+        assert [e.epoch for e in recorder.epochs] == [0, 1]  # the last one flushed at finalize all the same
+        # without an epoch-start value, epoch 0 goes out when epoch 1 logs its first step
+        order = [e.type for e in recorder.events if e.type in ("step", "epoch")]
+        assert order == (["step"] * STEPS_PER_EPOCH + ["epoch"]) * 2
+        assert recorder.of_type("run_config")[0].config == HPARAMS
     assert recorder.finished.status == "completed"
 
 
@@ -181,7 +206,7 @@ def test_the_readme_lines_publish_a_fit_through_redis(settings, redis_client, mo
         "lightning": lightning, "model": Regression(), "train_loader": train_loader, "val_loader": val_loader})
     events = run_events(redis_client, settings, scope["trainer"].logger.version)
     assert events[0].type == "run_started" and (events[0].project, events[0].tags) == ("mnist", ["baseline"])
-    assert [e.config for e in events if e.type == "run_config"] == [{"lr": 0.05, "features": 3, "crash_at": None}]
+    assert [e.config for e in events if e.type == "run_config"] == [HPARAMS]
     assert [(e.epoch, set(e.metrics)) for e in events if e.type == "epoch"] == [
         (epoch, {"train/loss", "val/loss"}) for epoch in range(EPOCHS)]
     assert events[-1].type == "run_finished" and events[-1].status == "completed"
