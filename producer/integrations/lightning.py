@@ -8,16 +8,19 @@ What the Trainer logs becomes our events:
   them; it is sent when the next epoch logs its first value, or at `finalize`;
 - `log_hyperparams` -> the run's config (a `run_config` event: Lightning reads `experiment`, which starts
   the run, before it calls `log_hyperparams`);
-- `finalize("success")` -> `completed`; `finalize("failed")` -> `failed` with the exception's text and whole
-  traceback (Lightning calls it while handling the exception), or `interrupted` for Ctrl-C.
+- `finalize("success")` at the end of `fit` -> `completed`; `finalize("failed")` -> `failed` with the
+  exception's text and whole traceback (Lightning calls it while handling the exception), or
+  `interrupted` for Ctrl-C.
 Names follow `producer.integrations.names` (`val_loss` -> `val/loss`, `lr-Adam` -> `learning_rate`), after
 Lightning's own `_step` / `_epoch` suffixes (`on_step=True, on_epoch=True`) are taken off.
 
 Which calls are per step and which per epoch is Lightning's own test (`_LoggerConnector.metrics`: a loop
 iteration in progress or not), read from the Trainer the logger receives in `log_graph`; without one (the
 logger used outside a Trainer) every call is recorded as a step. Only rank 0 records. One logger records
-one run: after `finalize`, a `trainer.test()` with the same logger is not recorded (pass `run=` of a run
-you finish yourself to record several stages in one run).
+one run, which it finishes when `fit` ends (after a `validate()` or `test()` alone it stays open, for a
+later `fit` or for the process's exit, which records it `completed`): to record `fit` and then
+`trainer.test()` in one run, pass `run=` a run you finish yourself; the test values then join the last
+trained epoch's event.
 """
 
 from __future__ import annotations
@@ -110,6 +113,10 @@ class EpochstreamLogger(Logger):
             self._steps.flush()  # the old epoch's last step goes out before the epoch that holds it
             self._epochs.flush()
         if level == "epoch":
+            if not self._fitting() and epoch is not None:
+                # `trainer.test()` / `validate()` report the model as the last trained epoch left it: that
+                # epoch's event is sent again, holding its training values and these
+                epoch = max(epoch - 1, 0)
             mapped, not_numbers = map_metrics(strip_suffix(values, "_epoch"))
             if mapped:
                 self._epochs.add(epoch if epoch is not None else 0, mapped)
@@ -134,7 +141,8 @@ class EpochstreamLogger(Logger):
         self._steps.flush()
         self._epochs.flush()
         if status == "success":
-            self._handle.finish("completed")
+            if self._fitting():  # a `validate()` or `test()` before `fit` must not close the run on it
+                self._handle.finish("completed")
         elif status == "failed":
             exc_info = sys.exc_info()  # Lightning finalizes inside its `except BaseException` block
             if exc_info[1] is not None:
@@ -165,6 +173,10 @@ class EpochstreamLogger(Logger):
         if first_loop_iter is None:
             return "epoch"
         return "step" if getattr(trainer, "training", True) else "eval-step"
+
+    def _fitting(self) -> bool:
+        fn = getattr(getattr(self._trainer, "state", None), "fn", None)
+        return fn is None or fn == "fit"
 
     def _current_epoch(self) -> int | None:
         epoch = getattr(self._trainer, "current_epoch", None)

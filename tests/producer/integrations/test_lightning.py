@@ -49,6 +49,10 @@ class Regression(pl.LightningModule):
         x, y = batch
         self.log("val_loss", torch.nn.functional.mse_loss(self.net(x), y))  # an epoch value
 
+    def test_step(self, batch, batch_idx):
+        x, y = batch
+        self.log("test_loss", torch.nn.functional.mse_loss(self.net(x), y))
+
     def configure_optimizers(self):
         return torch.optim.SGD(self.parameters(), lr=self.hparams.lr)
 
@@ -179,14 +183,35 @@ def test_ctrl_c_is_recorded_interrupted(recorder, tmp_path):
 def test_a_run_passed_in_is_recorded_into_and_left_open_for_its_owner(recorder, tmp_path):
     with start_run("mine", publisher=recorder) as run:
         logger = EpochstreamLogger(run=run)
-        fit(Regression(), [logger], tmp_path, epochs=2, lr_monitor=False)
+        model = Regression()
+        trainer = fit(model, [logger], tmp_path, epochs=2, lr_monitor=False)
         assert logger.version == run.run_id and logger.experiment is run
         assert recorder.finished is None  # the `with` block finishes it, not the logger
         assert [e.epoch for e in recorder.epochs] == [0, 1]  # the last one flushed at finalize all the same
         # without an epoch-start value, epoch 0 goes out when epoch 1 logs its first step
         order = [e.type for e in recorder.events if e.type in ("step", "epoch")]
         assert order == (["step"] * STEPS_PER_EPOCH + ["epoch"]) * 2
+        trained = recorder.epochs[-1]
+
+        [result] = trainer.test(model, loaders()[1], verbose=False)  # into the same, still open run
+        assert recorder.finished is None
+        retested = recorder.epochs[-1]  # the last trained epoch, sent again with the test value
+        assert (retested.epoch, retested.metrics) == (1, {**trained.metrics, "test/loss": result["test_loss"]})
         assert recorder.of_type("run_config")[0].config == HPARAMS
+    assert recorder.finished.status == "completed"
+
+
+def test_a_validate_before_fit_leaves_the_run_open_for_the_fit(recorder, tmp_path):
+    logger = EpochstreamLogger(publisher=recorder)
+    model = Regression()
+    trainer = pl.Trainer(logger=logger, accelerator="cpu", devices=1, default_root_dir=tmp_path,
+                         enable_progress_bar=False, enable_model_summary=False)
+    [before] = trainer.validate(model, loaders()[1], verbose=False)
+    assert recorder.finished is None
+    fit(model, [logger], tmp_path, epochs=1)
+    assert [(e.epoch, set(e.metrics)) for e in recorder.epochs] == [
+        (0, {"val/loss"}), (0, {"val/loss", "train/loss", "learning_rate"})]  # epoch 0 sent again, whole
+    assert recorder.epochs[0].metrics["val/loss"] == before["val_loss"]
     assert recorder.finished.status == "completed"
 
 
