@@ -124,9 +124,10 @@ class EpochstreamLogger(Logger):
             mapped, not_numbers = map_metrics(strip_suffix(values, "_step"))
             at = step
             if level == "eval-step":  # Lightning numbers these by evaluation batch, which would overwrite steps
-                at = self._global_step()
+                done = self._global_step()  # optimizer steps so far: the last one's key is done - 1
+                at = max(done - 1, 0) if done is not None else None
                 notices.warn("lightning-eval-step", "per-step values of a validation or test loop are recorded "
-                                                    "at the trainer's global step; the loop's last batch wins")
+                                                    "with the training step before it; the loop's last batch wins")
             if at is None:
                 at = self._steps.key if self._steps.key is not None else 0
             if mapped:

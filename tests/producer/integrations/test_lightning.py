@@ -215,6 +215,22 @@ def test_a_validate_before_fit_leaves_the_run_open_for_the_fit(recorder, tmp_pat
     assert recorder.finished.status == "completed"
 
 
+class PerBatchValidation(Regression):
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        self.log("val_abs", (self.net(x) - y).abs().mean(), on_step=True, on_epoch=False)
+
+
+def test_per_step_validation_values_join_the_training_step_before_them(recorder, tmp_path):
+    fit(PerBatchValidation(), [EpochstreamLogger(publisher=recorder)], tmp_path, epochs=2, lr_monitor=False)
+    steps = {s.step: (s.epoch, set(s.metrics)) for s in recorder.steps}
+    assert len(recorder.steps) == len(steps) == 2 * STEPS_PER_EPOCH  # no step overwritten, none added
+    last = {STEPS_PER_EPOCH - 1, 2 * STEPS_PER_EPOCH - 1}  # each epoch's last step, then its validation
+    train = {"train/loss", "train/abs_error"}
+    assert steps == {s: (s // STEPS_PER_EPOCH, train | {"val/abs"} if s in last else train)
+                     for s in range(2 * STEPS_PER_EPOCH)}
+
+
 def test_lightning_suffixes_come_off_unless_they_would_collide():
     assert strip_suffix({"loss_step": 1, "acc": 2}, "_step") == {"loss": 1, "acc": 2}
     assert strip_suffix({"loss_step": 1, "loss": 2}, "_step") == {"loss_step": 1, "loss": 2}
