@@ -18,7 +18,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import keras
+try:
+    import keras
+except ImportError as exc:
+    raise ImportError(f"producer.integrations.keras needs Keras 3 ({exc}): pip install 'epochstream[keras]'") from exc
 
 from epochstream.settings import Settings
 from producer.integrations.names import map_metrics

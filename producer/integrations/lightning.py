@@ -29,9 +29,13 @@ import sys
 from argparse import Namespace
 from typing import Any
 
-from lightning.pytorch.loggers import Logger
-from lightning.pytorch.loggers.logger import rank_zero_experiment
-from lightning.pytorch.utilities import rank_zero_only
+try:
+    from lightning.pytorch.loggers import Logger
+    from lightning.pytorch.loggers.logger import rank_zero_experiment
+    from lightning.pytorch.utilities import rank_zero_only
+except ImportError as exc:
+    raise ImportError(f"producer.integrations.lightning needs Lightning ({exc}): "
+                      "pip install 'epochstream[lightning]'") from exc
 
 from epochstream.settings import Settings
 from producer.integrations.names import map_metrics, number

@@ -23,7 +23,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from transformers import TrainerCallback
+try:
+    from transformers import TrainerCallback
+except ImportError as exc:
+    raise ImportError(f"producer.integrations.transformers needs transformers ({exc}): "
+                      "pip install 'epochstream[transformers]'") from exc
 
 from epochstream.settings import Settings
 from producer.integrations.names import map_metrics, number
