@@ -7,8 +7,11 @@ import keras
 import numpy as np
 import pytest
 
+from producer import Publisher
 from producer.integrations.keras import EpochstreamCallback
+from producer.jsonsafe import json_safe
 from tests.producer.conftest import stream_entries
+from tests.producer.integrations.pipeline import drained, served
 from tests.producer.integrations.readme import run_readme_example
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # keras-on-torch numpy calls
@@ -79,3 +82,23 @@ def test_the_readme_lines_publish_a_fit_through_redis(settings, redis_client, mo
     assert [(e.epoch, set(e.metrics)) for e in events if e.type == "epoch"] == [
         (epoch, {"train/loss", "val/loss"}) for epoch in range(5)]
     assert events[-1].type == "run_finished" and events[-1].status == "completed"
+
+
+def test_through_the_pipeline_the_api_serves_exactly_what_keras_logged(settings, redis_client, api_server):
+    publisher = Publisher(settings)
+    try:
+        callback = EpochstreamCallback(project="keras-e2e", config={"data": "synthetic"}, publisher=publisher)
+        model, history = fit(callback)
+        assert publisher.flush(10)
+    finally:
+        publisher.close()
+    drained(redis_client, settings)
+
+    run, epochs, steps = served(api_server.base_url, callback.run.run_id)
+    names = {"loss": "train/loss", "mae": "train/mae", "val_loss": "val/loss", "val_mae": "val/mae"}
+    assert epochs == {epoch: {ours: history.history[theirs][epoch] for theirs, ours in names.items()}
+                      for epoch in range(EPOCHS)}
+    assert steps == {}
+    assert run["config"] == {"epochs": EPOCHS, "steps": 3, "optimizer": json_safe(model.optimizer.get_config()),
+                             "data": "synthetic"}
+    assert run["status"] == "completed"

@@ -4,6 +4,7 @@ logged arrives, per step and per epoch, under our names; a crash is recorded wit
 from __future__ import annotations
 
 import signal
+import traceback
 from typing import Any
 
 import lightning.pytorch as pl
@@ -13,9 +14,11 @@ from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import Logger
 from torch.utils.data import DataLoader, TensorDataset
 
+from producer import Publisher
 from producer.integrations.lightning import EpochstreamLogger, strip_suffix
 from producer.run import Run, start_run
 from tests.producer.conftest import run_events
+from tests.producer.integrations.pipeline import drained, served
 from tests.producer.integrations.readme import run_readme_example
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning", "ignore:.*LeafSpec")
@@ -251,3 +254,35 @@ def test_the_readme_lines_publish_a_fit_through_redis(settings, redis_client, mo
     assert [(e.epoch, set(e.metrics)) for e in events if e.type == "epoch"] == [
         (epoch, {"train/loss", "val/loss"}) for epoch in range(EPOCHS)]
     assert events[-1].type == "run_finished" and events[-1].status == "completed"
+
+
+def test_through_the_pipeline_the_api_serves_exactly_what_lightning_logged(settings, redis_client, api_server,
+                                                                           tmp_path):
+    publisher = Publisher(settings)
+    try:
+        logger = EpochstreamLogger(project="lightning-e2e", config={"data": "synthetic"}, publisher=publisher)
+        reference = Verbatim()
+        fit(Regression(), [logger, reference], tmp_path)
+        crashed = EpochstreamLogger(project="lightning-e2e", publisher=publisher)
+        with pytest.raises(RuntimeError, match="loss exploded") as raised:
+            fit(Regression(crash_at=(2, 1)), [crashed], tmp_path)
+        assert publisher.flush(10)
+    finally:
+        publisher.close()
+    drained(redis_client, settings)
+
+    run, epochs, steps = served(api_server.base_url, logger.version)
+    expected_steps, expected_epochs = expected(reference.calls)
+    assert epochs == expected_epochs
+    assert steps == {step: (step // STEPS_PER_EPOCH, metrics) for step, metrics in expected_steps.items()}
+    assert run["config"] == {"data": "synthetic", **HPARAMS}  # run_started's, merged with log_hyperparams'
+    assert (run["status"], run["epochs"], run["steps"]) == ("completed", EPOCHS, EPOCHS * STEPS_PER_EPOCH)
+
+    failed, failed_epochs, failed_steps = served(api_server.base_url, crashed.version)
+    assert (failed["status"], failed["exit_code"]) == ("failed", 1)
+    assert failed["error"] == "RuntimeError: loss exploded at epoch 2"
+    whole = "".join(traceback.format_exception(raised.value))  # as it reached this test, a few frames more
+    assert failed["traceback"].startswith("Traceback (most recent call last):\n")
+    assert whole.endswith(failed["traceback"].removeprefix("Traceback (most recent call last):\n"))
+    assert "in training_step" in failed["traceback"]
+    assert sorted(failed_epochs) == [0, 1, 2] and sorted(failed_steps) == list(range(2 * STEPS_PER_EPOCH + 1))

@@ -7,10 +7,12 @@ from __future__ import annotations
 import torch
 from transformers import BertConfig, BertForSequenceClassification, Trainer, TrainerCallback, TrainingArguments
 
+from producer import Publisher
 from producer.integrations.transformers import EpochstreamCallback, epoch_index
 from producer.jsonsafe import json_safe
 from producer.run import start_run
 from tests.producer.conftest import run_events
+from tests.producer.integrations.pipeline import drained, served
 from tests.producer.integrations.readme import run_readme_example
 
 TRAIN, EVAL, BATCH, LENGTH, VOCAB = 32, 16, 8, 8, 64
@@ -125,3 +127,31 @@ def test_the_readme_lines_publish_a_training_through_redis(settings, redis_clien
     assert [e.step for e in events if e.type == "step"] == [2, 4, 6, 8]
     assert [(e.epoch, "val/loss" in e.metrics) for e in events if e.type == "epoch"] == [(0, True), (1, True)]
     assert events[-1].type == "run_finished" and events[-1].status == "completed"
+
+
+def test_through_the_pipeline_the_api_serves_exactly_what_the_trainer_logged(settings, redis_client, api_server,
+                                                                             tmp_path):
+    publisher = Publisher(settings)
+    try:
+        callback = EpochstreamCallback(project="hf-e2e", config={"data": "random tokens"}, publisher=publisher)
+        snapshot = Snapshot()
+        trainer = train(callback, tmp_path, epochs=2, also=(snapshot,))
+        assert publisher.flush(10)
+    finally:
+        publisher.close()
+    drained(redis_client, settings)
+
+    run, epochs, steps = served(api_server.base_url, callback.run.run_id)
+    history = trainer.state.log_history
+    assert steps == {h["step"]: (epoch_index(h["epoch"]), {"train/loss": h["loss"], "gradient_norm": h["grad_norm"],
+                                                           "learning_rate": h["learning_rate"]})
+                     for h in history if "loss" in h}
+    assert epochs == {epoch_index(h["epoch"]): {"val/loss": h["eval_loss"], "val/runtime": h["eval_runtime"],
+                                                "val/samples_per_second": h["eval_samples_per_second"],
+                                                "val/steps_per_second": h["eval_steps_per_second"]}
+                      for h in history if "eval_loss" in h}
+    assert sorted(epochs) == [0, 1] and len(steps) == 2 * STEPS_PER_EPOCH
+    assert run["config"] == {**json_safe(trainer.args.to_dict()), "model_config": json_safe(snapshot.model_config),
+                             "data": "random tokens",
+                             "train_summary": {k: v for k, v in history[-1].items() if k != "step"}}
+    assert run["status"] == "completed"
