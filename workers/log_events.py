@@ -36,8 +36,8 @@ def _event(event_type: str, row: dict[str, Any]) -> Any:
         row["gpus"] = [GpuSample.model_construct(**gpu) for gpu in row["gpus"] or []]
     if event_type == "run_started":
         row["resume"] = bool(row.get("resume"))
-    if event_type in ("epoch", "step"):
-        row.setdefault("warnings", [])
+    if event_type == "epoch":
+        row["warnings"] = list(row.get("warnings") or [])
     return model.model_construct(**row)
 
 

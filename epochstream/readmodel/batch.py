@@ -1,13 +1,14 @@
 """A drained batch split by run, and what is stored of a run between batches. Pure: no database.
 
-`maybe_applied` marks entries at or below the partition's applied position: a redelivery after a crash
-between commit and XACK, or an entry a stale consumer left behind. Those are checked against what is
-stored before anything is counted; entries above the position cannot have been applied (the position is
-the newest entry any commit held), so they take the fast path.
+An event's identity is its run and `seq` (the producer's id rule: `event_id` is `<run_id>:<seq>`), and
+its `digest` a hash of its content. The writer drops an event whose identity is stored with the same
+digest (a redelivery, a replay, the same event added twice) and reports one with another digest as a
+conflict, before anything is planned: what reaches the planning is new.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -38,7 +39,7 @@ class Item:
     stream_id: str
     event: Any  # one of schemas.registry.Event
     ingested_at: datetime  # when the drain took it (the log's `ingested_at`): clamps a clock that runs ahead
-    maybe_applied: bool
+    digest: bytes
 
 
 @dataclass
@@ -50,24 +51,37 @@ class RunSlice:
     system: list[Item] = field(default_factory=list)
 
     def items(self) -> Iterable[Item]:
-        yield from self.lifecycle
-        yield from self.epochs
-        yield from self.steps
-        yield from self.system
+        """Every event of the slice, in seq order (as they happened)."""
+        return sorted([*self.lifecycle, *self.epochs, *self.steps, *self.system], key=lambda i: i.event.seq)
+
+    def keep(self, wanted: Callable[[Item], bool]) -> None:
+        """Drop the items `wanted` refuses; it sees them in seq order (the first of two copies wins)."""
+        keep = {id(i) for i in self.items() if wanted(i)}
+        for name in ("lifecycle", "epochs", "steps", "system"):
+            setattr(self, name, [i for i in getattr(self, name) if id(i) in keep])
+
+    def empty(self) -> bool:
+        return not (self.lifecycle or self.epochs or self.steps or self.system)
 
 
-def slice_by_run(entries: Sequence[tuple[str, Event, datetime]], position: str) -> dict[str, RunSlice]:
-    applied = stream_key(position)
-    # Entries come in stream order: once one is past the position, every later one is too.
-    past = False
+def _plain(value: Any) -> Any:
+    return value.__dict__  # nested models (GPU samples, drop reports) by their fields
+
+
+def digest(event: Any) -> bytes:
+    """A hash of everything the event says (its model's fields): equal for the same event however it was
+    delivered, replayed or read back from the log."""
+    fields = {name: event.__dict__.get(name) for name in type(event).model_fields}
+    return hashlib.blake2b(orjson.dumps(fields, default=_plain), digest_size=10).digest()
+
+
+def slice_by_run(entries: Sequence[tuple[str, Event, datetime]]) -> dict[str, RunSlice]:
     out: dict[str, RunSlice] = {}
     for stream_id, event, ingested_at in entries:
         run = out.get(event.run_id)
         if run is None:
             run = out[event.run_id] = RunSlice(event.run_id)
-        if not past:
-            past = stream_key(stream_id) > applied
-        item = Item(stream_id, event, ingested_at, not past)
+        item = Item(stream_id, event, ingested_at, digest(event))
         kind = event.type
         if kind == "epoch":
             run.epochs.append(item)
@@ -122,16 +136,3 @@ class StoredRun:
 
 
 STORED_COLUMNS = "run_id, summary, trend_state, step_tail, version, epochs_version, steps_version, system_version"
-
-
-def drop_known(items: list[Item], stored: StoredRun | None, known_ids: Callable[[list[int]], dict[int, str]],
-               key: str, last: int | None) -> list[Item]:
-    """Without the items that are exactly what is stored (a redelivery, the same event added twice): only
-    entries that may be applied, or that are not after the last stored one, are looked up."""
-    if stored is None:
-        return items
-    doubtful = [i for i in items if i.maybe_applied or (last is not None and getattr(i.event, key) <= last)]
-    if not doubtful:
-        return items
-    known = known_ids([getattr(i.event, key) for i in doubtful])
-    return [i for i in items if known.get(getattr(i.event, key)) != i.event.event_id]

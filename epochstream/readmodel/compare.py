@@ -22,6 +22,6 @@ def canonical(con: sqlite3.Connection) -> dict[str, Any]:
     tables = {}
     for table, key in (("epochs", "run_id, epoch"), ("steps", "run_id, step"), ("system", "run_id, event_id"),
                        ("step_rollups", "run_id, level, bucket"), ("run_events", "run_id, event_id"),
-                       ("run_tags", "run_id, tag")):
+                       ("run_tags", "run_id, tag"), ("events", "run_id, seq")):
         tables[table] = con.execute(f"SELECT * FROM {table} ORDER BY {key}").fetchall()  # noqa: S608
     return {"runs": runs, **tables}

@@ -13,6 +13,8 @@ Tables (timestamps in microseconds since 1970 UTC; metric maps as JSON text, see
 - `epochs`       (run, epoch) -> the winning event's row;      `steps` (run, step) -> likewise, with ordinal;
 - `step_rollups` (run, level, bucket) -> the aggregate of a complete bucket (`schemas.rollups`);
 - `system`       (run, event_id) -> one sample;
+- `events`       (run, seq) -> the digest of every event applied: each identity once; a second payload
+                 under one identity is a conflict, never merged;
 - `problems`     runs whose state could not be folded (shown by `epochstream status`; fixed by rebuild).
 """
 
@@ -21,7 +23,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 30_000
 
 DDL = """
@@ -63,6 +65,8 @@ CREATE TABLE IF NOT EXISTS system (
     run_id TEXT NOT NULL, event_id TEXT NOT NULL, seq INTEGER NOT NULL, ts_us INTEGER NOT NULL, data TEXT NOT NULL,
     PRIMARY KEY (run_id, event_id));
 CREATE INDEX IF NOT EXISTS system_seq ON system (run_id, seq);
+CREATE TABLE IF NOT EXISTS events (
+    run_id TEXT NOT NULL, seq INTEGER NOT NULL, digest BLOB NOT NULL, PRIMARY KEY (run_id, seq)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS problems (run_id TEXT NOT NULL, at_us INTEGER NOT NULL, reason TEXT NOT NULL);
 """
 

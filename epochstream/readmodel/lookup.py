@@ -56,13 +56,15 @@ class Lookup:
                     out[row[0]] = exc
         return out
 
-    def existing_system(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
-        found: set[tuple[str, str]] = set()
+    def digests(self, keys: Sequence[tuple[str, int]]) -> dict[tuple[str, int], bytes]:
+        """(run, seq) -> the digest of the event applied under that identity, for those that exist."""
+        found: dict[tuple[str, int], bytes] = {}
         for part in chunks(list(keys), CHUNK // 2):
             values = ",".join("(?, ?)" for _ in part)
             flat = [v for key in part for v in key]
-            found.update(self.con.execute(
-                f"SELECT run_id, event_id FROM system WHERE (run_id, event_id) IN (VALUES {values})", flat))
+            for run_id, seq, stored in self.con.execute(
+                    f"SELECT run_id, seq, digest FROM events WHERE (run_id, seq) IN (VALUES {values})", flat):
+                found[(run_id, seq)] = stored
         return found
 
     def lifecycle(self, run_id: str) -> list[LifecycleEvent]:
@@ -74,19 +76,6 @@ class Lookup:
             if config is not None:
                 fields["config"] = config_from_json(config)
             out.append(LifecycleEvent(kind, seq, event_id, from_us(ts_us), fields))
-        return out
-
-    def epoch_ids(self, run_id: str, epochs: Sequence[int]) -> dict[int, str]:
-        """epoch -> the event id stored for it, for these epochs (to skip what a redelivery repeats)."""
-        return self._ids("SELECT epoch, event_id FROM epochs WHERE run_id = ? AND epoch IN", run_id, epochs)
-
-    def step_ids(self, run_id: str, steps: Sequence[int]) -> dict[int, str]:
-        return self._ids("SELECT step, event_id FROM steps WHERE run_id = ? AND step IN", run_id, steps)
-
-    def _ids(self, sql: str, run_id: str, keys: Sequence[int]) -> dict[int, str]:
-        out: dict[int, str] = {}
-        for part in chunks(sorted(set(keys))):
-            out.update(self.con.execute(f"{sql} ({','.join('?' * len(part))})", (run_id, *part)))
         return out
 
     def epochs(self, run_id: str) -> dict[int, StoredEpoch]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from epochstream.readmodel.batch import Item, RunSlice, StoredRun, drop_known
+from epochstream.readmodel.batch import Item, RunSlice, StoredRun
 from epochstream.readmodel.lookup import Lookup, StoredEpoch
 from epochstream.readmodel.steps import StepOutcome, plan_steps
 from epochstream.readmodel.values import (
@@ -78,13 +78,9 @@ def plan_lifecycle(run: RunSlice, stored: StoredRun | None, lookup: Lookup, writ
     if not run.lifecycle and not damaged:
         return None
     known = lookup.lifecycle(run.run_id) if stored is not None else []
-    seen = {e.event_id for e in known}
     added: list[LifecycleEvent] = []
-    for item in run.lifecycle:
+    for item in run.lifecycle:  # new events only: the writer dropped what was applied before
         event = item.event
-        if event.event_id in seen:
-            continue
-        seen.add(event.event_id)
         ts, _ = effective_ts(event.ts, item.ingested_at)
         body, config = _lifecycle_body(event)
         writes.add("run_events", run.run_id, event.event_id, event.seq, event.type, to_us(ts), json_text(body),
@@ -107,8 +103,6 @@ def apply_lifecycle(summary: dict[str, Any], life: Lifecycle) -> None:
 
 # -- epochs ----------------------------------------------------------------------------------------------
 def _fast_epochs(items: list[Item], state: TrendState | None, config: TrendConfig, starts: list[int]) -> bool:
-    if any(i.maybe_applied for i in items):
-        return False
     latest_start = starts[-1] if starts else -1
     previous = state.last_epoch if state is not None else None
     for item in items:
@@ -142,9 +136,7 @@ def plan_epochs(run: RunSlice, stored: StoredRun | None, lookup: Lookup, config:
                 must_refold: bool, writes: Writes) -> EpochOutcome:
     """`must_refold`: the monitor or the attempt boundaries changed, so the visible history and its fold may
     have too."""
-    items = sorted(run.epochs, key=lambda i: (i.event.seq, i.event.event_id))
-    items = drop_known(items, stored, lambda numbers: lookup.epoch_ids(run.run_id, numbers), "epoch",
-                        stored.trend_state.last_epoch if stored is not None and stored.trend_state else None)
+    items = sorted(run.epochs, key=lambda i: i.event.seq)
     state = stored.trend_state if stored is not None else None
     count = stored.summary.get("epochs", 0) if stored is not None else 0
     if stored is not None and (state is None or must_refold):
@@ -194,18 +186,12 @@ def system_json(event: Any) -> bytes:
                          "rss_mb": _finite_or_text(event.rss_mb), "gpus": gpus})
 
 
-def plan_system(run: RunSlice, existing: set[tuple[str, str]], writes: Writes) -> int:
-    added = 0
-    seen: set[str] = set()
-    for item in run.system:
+def plan_system(run: RunSlice, writes: Writes) -> int:
+    for item in run.system:  # new events only: the writer dropped what was applied before
         event = item.event
-        if event.event_id in seen or (run.run_id, event.event_id) in existing:
-            continue
-        seen.add(event.event_id)
         ts, _ = effective_ts(event.ts, item.ingested_at)
         writes.add("system_insert", run.run_id, event.event_id, event.seq, to_us(ts), system_json(event))
-        added += 1
-    return added
+    return len(run.system)
 
 
 # -- the summary -----------------------------------------------------------------------------------------
@@ -267,9 +253,11 @@ def stale_after_us(summary: dict[str, Any]) -> int | None:
 
 
 def plan_run(run: RunSlice, stored: StoredRun | None, lookup: Lookup, partition: int, now_text: str,
-             existing_system: set[tuple[str, str]], writes: Writes) -> bool:
+             writes: Writes) -> bool:
     """Add this run's writes to `writes`; False when the batch changes nothing of it (pure duplicates).
     `now_text`: when this batch is applied (ISO-8601), the run's `ingested_at`."""
+    if run.empty() and not (stored is not None and stored.damaged):
+        return False
     summary = dict(stored.summary) if stored is not None else new_summary(run.run_id)
     life = plan_lifecycle(run, stored, lookup, writes)
     config_text = None
@@ -286,7 +274,7 @@ def plan_run(run: RunSlice, stored: StoredRun | None, lookup: Lookup, partition:
         moved = config != old_config or starts != old_starts
     epochs = plan_epochs(run, stored, lookup, config, starts, moved, writes)
     steps: StepOutcome = plan_steps(run, stored, lookup, starts, writes)
-    system_added = plan_system(run, existing_system, writes)
+    system_added = plan_system(run, writes)
     if life is None and not (epochs.changed or epochs.refolded or steps.changed or system_added):
         return False
     _touch(summary, run)

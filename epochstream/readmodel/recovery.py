@@ -19,9 +19,10 @@ def recovered(con: sqlite3.Connection, run_id: str) -> StoredRun:
     summary["system_samples"] = one("SELECT count(*) FROM system WHERE run_id = ?", (run_id,)).fetchone()[0]
     steps = one("SELECT count(*) FROM steps WHERE run_id = ?", (run_id,)).fetchone()[0]
     seen, seq = 0, 0
-    for table in ("epochs", "steps", "system", "run_events"):
+    for table in ("epochs", "steps", "system", "run_events"):  # last_seq again from `events` below
         row = one(f"SELECT max(ts_us), max(seq) FROM {table} WHERE run_id = ?", (run_id,)).fetchone()  # noqa: S608
         seen, seq = max(seen, row[0] or 0), max(seq, row[1] or 0)
+    seq = max(seq, one("SELECT max(seq) FROM events WHERE run_id = ?", (run_id,)).fetchone()[0] or 0)
     summary["last_seen_us"], summary["last_seq"] = seen or None, seq
     try:
         versions = one("SELECT version, epochs_version, steps_version, system_version FROM runs WHERE run_id = ?",

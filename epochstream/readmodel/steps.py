@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from epochstream.readmodel.batch import Item, RunSlice, StoredRun, drop_known
+from epochstream.readmodel.batch import Item, RunSlice, StoredRun
 from epochstream.readmodel.lookup import Lookup, StoredStep
 from epochstream.readmodel.values import json_text, metrics_from_json, metrics_json, to_us
 from epochstream.readmodel.writes import Writes
@@ -60,7 +60,7 @@ def _hidden(seq: int, step: int, hides: dict[int, int | None]) -> bool:
 def _fast(items: list[Item], last_step: int | None) -> bool:
     previous = last_step
     for item in items:
-        if item.maybe_applied or (previous is not None and item.event.step <= previous):
+        if previous is not None and item.event.step <= previous:
             return False
         previous = item.event.step
     return True
@@ -81,8 +81,7 @@ def plan_steps(run: RunSlice, stored: StoredRun | None, lookup: Lookup, starts: 
     meta = stored.tail_meta if stored is not None else {}
     hides = {int(k): v for k, v in meta.get("hides", {}).items()}
     last_step = meta.get("last_step")
-    items = sorted(run.steps, key=lambda i: (i.event.seq, i.event.event_id))
-    items = drop_known(items, stored, lambda numbers: lookup.step_ids(run.run_id, numbers), "step", last_step)
+    items = sorted(run.steps, key=lambda i: i.event.seq)
     cut = _boundaries(run, items, stored, lookup, starts, hides, last_step)
     if damaged:
         cut = -1  # the tail could not be read: rewrite the whole series (ordinals and rollups) from its rows

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from epochstream.faults import crash_point
-from epochstream.readmodel.batch import slice_by_run, stream_key
+from epochstream.readmodel.batch import Item, RunSlice, StoredRun, newest_id, slice_by_run, stream_key
 from epochstream.readmodel.database import SCHEMA_VERSION, connect_writer, schema_version
 from epochstream.readmodel.errors import ReadModelBusy, StaleFence
 from epochstream.readmodel.location import Location
@@ -49,6 +49,9 @@ class Tracking(NamedTuple):
 class ApplyResult:
     runs_changed: list[str] = field(default_factory=list)
     problems: list[tuple[str, str]] = field(default_factory=list)  # (run_id, why) planning failed twice
+    duplicates: int = 0  # events already applied (same identity, same content): nothing to do
+    conflicts: list[tuple[str, str]] = field(default_factory=list)  # (stream id, why): another payload under an
+    # identity already applied; left out of the read model (the first one stands), for the dead-letter stream
 
 
 class ReadModelWriter:
@@ -133,6 +136,43 @@ class ReadModelWriter:
         self.con.execute("COMMIT")
 
     # -- a batch ---------------------------------------------------------------------------------------
+    @staticmethod
+    def _only_new(slices: dict[str, RunSlice], stored: dict, lookup: Lookup, writes: Writes,
+                  result: ApplyResult) -> None:
+        """Keep in each slice only the events not applied before, and record their identities.
+
+        An event above the run's newest applied seq is new by construction (no lookup: the common case);
+        one at or below it, or a seq repeated within the batch, is looked up by identity."""
+        doubtful: list[tuple[str, int]] = []
+        for run_id, run in slices.items():
+            row = stored.get(run_id)
+            last = row.summary.get("last_seq", 0) if isinstance(row, StoredRun) else (-1 if row is None else None)
+            seen: set[int] = set()
+            for item in run.items():
+                seq = item.event.seq
+                if last is None or seq <= last or seq in seen:
+                    doubtful.append((run_id, seq))
+                seen.add(seq)
+        known = lookup.digests(doubtful) if doubtful else {}
+        for run_id, run in slices.items():
+            taken: dict[int, bytes] = {}
+
+            def new(item: Item, run_id: str = run_id, taken: dict[int, bytes] = taken) -> bool:
+                seq = item.event.seq
+                before = taken.get(seq, known.get((run_id, seq)))
+                if before is None:
+                    taken[seq] = item.digest
+                    writes.add("events", run_id, seq, item.digest)
+                    return True
+                if before == item.digest:
+                    result.duplicates += 1
+                else:
+                    result.conflicts.append((item.stream_id, f"conflict: another {item.event.type} event was "
+                                             f"already applied as {item.event.event_id!r} (run {run_id}, seq "
+                                             f"{seq}) with different content; the first one stands"))
+                return False
+
+            run.keep(new)
     def apply(self, partition: int, entries: Sequence[tuple[str, Event, datetime]], fence: int,
               now: datetime) -> ApplyResult:
         result = ApplyResult()
@@ -141,12 +181,11 @@ class ReadModelWriter:
         before = self.tracking(partition)
         if before.fence > fence:
             raise StaleFence(partition, fence, before.fence)
-        slices = slice_by_run(entries, before.position)
+        slices = slice_by_run(entries)
         lookup = Lookup(self.con)
         stored = lookup.runs(list(slices))
-        system_keys = [(r.run_id, i.event.event_id) for r in slices.values() for i in r.system]
-        existing = lookup.existing_system(system_keys) if system_keys else set()
         writes = Writes()
+        self._only_new(slices, stored, lookup, writes, result)
         now_text = now.isoformat()
         for run_id, run in slices.items():
             row = stored.get(run_id)
@@ -154,12 +193,12 @@ class ReadModelWriter:
             try:
                 if isinstance(row, Exception):
                     raise row
-                changed = plan_run(run, row, lookup, partition, now_text, existing, mine)
+                changed = plan_run(run, row, lookup, partition, now_text, mine)
             except Exception as first:  # noqa: BLE001 - one damaged run must not hold up the others
                 log.warning("run %s: stored state unreadable (%r); recovering it from its rows", run_id, first)
                 mine = Writes()
                 try:
-                    changed = plan_run(run, recovered(self.con, run_id), lookup, partition, now_text, existing, mine)
+                    changed = plan_run(run, recovered(self.con, run_id), lookup, partition, now_text, mine)
                 except Exception as second:  # noqa: BLE001
                     why = f"could not apply its events ({second!r}); `epochstream rebuild` restores it from the log"
                     log.error("run %s: %s", run_id, why)
@@ -169,7 +208,7 @@ class ReadModelWriter:
             writes.merge(mine)
             if changed:
                 result.runs_changed.append(run_id)
-        newest = max((e[0] for e in entries), key=stream_key)
+        newest = newest_id(e[0] for e in entries)
         with self._transaction():
             current = self.tracking(partition)
             if current.fence > fence:

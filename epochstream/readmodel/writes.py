@@ -7,6 +7,7 @@ import sqlite3
 from dataclasses import dataclass, field
 
 STATEMENTS = {
+    "events": "INSERT INTO events (run_id, seq, digest) VALUES (?, ?, ?)",
     "run_events": "INSERT OR IGNORE INTO run_events (run_id, event_id, seq, type, ts_us, body, config) "
                   "VALUES (?, ?, ?, ?, ?, ?, ?)",
     "epochs_delete": "DELETE FROM epochs WHERE run_id = ? AND epoch = ?",
@@ -34,8 +35,9 @@ STATEMENTS["runs_upsert"] = (
     f"ON CONFLICT (run_id) DO UPDATE SET "
     + ", ".join(f"{c} = {_UPDATES.get(c, 'excluded.' + c)}" for c in RUN_COLUMNS[1:]))
 # Deletes before inserts of the same table: a rewritten suffix must not collide with its old rows.
-ORDER = ("run_events", "epochs_delete", "epochs_upsert", "steps_delete_from", "steps_insert", "rollups_delete_from",
-         "rollups_upsert", "system_insert", "runs_upsert", "tags_clear", "tags_insert", "problems")
+ORDER = ("events", "run_events", "epochs_delete", "epochs_upsert", "steps_delete_from", "steps_insert",
+         "rollups_delete_from", "rollups_upsert", "system_insert", "runs_upsert", "tags_clear", "tags_insert",
+         "problems")
 
 
 @dataclass
