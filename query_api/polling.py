@@ -28,6 +28,7 @@ class Answer:
     etag: str
     body: bytes
     empty: bool = False  # nothing newer than `since`: worth waiting for when the client long-polls
+    media_type: str = JSON
 
 
 def not_modified(etag: str) -> Response:
@@ -35,7 +36,8 @@ def not_modified(etag: str) -> Response:
 
 
 def ok(answer: Answer) -> Response:
-    return Response(answer.body, media_type=JSON, headers={"ETag": answer.etag, "Cache-Control": "no-cache"})
+    return Response(answer.body, media_type=answer.media_type,
+                    headers={"ETag": answer.etag, "Cache-Control": "no-cache"})
 
 
 async def respond(request: Request, ctx: ReadContext, identity: Callable[[], Any], etag_of: Callable[[Any], str],

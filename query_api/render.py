@@ -28,17 +28,23 @@ def epoch_item(series: EpochSeries, i: int, names: frozenset[str] | None = None)
             "metrics": values, "non_finite": markers}
 
 
+def select_epochs(series: EpochSeries, *, since: int | None, names: frozenset[str] | None,
+                  max_points: int | None, best_metric: str | None, best_mode: Mode) -> tuple[list[int], bool]:
+    """(indices of the epochs an answer holds, whether it was downsampled): shared by JSON and Arrow."""
+    chosen = [i for i, r in enumerate(series.rows) if since is None or r.epoch > since]
+    if max_points is None or len(chosen) <= max_points:
+        return chosen, False
+    wanted = sorted({k for i in chosen for k in series.rows[i].metrics if names is None or k in names})
+    columns = {k: [series.rows[i].metrics.get(k) for i in chosen] for k in wanted}
+    best = {best_metric: best_mode} if best_metric in columns else None
+    return [chosen[j] for j in keep_indices(len(chosen), columns, max_points, best)], True
+
+
 def epochs_body(run_id: str, series: EpochSeries, *, since: int | None, metrics: Sequence[str] | None,
                 max_points: int | None, best_metric: str | None, best_mode: Mode) -> dict[str, Any]:
     names = frozenset(metrics) if metrics else None
-    chosen = [i for i, r in enumerate(series.rows) if since is None or r.epoch > since]
-    downsampled = False
-    if max_points is not None and len(chosen) > max_points:
-        wanted = sorted({k for i in chosen for k in series.rows[i].metrics if names is None or k in names})
-        columns = {k: [series.rows[i].metrics.get(k) for i in chosen] for k in wanted}
-        best = {best_metric: best_mode} if best_metric in columns else None
-        chosen = [chosen[j] for j in keep_indices(len(chosen), columns, max_points, best)]
-        downsampled = True
+    chosen, downsampled = select_epochs(series, since=since, names=names, max_points=max_points,
+                                        best_metric=best_metric, best_mode=best_mode)
     return {"run_id": run_id, "epochs": [epoch_item(series, i, names) for i in chosen], "total": len(series.rows),
             "last_epoch": series.rows[-1].epoch if series.rows else None, "downsampled": downsampled}
 

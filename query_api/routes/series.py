@@ -7,12 +7,14 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 
+from query_api.arrow_answers import MEDIA_TYPE as ARROW
+from query_api.arrow_answers import epochs_arrow, steps_arrow
 from query_api.deps import Ctx, ReadContext, Rendered
 from query_api.encoding import dumps
 from query_api.identities import etag_of, series_identity
 from query_api.limits import DEFAULT_STEP_ROWS, MAX_STEP_ROWS
 from query_api.models import BestPublic, EpochsPublic, StepsPublic, SystemPublic
-from query_api.polling import Answer, respond
+from query_api.polling import JSON, Answer, respond
 from query_api.render import best_body, epochs_body, system_body
 from query_api.routes.common import RESPONSES
 from query_api.routes.params import MaxPointsParam, MetricsParam, RunIdParam, WaitParam, metric_names
@@ -27,17 +29,27 @@ SinceSeq = Annotated[int | None, Query(ge=-1, le=2**62, description="Only sample
                                                                      "(use `last_seq` of the previous answer).")]
 
 
+HISTORY_RESPONSES = {**RESPONSES, 200: {"content": {ARROW: {"schema": {"type": "string", "format": "binary"}}},
+                                         "description": "JSON, or with `format=arrow` an Arrow IPC stream."}}
+FormatParam = Annotated[Literal["json", "arrow"], Query(
+    description="`arrow`: the same rows as an Arrow IPC stream (a long table run_id, epoch or step, metric, "
+                "value; NaN and infinities as themselves), for big histories and DataFrames.")]
+
+
 async def _answer(ctx: ReadContext, run_id: str, kind: str, variant: tuple, build: Callable[[], Any],
-                  empty: Callable[[], bool] = lambda: False) -> Answer:
-    """A rendered body, cached by (route, query, data version): a repeated poll re-sends bytes, nothing else."""
+                  empty: Callable[[], bool] = lambda: False, arrow: Callable[[str, Any], bytes] | None = None
+                  ) -> Answer:
+    """A rendered body, cached by (route, query, data version): a repeated poll re-sends bytes, nothing else.
+    With `arrow`, the body is that encoding of the JSON body (same rows)."""
     identity = series_identity(ctx.store, run_id, kind)
     etag = etag_of(run_id, identity)
-    key = (kind, run_id, variant, identity)
+    key = (kind, run_id, variant, arrow is not None, identity)
     hit = ctx.rendered.get(key)
     if hit is None:
         body = await build()
-        hit = ctx.remember(key, Rendered(etag, await ctx.store.in_thread(dumps, body)))
-    return Answer(hit.etag, hit.body, empty())
+        encode = dumps if arrow is None else (lambda b: arrow(run_id, b))
+        hit = ctx.remember(key, Rendered(etag, await ctx.store.in_thread(encode, body)))
+    return Answer(hit.etag, hit.body, empty(), JSON if arrow is None else ARROW)
 
 
 def _poll(request: Request, ctx: ReadContext, run_id: str, kind: str, render, wait: float | None, since_given: bool):
@@ -45,11 +57,11 @@ def _poll(request: Request, ctx: ReadContext, run_id: str, kind: str, render, wa
                    render, wait, since_given)
 
 
-@router.get("/runs/{run_id}/epochs", response_model=EpochsPublic, responses=RESPONSES,
+@router.get("/runs/{run_id}/epochs", response_model=EpochsPublic, responses=HISTORY_RESPONSES,
             summary="Epoch history, optionally only newer epochs, selected metrics, downsampled")
 async def run_epochs(run_id: RunIdParam, request: Request, ctx: Ctx, since: SinceEpoch = None,
                      metrics: MetricsParam = None, max_points: MaxPointsParam = None,
-                     wait: WaitParam = None) -> Response:
+                     wait: WaitParam = None, format: FormatParam = "json") -> Response:  # noqa: A002
     names = metric_names(metrics)
     store = ctx.store
 
@@ -63,19 +75,20 @@ async def run_epochs(run_id: RunIdParam, request: Request, ctx: Ctx, since: Sinc
             return epochs_body(run_id, series, since=since, metrics=names, max_points=max_points,
                                best_metric=summary.get("best_metric"), best_mode=summary.get("best_mode") or "min")
         return await _answer(ctx, run_id, "epochs", (since, names, max_points), build,
-                             lambda: since is not None and not any(r.epoch > since for r in series.rows))
+                             lambda: since is not None and not any(r.epoch > since for r in series.rows),
+                             epochs_arrow if format == "arrow" else None)
 
     return await _poll(request, ctx, run_id, "epochs", render, wait, since is not None)
 
 
-@router.get("/runs/{run_id}/steps", response_model=StepsPublic, responses=RESPONSES,
+@router.get("/runs/{run_id}/steps", response_model=StepsPublic, responses=HISTORY_RESPONSES,
             summary="Step history: newer steps only, selected metrics, downsampled from rollups for long runs")
 async def run_steps(run_id: RunIdParam, request: Request, ctx: Ctx, since: SinceStep = None,
                     metrics: MetricsParam = None, max_points: MaxPointsParam = None,
                     limit: Annotated[int, Query(ge=1, le=MAX_STEP_ROWS, description=(
                         "Without max_points: at most this many rows after `since`; `next_since` says where the "
                         "next page starts."))] = DEFAULT_STEP_ROWS,
-                    wait: WaitParam = None) -> Response:
+                    wait: WaitParam = None, format: FormatParam = "json") -> Response:  # noqa: A002
     names = metric_names(metrics)
     store = ctx.store
 
@@ -92,7 +105,8 @@ async def run_steps(run_id: RunIdParam, request: Request, ctx: Ctx, since: Since
                                                             best=best))
         last = summary.get("last_step")
         return await _answer(ctx, run_id, "steps", (since, names, max_points, limit), build,
-                             lambda: since is not None and (last is None or last <= since))
+                             lambda: since is not None and (last is None or last <= since),
+                             steps_arrow if format == "arrow" else None)
 
     return await _poll(request, ctx, run_id, "steps", render, wait, since is not None)
 

@@ -140,9 +140,10 @@ def test_api_errors_are_readable(cli, published, api_server):
 
 
 def test_runs_reads_past_the_largest_page(published, api_server, monkeypatch):
+    import epochstream.client as typed
     from epochstream.cli import client
 
-    monkeypatch.setattr(client, "MAX_PAGE", 1)  # so two runs need two pages
+    monkeypatch.setattr(typed, "MAX_PAGE", 1)  # so two runs need two pages
     api = client.ApiClient(api_server.base_url)
     try:
         assert {r["run_id"] for r in api.runs(limit=5)} == set(published.values())

@@ -81,3 +81,19 @@ def test_the_producer_acl_allows_publishing_and_nothing_else(settings, tmp_path)
                 forbidden()
     finally:
         server.stop()
+
+
+def test_the_client_example_runs_against_a_real_api(settings, redis_client, api_server):
+    code = example("quickstart")
+    result = subprocess.run([sys.executable, "-c", code], env=settings_env(settings), cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    drain_all(redis_client, settings)
+    env = {**settings_env(settings), "EPOCHSTREAM_API_PORT": str(api_server.port)}
+    ran = subprocess.run([sys.executable, "-c", example("client")], env=env, cwd=ROOT, capture_output=True,
+                         text=True, timeout=60)
+    assert ran.returncode == 0, ran.stderr
+    lines = ran.stdout.splitlines()
+    assert lines[0] == "6 ['run_id', 'epoch', 'metric', 'value']"  # 3 epochs x 2 metrics
+    assert "'metric': 'val/loss'" in lines[1] and "'epoch': 2" in lines[1]
+    assert [line.split()[0] for line in lines[2:]] == ["0", "1", "2"]  # follow: each epoch once, then the end
