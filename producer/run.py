@@ -13,12 +13,17 @@ How a run ends, whatever the code in the block does:
 - the process dies without a word (SIGKILL, power): the workers see the heartbeat stop (system events
   every `system_interval_s`) and call the run stale.
 
-Every method returns at once and never raises into training code: a value that cannot be published is
-logged once and the event dropped.
+Every method returns at once and never raises into training code. A value that cannot be published is
+dropped alone (never its whole epoch), counted in the run's `drops` (`producer.drops`), logged the first
+time its kind occurs, summarised when the run finishes and published with the run.
+
+`start_run(run_id=..., resume=True)` continues a run from a checkpoint as a later attempt; reusing an id
+without it is refused (see `producer.attempts`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import platform
@@ -34,10 +39,12 @@ from typing import Any
 
 from epochstream.settings import Settings
 from producer import lifecycle
-from producer.drafts import EpochDraft, StepDraft, check_count, check_metrics
+from producer.attempts import Plan, plan_attempt, seq_floor
+from producer.drafts import Built, EpochDraft, StepDraft, check_count, check_metrics
+from producer.drops import DropLedger
 from producer.flags import SeriesWatch
 from producer.jsonsafe import json_safe
-from producer.notices import Notices
+from producer.notices import Notices, log
 from producer.publisher import Publisher
 from producer.system_sampler import SystemSampler
 from schemas.read_models import TrendFlags
@@ -54,16 +61,22 @@ def new_run_id() -> str:
 
 
 class Run:
-    """One training run. `run_id` must be unique: it and `seq` make every `event_id`."""
+    """One attempt of a training run. `run_id` and `seq` make every `event_id`; `seq_start` is the seq
+    before this attempt's first event (0 for a first attempt; see `producer.attempts`)."""
 
-    def __init__(self, publisher: Any, run_id: str, project: str, settings: Settings | None = None):
+    def __init__(self, publisher: Any, run_id: str, project: str, settings: Settings | None = None, *,
+                 seq_start: int = 0, resume: bool = False):
         self.publisher = publisher
         self.settings = settings if settings is not None else publisher.settings
         self.run_id = run_id
         self.project = project
         self.finished = False
         self.notices = Notices()
-        self._seq = 0
+        self.drops = DropLedger(run_id, self.notices)  # what could not be published as given
+        self.seq_start = seq_start
+        self.resume = resume
+        self.unchecked_reuse = False  # started without knowing whether its explicit id had events
+        self._seq = seq_start
         self._lock = threading.RLock()  # re-entrant: a signal handler may finish the run mid-call
         self._host = socket.gethostname()
         self._pid = os.getpid()
@@ -82,7 +95,7 @@ class Run:
         the lock across both, so the sampler thread can never queue seq n+1 ahead of n."""
         with self._lock:
             if self.finished and model is not RunFinishedV2:
-                self.notices.warn("after-finish", f"run {self.run_id}: events after run_finished are dropped")
+                self._after_finish()
                 return False
             seq = self._seq + 1
             try:
@@ -90,36 +103,53 @@ class Run:
                 event = model(event_id=f"{self.run_id}:{seq}", run_id=self.run_id, seq=seq, ts=time.time(),
                               host=self._host, pid=self._pid, **body)
             except Exception as exc:  # noqa: BLE001 - bad values from training code must not crash training
-                self.notices.warn(f"invalid-{model.__name__}", f"run {self.run_id}: a {model.__name__} event was "
-                                                               f"not published: {exc}")
+                self.drops.add("invalid_event", 1, model.__name__, f"a {model.__name__} event was not published: {exc}")
                 return False
             self._seq = seq
-            self.publisher.publish(event)
+            self.publisher.publish(Built(self, event))
             return True
+
+    def _after_finish(self) -> None:
+        self.drops.add("after_finish", 1, quiet=True)
+        self.notices.warn("after-finish", f"run {self.run_id}: events after run_finished are dropped")
 
     def log_epoch(self, epoch: int, metrics: dict[str, float], samples: int | None = None) -> None:
         """Publish one epoch's metrics (names as in DESIGN.md, or any custom float metric).
 
         Values may be floats, ints, NaN/±inf, NumPy scalars or 0-d tensors. An all-zero, constant or NaN
-        series is flagged in the event's `warnings` and logged once. A value that is not a number drops
-        the epoch (logged once per kind of problem); the next `seq` is not used up.
+        series is flagged in the event's `warnings` and logged once. A value that is not a number (None, a
+        string, a vector) is dropped alone and a name outside the contract's pattern is sanitised
+        (`acc@1` -> `acc_1`); each is counted in `run.drops`. Only an epoch number that is not a whole
+        number >= 0 drops the event (counted too); the next `seq` is not used up.
         """
         try:
-            clean = check_metrics(metrics)
             if type(epoch) is not int or epoch < 0:
-                epoch = check_count(epoch, "epoch")
+                epoch = _whole(epoch, "epoch")
+            clean = check_metrics(metrics, self.drops, "epoch", epoch)
             if samples is not None and (type(samples) is not int or samples < 0):
-                samples = check_count(samples, "samples")
+                samples = self._field(samples, "samples", f"epoch {epoch}")
             # `_emit`, specialised: the hot path builds no model and no keyword dicts (see producer.drafts).
             with self._lock:
                 if self.finished:
-                    self.notices.warn("after-finish", f"run {self.run_id}: events after run_finished are dropped")
+                    self._after_finish()
                     return
                 self._seq += 1
                 self.publisher.publish(EpochDraft(self, self._seq, time.time(), epoch, clean, samples))
                 self._unjudged.append(EpochRow(epoch, clean))
         except Exception as exc:  # noqa: BLE001 - bad values from training code must not crash training
-            self.notices.warn(f"epoch-{type(exc).__name__}", f"run {self.run_id}: epoch {epoch} not published: {exc}")
+            self._invalid("epoch", epoch, exc)
+
+    def _field(self, value: Any, what: str, where: str) -> int | None:
+        """A whole number >= 0, or None (the event goes without it; counted as `invalid_field`)."""
+        try:
+            return check_count(value, what)
+        except Exception as exc:  # noqa: BLE001
+            self.drops.add("invalid_field", 1, what, f"{where}: {exc}; sent without it")
+            return None
+
+    def _invalid(self, what: str, number: Any, exc: BaseException) -> None:
+        self.drops.add("invalid_event", 1, (what, type(exc).__name__),
+                       lambda: f"{what} {number!r} not published: {exc}")
 
     def log_step(self, step: int, metrics: dict[str, float], epoch: int | None = None) -> None:
         """Publish one training step's metrics (what frameworks log every N steps), as cheaply as an epoch.
@@ -128,19 +158,19 @@ class Run:
         given, says which epoch the step belongs to. Values are checked as in `log_epoch`.
         """
         try:
-            clean = check_metrics(metrics)
-            if type(step) is not int or step < 0:
-                step = check_count(step, "step")
+            if type(step) is not int or step < 0 or step > MAX_STEP:
+                step = _whole(step, "step", MAX_STEP)
+            clean = check_metrics(metrics, self.drops, "step", step)
             if epoch is not None and (type(epoch) is not int or epoch < 0):
-                epoch = check_count(epoch, "epoch")
+                epoch = self._field(epoch, "epoch", f"step {step}")
             with self._lock:
                 if self.finished:
-                    self.notices.warn("after-finish", f"run {self.run_id}: events after run_finished are dropped")
+                    self._after_finish()
                     return
                 self._seq += 1
                 self.publisher.publish(StepDraft(self, self._seq, time.time(), step, clean, epoch))
         except Exception as exc:  # noqa: BLE001 - bad values from training code must not crash training
-            self.notices.warn(f"step-{type(exc).__name__}", f"run {self.run_id}: step {step} not published: {exc}")
+            self._invalid("step", step, exc)
 
     def log_config(self, config: Any) -> None:
         """Add hyper-parameters learnt after the start (a framework's late `log_hyperparams`): merged into
@@ -176,8 +206,11 @@ class Run:
 
     def log_system(self, gpus: list[GpuSample] | None = None, cpu_percent: float | None = None,
                    rss_mb: float | None = None) -> None:
-        """Publish one system sample. The background sampler calls this; training code may too."""
-        self._emit(SystemV2, gpus=gpus or [], cpu_percent=cpu_percent, rss_mb=rss_mb)
+        """Publish one system sample. The background sampler calls this; training code may too. It carries
+        the run's drop report when that changed since the last sample (the heartbeat shows drops live)."""
+        version, report = self.drops.pending()
+        if self._emit(SystemV2, gpus=gpus or [], cpu_percent=cpu_percent, rss_mb=rss_mb, drops=report) and report:
+            self.drops.sent(version)
 
     def finish(self, status: RunStatus = "completed", error: str | None = None, traceback: str | None = None,
                exit_code: int | None = None) -> None:
@@ -191,8 +224,11 @@ class Run:
                 return
             self.finished = True
             self._emit(RunFinishedV2, status=status, error=error, traceback=traceback, exit_code=exit_code,
-                       duration_s=time.monotonic() - self._started)
+                       duration_s=time.monotonic() - self._started, drops=self.drops.report())
         lifecycle.run_closed(self)
+        summary = self.drops.summary()
+        if summary:
+            log.warning("epochstream: %s", summary)
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait at most `timeout` s until this process's events are delivered; True if nothing is left."""
@@ -240,6 +276,17 @@ def outcome(exc_type, exc, traceback_, signum: int | None = None) -> tuple[RunSt
     if isinstance(exc, SystemExit):
         return "failed", text, trace, exc.code if isinstance(exc.code, int) else 1
     return "failed", text, trace, 1
+
+
+MAX_STEP = 2**62  # as in StepV1
+
+
+def _whole(value: Any, what: str, limit: int | None = None) -> int:
+    """A whole number >= 0 (and <= limit) for an event's own number; ValueError otherwise, None included."""
+    number = check_count(value, what)
+    if number is None or (limit is not None and number > limit):
+        raise ValueError(f"{what} must be a whole number >= 0{f' and <= {limit}' if limit else ''}, got {value!r}")
+    return number
 
 
 def _signal_name(signum: int) -> str:
@@ -303,13 +350,18 @@ def _torch_versions() -> tuple[str | None, str | None]:
 def start_run(project: str, name: str | None = None, config: dict[str, Any] | None = None,
               tags: list[str] | None = None, *, run_id: str | None = None, settings: Settings | None = None,
               publisher: Any = None, monitor: str | None = None, mode: str | None = None,
-              patience: int | None = None, min_delta: float | None = None) -> Run:
+              patience: int | None = None, min_delta: float | None = None, resume: bool = False) -> Run:
     """Begin a run and publish `run_started`. Use it as a context manager. Never raises.
 
     `config` may hold anything (NumPy scalars, tensors, Paths...): it is made JSON-safe. Without a
     `publisher`, one shared per `settings` (default: from the environment) is used. `monitor`, `mode`,
     `patience` and `min_delta` say what early stopping and the best epoch follow (None: the defaults in
     README.md, "Trend flags"); the workers and `run.should_stop()` judge by them.
+
+    `resume=True` with the `run_id` of an existing run continues it as a later attempt (a job restarted
+    from its checkpoint): its epochs and steps replace the earlier attempt's from the first one it logs.
+    Without it, an explicit `run_id` that already has events is refused: the run gets a fresh id and a
+    warning says which. Either asks the broker once, within `publish_timeout_s` (see `producer.attempts`).
     """
     try:
         if publisher is None:
@@ -319,7 +371,11 @@ def start_run(project: str, name: str | None = None, config: dict[str, Any] | No
         Notices().warn("settings", f"cannot publish ({exc}); this run is not recorded, training goes on")
         settings = settings if settings is not None else Settings.model_construct()
         publisher = _Discard(settings)
-    run = Run(publisher, run_id or new_run_id(), str(project), settings)
+    plan = _plan(publisher, run_id, bool(resume))
+    run = Run(publisher, plan.run_id, str(project), settings, seq_start=plan.seq_start, resume=plan.resume)
+    run.unchecked_reuse = plan.unchecked
+    if plan.warning:
+        run.notices.warn("attempt", plan.warning)
     try:
         run.trend_config = TrendConfig(monitor=monitor, mode=mode, patience=patience,  # type: ignore[arg-type]
                                        min_delta=min_delta)
@@ -332,7 +388,7 @@ def start_run(project: str, name: str | None = None, config: dict[str, Any] | No
                   python_version=platform.python_version(), torch_version=torch_version,
                   cuda_version=cuda_version, heartbeat_s=settings.system_interval_s,
                   monitor=run.trend_config.monitor, mode=run.trend_config.mode,
-                  patience=run.trend_config.patience, min_delta=run.trend_config.min_delta)
+                  patience=run.trend_config.patience, min_delta=run.trend_config.min_delta, resume=run.resume)
     except Exception as exc:  # noqa: BLE001 - e.g. tags that are not a list
         run.notices.warn("started", f"run {run.run_id}: run_started not published: {exc!r}")
     try:
@@ -341,3 +397,26 @@ def start_run(project: str, name: str | None = None, config: dict[str, Any] | No
     except Exception as exc:  # noqa: BLE001
         run.notices.warn("start", f"run {run.run_id}: no signal handlers or system sampler: {exc!r}")
     return run
+
+
+def _plan(publisher: Any, run_id: str | None, resume: bool) -> Plan:
+    """Ask the publisher what the broker knows of an explicit run id (never for a fresh uuid)."""
+    if run_id is None:
+        if resume:
+            Notices().warn("resume-no-id", "start_run(resume=True) needs the run_id of the run to continue: "
+                                           "starting a new run instead")
+        return Plan(new_run_id(), 0, False)
+    run_id = str(run_id)
+    mark, known, why = None, False, "this publisher cannot ask the broker"
+    ask = getattr(publisher, "seq_mark", None)
+    if ask is not None:
+        try:
+            mark, known = ask(run_id), True
+        except Exception as exc:  # noqa: BLE001 - the broker is away: decide without it
+            why = str(exc) or type(exc).__name__
+    busy = False
+    if known and not mark and not resume:
+        with contextlib.suppress(Exception):
+            busy = bool(publisher.spool_busy())
+    return plan_attempt(run_id, explicit=True, resume=resume, mark=mark, known=known, floor=seq_floor(),
+                        spool_busy=busy, why_unknown=why)

@@ -14,8 +14,18 @@ Testing training code without a broker:
         assert not rec.warnings                      # no all-zero / constant / NaN series
 
 Every recorded event went through the real wire codec (encode, then decode as a worker would), so an
-event your code makes that a worker would dead-letter fails here too. Anything a `Run` does not publish
-(a bad metric value is logged and dropped) is not recorded.
+event your code makes that a worker would dead-letter fails here too. What a `Run` could not publish as
+given shows as it would in the API: `rec.drops` is the run's latest drop report (from its heartbeats and
+`run_finished`), `rec.dropped` the number of values and events lost:
+
+    with recording_run() as run:
+        run.log_epoch(0, {"train/loss": 0.4, "acc@1": 0.9, "val/loss": None})
+    assert run.publisher.drops.counts == {"renamed": 1, "missing": 1}
+    assert run.publisher.dropped == 1
+
+Resumed runs too: a `RecordingPublisher` answers `start_run` as the broker would (it knows the seqs it
+recorded), so a second `recording_run(run_id=..., resume=True, publisher=rec)` continues the first as a
+later attempt (`rec.attempts`), and one without `resume=True` is refused and gets a fresh id.
 
 For suites that talk to a real Redis: `unique_namespace()` gives each test its own key prefix, and
 `delete_namespace()` removes it afterwards.
@@ -34,8 +44,10 @@ from pydantic import BaseModel
 
 from epochstream.settings import Settings
 from producer.drafts import built
+from producer.drops import KEPT
 from producer.run import Run, start_run
 from schemas.codec import decode, encode
+from schemas.drops import DropReport
 from schemas.epoch import EpochV2
 from schemas.registry import Event
 from schemas.run_finished import RunFinishedV2
@@ -59,6 +71,12 @@ class RecordingPublisher:
         with self._lock:
             self.events.append(decoded)
 
+    def seq_mark(self, run_id: str) -> int | None:
+        """As the broker's mark: the highest seq recorded for `run_id`, None when it has none."""
+        with self._lock:
+            seqs = [e.seq for e in self.events if e.run_id == run_id]
+        return max(seqs) if seqs else None
+
     def flush(self, timeout: float = 10.0) -> bool:
         return True
 
@@ -73,6 +91,24 @@ class RecordingPublisher:
     def started(self) -> RunStartedV2 | None:
         found = self.of_type("run_started")
         return found[0] if found else None  # type: ignore[return-value]
+
+    @property
+    def attempts(self) -> list[RunStartedV2]:
+        """Every `run_started`: a resumed run has one per attempt (`resume` True from the second on)."""
+        return self.of_type("run_started")  # type: ignore[return-value]
+
+    @property
+    def drops(self) -> DropReport | None:
+        """The newest drop report (highest seq) of the recorded system and run_finished events, as the API
+        shows it; None when nothing was dropped or renamed."""
+        reports = [e for e in self.events if e.type in ("system", "run_finished") and e.drops is not None]
+        return max(reports, key=lambda e: e.seq).drops if reports else None  # type: ignore[union-attr]
+
+    @property
+    def dropped(self) -> int:
+        """Values and events lost, as the API's `dropped`: every kind of the report but `renamed`."""
+        report = self.drops
+        return sum(n for kind, n in report.counts.items() if kind not in KEPT) if report else 0
 
     @property
     def epochs(self) -> list[EpochV2]:
@@ -104,15 +140,17 @@ class RecordingPublisher:
 @contextmanager
 def recording_run(project: str = "test", name: str | None = None, config: dict[str, Any] | None = None,
                   tags: list[str] | None = None, *, settings: Settings | None = None,
-                  run_id: str | None = None) -> Iterator[Run]:
+                  run_id: str | None = None, resume: bool = False,
+                  publisher: RecordingPublisher | None = None) -> Iterator[Run]:
     """`start_run` with a `RecordingPublisher`: yields the run; `run.publisher` holds what it published.
 
     Exceptions from the block are recorded (`run_finished` failed, with the traceback) and re-raised, as
-    with a real run.
+    with a real run. Pass the `publisher` of an earlier recording run (and its `run_id`, `resume=True`) to
+    record a later attempt of it.
     """
-    publisher = RecordingPublisher(settings)
+    publisher = publisher if publisher is not None else RecordingPublisher(settings)
     with start_run(project, name, config, tags, run_id=run_id, settings=publisher.settings,
-                   publisher=publisher) as run:
+                   publisher=publisher, resume=resume) as run:
         yield run
 
 

@@ -67,19 +67,77 @@ def test_outcome_rules():
     assert status == "interrupted" and error.startswith("interrupted by SIGTERM: SystemExit") and code == 143
 
 
-def test_bad_values_are_dropped_and_logged_once_and_seq_has_no_gaps(settings, caplog):
+def test_a_bad_value_drops_alone_and_is_counted_logged_once_and_summarised(settings, caplog):
+    """Invariant 8: a bad value costs only itself; every drop is counted, and said once per kind and at the end."""
     with caplog.at_level(logging.WARNING, logger="epochstream.producer"), recording_run(settings=settings) as run:
         for epoch in range(3):
-            run.log_epoch(epoch, {"train/loss": "high"})  # a string is not a metric
-            run.log_epoch(epoch, {"train/loss": torch.ones(3)})  # nor is a vector
-            run.log_epoch(epoch, {"not a name!": 1.0})  # invalid metric name
-            run.log_epoch(epoch, {"train/loss": 1.0})
+            run.log_epoch(epoch, {"train/loss": 1.0 + epoch, "acc@1": 0.9, "val/loss": None, "val/acc": "0.5",
+                                  "grad": torch.ones(3), 7: 1.0}, samples=64)
     rec = run.publisher
-    assert [e.epoch for e in rec.epochs] == [0, 1, 2]
-    assert [e.seq for e in rec.events] == list(range(1, 6))  # dropped events used no seq
-    messages = [r.getMessage() for r in caplog.records if "not published" in r.getMessage()]
-    assert len(messages) == 3  # one per kind of problem, not one per call
-    assert any("'high'" in m for m in messages) and any("'not a name!'" in m for m in messages)
+    assert [e.epoch for e in rec.epochs] == [0, 1, 2]  # no epoch lost
+    assert [e.seq for e in rec.events] == list(range(1, 6))
+    assert [e.metrics for e in rec.epochs] == [{"train/loss": 1.0 + e, "acc_1": 0.9} for e in range(3)]
+    assert rec.finished.drops.counts == {"renamed": 3, "missing": 3, "not_a_number": 6, "invalid_name": 3}
+    assert rec.dropped == 12 and rec.drops == rec.finished.drops
+    assert "'acc@1' renamed to 'acc_1'" in rec.drops.examples
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 5  # one per kind (4), then the summary
+    assert all(run.run_id in m for m in warned)
+    assert "12 dropped, 3 renamed" in warned[-1]
+
+
+def test_an_event_that_cannot_be_built_is_counted_and_uses_no_seq(settings):
+    with recording_run(settings=settings) as run:
+        run.log_epoch(-1, {"train/loss": 1.0})  # no such epoch
+        run.log_epoch(None, {"train/loss": 1.0})  # type: ignore[arg-type]
+        run.log_epoch(0, None)  # type: ignore[arg-type]
+        run.log_epoch(1, {"train/loss": 1.0}, samples=-3)  # the epoch goes, without its samples
+        run.log_step(2**63, {"train/loss": 1.0})
+        run.log_step(5, {"train/loss": 1.0}, epoch="one")  # type: ignore[arg-type]
+        run.log_system(gpus=["not a sample"])  # type: ignore[list-item]
+    rec = run.publisher
+    assert [(e.type, e.seq) for e in rec.events] == [("run_started", 1), ("epoch", 2), ("step", 3),
+                                                      ("run_finished", 4)]
+    assert rec.epochs[0].samples is None and rec.steps[0].epoch is None
+    assert rec.drops.counts == {"invalid_event": 5, "invalid_field": 2}
+
+
+def test_metric_names_are_sanitised_to_the_documented_form():
+    from producer.drafts import sanitised
+    from schemas.envelope import METRIC_NAME_PATTERN
+
+    assert sanitised("acc@1") == "acc_1"
+    assert sanitised("top-1 acc") == "top-1_acc"
+    assert sanitised("/loss") == "_/loss"
+    assert sanitised("損失") == "__"
+    assert sanitised("") is None
+    long = sanitised("x" * 300 + "@")
+    assert long == "x" * 128
+    import re
+
+    for name in ("acc@1", "-x", ".hidden", "a b c", "é", "x" * 500):
+        assert re.match(METRIC_NAME_PATTERN, sanitised(name))
+
+
+def test_too_many_metrics_keep_the_first_ones(settings):
+    with recording_run(settings=settings) as run:
+        run.log_epoch(0, {f"m{i}": float(i) for i in range(600)})
+    rec = run.publisher
+    assert len(rec.epochs[0].metrics) == 512 and "m511" in rec.epochs[0].metrics
+    assert rec.drops.counts == {"too_many": 88}
+
+
+def test_drops_ride_the_heartbeat_when_they_change(settings):
+    with recording_run(settings=settings) as run:
+        run.log_system(cpu_percent=1.0)  # nothing dropped yet: no report
+        run.log_epoch(0, {"train/loss": None})
+        run.log_system(cpu_percent=1.0)  # news: the report
+        run.log_system(cpu_percent=1.0)  # no news
+        run.log_epoch(1, {"train/loss": None})
+        run.log_system(cpu_percent=1.0)
+    reports = [e.drops for e in run.publisher.system]
+    assert [r.counts if r else None for r in reports] == [None, {"missing": 1}, None, {"missing": 2}]
+    assert run.publisher.finished.drops.counts == {"missing": 2}
 
 
 def test_nothing_is_published_after_the_finish(settings):
