@@ -1,18 +1,36 @@
-"""Putting records into the broker exactly once, and telling a broker that is away from a bad record.
+"""Putting records into the broker exactly once, and telling a broker that cannot take them now from a
+record that can never be taken.
 
-Each run's records go in one Lua call per chunk: an XADD for every record whose `seq` is above the run's
-high-water mark (`Keys.run_seq`), then the mark moves up. A batch retried after a lost reply, or replayed
-from the spool by this or by another process, adds nothing twice, so every retry is safe. The mark
-expires `SEQ_TTL_S` after a run's last event.
+Each attempt's records go in one Lua call per chunk (`ADD_ONCE`): an XADD for every record whose `seq` is
+above the attempt's high-water mark, then the attempt's mark moves up, and the run's mark (`Keys.run_seq`)
+to the highest seq of all its attempts (see `producer.attempts`). A batch retried after a lost reply, or
+replayed from the spool by this or another process, adds nothing twice, so every retry is safe. Marks
+expire `SEQ_TTL_S` after an attempt's last delivery. The script is a `#!lua` script without flags: the
+broker refuses it as a whole, before it writes anything, when it is out of memory or a replica.
+
+Errors (`is_permanent`): only a reply that proves the records can never be accepted drops them —
+`WRONGTYPE`, a key of ours holding another type, which no retry changes. Every other reply (`MOVED`,
+`ASK`, `TRYAGAIN`, `CLUSTERDOWN`, `READONLY`, `OOM`, `LOADING`, `BUSY`, `NOPERM`, `NOSCRIPT`, `MASTERDOWN`,
+an unknown one) and every connection error or timeout keeps them: the publisher spools and retries with
+back-off. Whether a reply is permanent is decided by its error code, the first word of the reply (the
+protocol's own classification), never by its prose.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import redis
 from redis.backoff import NoBackoff
 from redis.exceptions import (
+    AskError,
+    AuthenticationError,
+    BusyLoadingError,
     ClusterDownError,
+    ExecAbortError,
+    MovedError,
     NoPermissionError,
+    NoScriptError,
     OutOfMemoryError,
     ReadOnlyError,
     TryAgainError,
@@ -20,38 +38,76 @@ from redis.exceptions import (
 from redis.retry import Retry
 
 from epochstream.broker import connect
-from epochstream.errors import TransientError
+from epochstream.errors import BrokerUnavailable
+from producer.attempts import run_key_of
 from producer.spool import Record
 from schemas.keys import PAYLOAD_FIELD
 
 SEQ_TTL_S = 7 * 24 * 3600
 CHUNK = 500  # records per Lua call
 
-ADD_ONCE = """
-local last = tonumber(redis.call('GET', KEYS[2]) or '0')
+# KEYS: stream, the attempt's mark, the run's mark (the same key for records of older producers).
+# ARGV: ttl, payload field, then seq, payload pairs in seq order. Marks are stored as the seq's own text:
+# a Lua number would be written back in floating-point notation. Returns {added, attempt mark before,
+# run mark before}.
+ADD_ONCE = """#!lua
+local function mark(key)
+  local raw = redis.call('GET', key)
+  return tonumber(raw or '0') or 0, raw
+end
+local last = mark(KEYS[2])
+local run, run_raw = mark(KEYS[3])
+local before_attempt, before_run = last, run
+local top = nil
 local added = 0
 for i = 3, #ARGV, 2 do
   local seq = tonumber(ARGV[i])
   if seq > last then
     redis.call('XADD', KEYS[1], '*', ARGV[2], ARGV[i + 1])
     last = seq
+    top = ARGV[i]
     added = added + 1
   end
 end
-redis.call('SET', KEYS[2], last, 'EX', ARGV[1])
-return added
+if top then
+  redis.call('SET', KEYS[2], top, 'EX', ARGV[1])
+  if KEYS[3] ~= KEYS[2] then
+    if last > run then
+      redis.call('SET', KEYS[3], top, 'EX', ARGV[1])
+    elseif run_raw then
+      redis.call('SET', KEYS[3], run_raw, 'EX', ARGV[1])
+    end
+  end
+end
+return {added, before_attempt, before_run}
 """
 
-# The broker is there but cannot take writes now (loading, out of memory, a replica, refusing us): retry
-# later, keep the events. Any other error reply is about the records themselves and will not go away.
-_TRANSIENT = (TransientError, redis.ConnectionError, redis.TimeoutError, OSError,
-              OutOfMemoryError, ReadOnlyError, TryAgainError, ClusterDownError, NoPermissionError)
+PERMANENT_CODES = frozenset({"WRONGTYPE"})
+
+# redis-py strips the code from the replies it maps to its own classes: put it back.
+_CODES: tuple[tuple[type[BaseException], str], ...] = (
+    (MovedError, "MOVED"), (AskError, "ASK"), (TryAgainError, "TRYAGAIN"), (ClusterDownError, "CLUSTERDOWN"),
+    (ReadOnlyError, "READONLY"), (OutOfMemoryError, "OOM"), (BusyLoadingError, "LOADING"),
+    (NoPermissionError, "NOPERM"), (AuthenticationError, "AUTH"), (NoScriptError, "NOSCRIPT"),
+    (ExecAbortError, "EXECABORT"), (BrokerUnavailable, "NO_BROKER"), (redis.TimeoutError, "TIMEOUT"),
+    (TimeoutError, "TIMEOUT"), (redis.ConnectionError, "CONNECTION"), (OSError, "CONNECTION"),
+)
 
 
-def is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, _TRANSIENT):
-        return True
-    return isinstance(exc, redis.ResponseError) and str(exc).startswith("BUSY")
+def error_code(exc: BaseException) -> str:
+    """The broker's error code for `exc` (`MOVED`, `OOM`, `WRONGTYPE`, ...), or a name for a failure to talk."""
+    for kind, code in _CODES:
+        if isinstance(exc, kind):
+            return code
+    if isinstance(exc, redis.ResponseError):
+        first = str(exc).split(" ", 1)[0]
+        return first if first.isalpha() and first.isupper() else "ERR"
+    return type(exc).__name__
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """True only for a reply proving the records can never be accepted; anything else is worth a retry."""
+    return isinstance(exc, redis.ResponseError) and error_code(exc) in PERMANENT_CODES
 
 
 def client_for(url: str, timeout_s: float) -> redis.Redis:
@@ -59,12 +115,35 @@ def client_for(url: str, timeout_s: float) -> redis.Redis:
     return connect(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, retry=Retry(NoBackoff(), 0))
 
 
-def send(client: redis.Redis, records: list[Record]) -> list[tuple[int, str]]:
-    """Add `records` (in order per run) to their streams, each exactly once, in one round trip.
+def read_mark(client: redis.Redis, key: str) -> int | None:
+    """A seq mark as an int, None when there is none."""
+    raw = client.get(key)
+    if raw is None:
+        return None
+    text = raw.decode() if isinstance(raw, bytes) else str(raw)
+    try:
+        return int(text)
+    except ValueError:
+        return int(float(text))
 
-    Raises a transient error (connection, timeout, a broker that refuses writes for now): then nothing is
-    known and the whole batch may be retried. Returns the chunks the broker rejected for good, as
-    (number of records, reason).
+
+@dataclass
+class SendResult:
+    """What one `send` did. With `retry` set, some chunk met a transient error: send the whole batch again
+    later (what did go in is skipped then). `rejected` holds (dedupe key, records, reason) of chunks refused
+    for good. `before` holds, per dedupe key, (attempt mark, run mark) as the first chunk found them."""
+
+    added: int = 0
+    skipped: int = 0
+    rejected: list[tuple[str, int, str]] = field(default_factory=list)
+    retry: BaseException | None = None
+    before: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+
+def send(client: redis.Redis, records: list[Record]) -> SendResult:
+    """Add `records` (in seq order per attempt) to their streams, each exactly once, in one round trip.
+
+    Raises on a connection failure or timeout: then nothing is known and the whole batch may be retried.
     """
     groups: dict[tuple[str, str], list[Record]] = {}
     for record in records:
@@ -73,25 +152,30 @@ def send(client: redis.Redis, records: list[Record]) -> list[tuple[int, str]]:
     for (stream, seq_key), group in groups.items():
         for start in range(0, len(group), CHUNK):
             chunk = group[start:start + CHUNK]
-            args: list[object] = [ADD_ONCE, 2, stream, seq_key, SEQ_TTL_S, PAYLOAD_FIELD]
+            args: list[object] = [ADD_ONCE, 3, stream, seq_key, run_key_of(seq_key), SEQ_TTL_S, PAYLOAD_FIELD]
             for record in chunk:
                 args += (record.seq, record.payload)
-            calls.append((len(chunk), args))
+            calls.append((seq_key, len(chunk), args))
     if len(calls) == 1:  # one run, one chunk (an epoch at a time): a plain call costs a third less CPU
-        _, args = calls[0]
         try:
-            results = [client.eval(*args)]
+            results = [client.eval(*calls[0][2])]
         except redis.ResponseError as exc:
             results = [exc]
     else:
         pipe = client.pipeline(transaction=False)
-        for _, args in calls:
+        for _, _, args in calls:
             pipe.eval(*args)
         results = pipe.execute(raise_on_error=False)
-    rejected = []
-    for (size, _), result in zip(calls, results, strict=True):
+    out = SendResult()
+    for (seq_key, size, _), result in zip(calls, results, strict=True):
         if isinstance(result, Exception):
-            if is_transient(result):
-                raise result
-            rejected.append((size, str(result)))
-    return rejected
+            if is_permanent(result):
+                out.rejected.append((seq_key, size, str(result)))
+            elif out.retry is None:
+                out.retry = result
+            continue
+        added, before_attempt, before_run = (int(x) for x in result)
+        out.added += added
+        out.skipped += size - added
+        out.before.setdefault(seq_key, (before_attempt, before_run))
+    return out

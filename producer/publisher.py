@@ -1,17 +1,19 @@
 """The background publisher: training threads hand it events; one daemon thread delivers them.
 
-Caller side: `publish` appends an event (a model, or an epoch's `EpochDraft`) to a bounded in-memory
-queue and returns; it never blocks, never touches the disk or the network, never wakes a thread and
-never raises. A full queue drops the event (and says so once).
+Caller side: `publish` appends an event (a model, or a run's draft: `producer.drafts`) to a bounded
+in-memory queue and returns; it never blocks, never touches the disk or the network, never wakes a thread
+and never raises. A full queue drops the event, counted in its run's drop report (`producer.drops`).
 
 Background side, one thread per publisher, in passes (every `POLL_S` when idle, at once for a flush):
 1. take what is queued, build and encode it, and send it to the broker in one round trip
    (`producer.delivery`: exactly once per event, whatever is retried);
-2. if the broker cannot be resolved, is down, slow (past `publish_timeout_s`) or refuses writes, the
-   events go to the on-disk spool (`producer.spool`; at most `spool_max_bytes` per process) instead;
-   while anything of ours is spooled, new events go behind it, so a run's events are never reordered;
-3. deliver spooled events, oldest first, when the broker answers again (retries back off to 2 s),
-   including what dead processes left in the same spool directory.
+2. if the broker cannot be resolved, is down, slow (past `publish_timeout_s`) or answers with any error
+   but one proving the events can never be accepted (`producer.delivery.is_permanent`), the events go to
+   the on-disk spool (`producer.spool`; at most `spool_max_bytes` per process) instead; while anything
+   of ours is spooled, new events go behind it, so a run's events are never reordered;
+3. deliver spooled events, oldest first, when the broker takes them again (retries back off to 2 s),
+   including what dead processes left in the same spool directory (`producer.courier` does only this,
+   for `epochstream spool push`, `up` and `worker`).
 
 `flush(timeout)` waits until everything published so far is delivered; `close()` and process exit do the
 same within a bound, and leave whatever could not be delivered in the spool for the next process.
@@ -22,8 +24,10 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections import deque
+import weakref
+from collections import Counter, deque
 from collections.abc import Callable
+from typing import Any
 
 import redis
 from pydantic import BaseModel
@@ -31,10 +35,11 @@ from pydantic import BaseModel
 from epochstream.broker import resolve_url
 from epochstream.settings import Settings
 from producer import lifecycle
-from producer.delivery import client_for, is_transient, send
+from producer.attempts import attempt_key
+from producer.delivery import client_for, error_code, read_mark, send
 from producer.drafts import EpochDraft, built
 from producer.notices import Notices, log
-from producer.spool import Backlog, Record, Spool, adopt_orphans
+from producer.spool import Backlog, Record, Spool, adopt_orphans, has_segments
 from schemas.codec import encode
 from schemas.keys import Keys
 
@@ -56,9 +61,12 @@ class Publisher:
         self.keys = Keys(settings.namespace, settings.partitions)
         self.notices = Notices()
         self.spool_dir = settings.resolved_spool_dir() / settings.namespace
-        self.published = 0  # events now in the broker
+        self.published = 0  # events the broker added (never counting a retried event twice)
+        self.skipped = 0  # events sent again that the broker already had (a retry after a lost reply)
         self.spooled = 0  # events written to the spool (and delivered later, or left for the next process)
-        self.dropped = 0  # events given up on, each reason logged once
+        self.dropped = 0  # events given up on, each counted in its run's drop report
+        self.errors: Counter[str] = Counter()  # failed delivery attempts by broker error code
+        self.last_error: str | None = None  # the latest one, in words
         self._resolve_url = url_resolver
         self._maxsize = queue_size or settings.publish_queue_size
         self._start_lock = threading.RLock()  # re-entrant: a signal handler may flush while we hold it
@@ -85,17 +93,21 @@ class Publisher:
         self._completed_pass = 0
         self._pass_done = threading.Condition()  # notified after every pass: what flush waits on
         self._failed_pass = 0  # the pass in which a delivery attempt last failed
-        self._routes: dict[str, tuple[str, str]] = {}
+        self._routes: dict[tuple[str, int | None], tuple[str, str]] = {}
+        self._attempts: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()  # dedupe key -> run
+        self._unspooled = 0  # own spooled events delivered since
 
     # -- caller side: never blocks, never raises -------------------------------------------------------
     def publish(self, event: BaseModel | EpochDraft) -> None:
         try:
             if self._closed:
-                self._drop(1, "closed", "an event was published after the publisher was closed: dropped")
+                self._drop(1, "closed", "an event was published after the publisher was closed: dropped",
+                           getattr(event, "run", None))
                 return
             if len(self._items) >= self._maxsize:
-                self._drop(1, "queue", "the publish queue is full (the broker and the spool are slower than "
-                                       "training): events are being dropped")
+                self._drop(1, "queue_full", "the publish queue is full (the broker and the spool are slower than "
+                                            f"training; EPOCHSTREAM_PUBLISH_QUEUE_SIZE={self._maxsize}): events "
+                                            "are being dropped", getattr(event, "run", None))
                 return
             self._items.append(event)
             if self._thread is None:
@@ -138,7 +150,10 @@ class Publisher:
         """Flush (at most `timeout`, default `exit_flush_s`), then stop the thread. What could not be
         delivered stays in the spool, where this or a later process picks it up. True if nothing is left."""
         timeout = self.settings.exit_flush_s if timeout is None else timeout
+        closed_before = self._closed
         ok = self.flush(timeout) if self._alive() and not self._closed else self._nothing_left()
+        if not ok and not closed_before:
+            self._say_what_is_left()
         self._closing = True
         self._closed = True
         self._wake.set()
@@ -146,6 +161,28 @@ class Publisher:
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=self.settings.publish_timeout_s + 1.0)
         return ok
+
+    def _say_what_is_left(self) -> None:
+        own = self.spooled - self._unspooled + len(self._items)
+        why = f" (last broker error: {self.last_error})" if self.last_error else ""
+        log.warning("epochstream: %s in the spool at %s%s. `epochstream spool push`, `epochstream up` or "
+                    "`epochstream worker` on this host (same EPOCHSTREAM_SPOOL_DIR and EPOCHSTREAM_NAMESPACE) "
+                    "delivers them; `epochstream spool status` shows what waits",
+                    f"{own} event(s) of this process stay" if own > 0 else "events earlier processes left stay",
+                    self.spool_dir, why)
+
+    def seq_mark(self, run_id: str) -> int | None:
+        """The run's seq mark in the broker (None: it has no events there). Asked on the caller's thread,
+        within `publish_timeout_s`; raises when the broker cannot be asked. `start_run` uses it."""
+        client = client_for(self._resolve_url(self.settings), self.settings.publish_timeout_s)
+        try:
+            return read_mark(client, self.keys.run_seq(run_id))
+        finally:
+            client.close()
+
+    def spool_busy(self) -> bool:
+        """This host's spool directory holds segments (of any process): events the broker has not seen."""
+        return has_segments(self.spool_dir)
 
     def _nothing_left(self) -> bool:
         return not self._items and not self._busy and not self._spool.pending and not self._adopted
@@ -159,9 +196,14 @@ class Publisher:
                 self._thread = threading.Thread(target=self._run, name="epochstream-publisher", daemon=True)
                 self._thread.start()
 
-    def _drop(self, count: int, reason: str, message: str) -> None:
+    def _drop(self, count: int, kind: str, message: str, run: Any = None) -> None:
+        """Count a loss: in the run's drop report (which logs the first of each kind), else logged once here."""
         self.dropped += count
-        self.notices.warn(f"drop-{reason}", message)
+        drops = getattr(run, "drops", None)
+        if drops is not None:
+            drops.add(kind, count, kind, message)
+        else:
+            self.notices.warn(f"drop-{kind}", message)
 
     # -- background side -------------------------------------------------------------------------------
     def _run(self) -> None:
@@ -191,7 +233,7 @@ class Publisher:
         self._busy = True
         events = self._take(MAX_BATCH)
         if events:
-            self._route(self._encode(events), current)
+            self._send_or_spool(self._encode(events), current)
         self._busy = False
         if time.monotonic() >= self._next_scan:
             self._scan_orphans()
@@ -211,20 +253,34 @@ class Publisher:
     def _encode(self, events: list[BaseModel | EpochDraft]) -> list[Record]:
         records = []
         for draft in events:
+            run = getattr(draft, "run", None)
             try:
                 event = built(draft)
-                run_id = event.run_id  # type: ignore[attr-defined]
-                route = self._routes.get(run_id)
-                if route is None:
-                    if len(self._routes) > 10_000:
-                        self._routes.clear()
-                    route = self._routes[run_id] = (self.keys.stream_for_run(run_id), self.keys.run_seq(run_id))
-                records.append(Record(route[0], route[1], event.seq, encode(event)))  # type: ignore[attr-defined]
+                stream, seq_key = self._route(event.run_id, run)  # type: ignore[attr-defined]
+                records.append(Record(stream, seq_key, event.seq, encode(event)))  # type: ignore[attr-defined]
             except Exception as exc:  # noqa: BLE001
-                self._drop(1, "encode", f"an event could not be encoded and was dropped: {exc!r}")
+                self._drop(1, "encode", f"an event could not be encoded and was dropped: {exc!r}", run)
         return records
 
-    def _route(self, records: list[Record], current: int) -> None:
+    def _route(self, run_id: str, run: Any) -> tuple[str, str]:
+        """(stream, dedupe key) of a run's attempt; a bare event without its run is deduplicated by the run's
+        mark, as older producers did."""
+        start = getattr(run, "seq_start", None)
+        route = self._routes.get((run_id, start))
+        if route is None:
+            if len(self._routes) > 10_000:
+                self._routes.clear()
+            run_key = self.keys.run_seq(run_id)
+            seq_key = run_key if start is None else attempt_key(run_key, start)
+            route = self._routes[(run_id, start)] = (self.keys.stream_for_run(run_id), seq_key)
+            if run is not None:
+                self._attempts[seq_key] = run
+        return route
+
+    def _run_of(self, seq_key: str) -> Any:
+        return self._attempts.get(seq_key)
+
+    def _send_or_spool(self, records: list[Record], current: int) -> None:
         if not records:
             return
         direct = not self._spool.pending and not (self._down and time.monotonic() < self._retry_at)
@@ -237,33 +293,54 @@ class Publisher:
             if self._spool.append(records):
                 self.spooled += len(records)
                 return
-            self._drop(len(records), "spool-full",
-                       f"the spool at {self.spool_dir} is full ({self.settings.spool_max_bytes} bytes, "
-                       "EPOCHSTREAM_SPOOL_MAX_BYTES): new events are dropped until the broker is back")
+            kind, message = "spool_full", (f"the spool at {self.spool_dir} is full ({self.settings.spool_max_bytes} "
+                                           "bytes, EPOCHSTREAM_SPOOL_MAX_BYTES): new events are dropped until the "
+                                           "broker takes events again")
         except OSError as exc:
-            self._drop(len(records), "spool-error",
-                       f"cannot write the spool at {self.spool_dir} ({exc}): events the broker did not take "
-                       "are dropped")
+            kind, message = "spool_error", (f"cannot write the spool at {self.spool_dir} ({exc}): events the broker "
+                                            "did not take are dropped")
+        for seq_key, count in Counter(r.seq_key for r in records).items():
+            self._drop(count, kind, message, self._run_of(seq_key))
 
     def _deliver(self, records: list[Record], current: int) -> bool:
+        """Send `records`; True when the broker took them (or refused some for good: counted as dropped).
+        False keeps all of them for a retry: what did go in is skipped then."""
         try:
             if self._client is None:
                 self._client = client_for(self._resolve_url(self.settings), self.settings.publish_timeout_s)
-            rejected = send(self._client, records)
+            result = send(self._client, records)
         except Exception as exc:  # noqa: BLE001 - whatever it is, the events stay safe in the spool
-            if not is_transient(exc):
+            if not isinstance(exc, redis.RedisError | OSError) and error_code(exc) != "NO_BROKER":
                 self.notices.warn(f"deliver-{type(exc).__name__}", f"unexpected delivery error: {exc!r}")
             self._broker_away(exc, current)
             return False
-        for count, reason in rejected:
-            self._drop(count, "rejected", f"the broker rejected events, which were dropped: {reason}")
-        self.published += len(records) - sum(count for count, _ in rejected)
+        self.published += result.added
+        self.skipped += result.skipped
+        self._notice_reuse(result.before)
+        if result.retry is not None:
+            self._broker_away(result.retry, current)
+            return False
+        for seq_key, count, reason in result.rejected:
+            self._drop(count, "rejected", f"the broker refused events for good, which were dropped: {reason}",
+                       self._run_of(seq_key))
         if self._down:
             self._down = False
             self._backoff = MIN_BACKOFF_S
             self.notices.forget("broker-away")
             log.info("epochstream: the broker answers again; delivering spooled events")
         return True
+
+    def _notice_reuse(self, before: dict[str, tuple[int, int]]) -> None:
+        """An attempt that could not ask at its start whether its run id had events learns it here."""
+        for seq_key, (attempt_mark, run_mark) in before.items():
+            run = self._run_of(seq_key)
+            if run is None or attempt_mark or not run_mark or not getattr(run, "unchecked_reuse", False):
+                continue
+            run.unchecked_reuse = False
+            self.notices.warn(f"reused-{run.run_id}",
+                              f"run {run.run_id} already had events from another process (up to seq {run_mark}): "
+                              "this process's events follow them as a later attempt of the same run. Give each "
+                              "run its own id, or pass resume=True when continuing one on purpose")
 
     def _broker_away(self, exc: BaseException, current: int) -> None:
         client, self._client = self._client, None
@@ -274,8 +351,13 @@ class Publisher:
         self._failed_pass = current
         self._retry_at = time.monotonic() + self._backoff
         self._backoff = min(self._backoff * 2, MAX_BACKOFF_S)
-        self.notices.warn("broker-away", f"broker unavailable ({exc}); events are spooled to {self.spool_dir} "
-                                         "and delivered in order when it is back")
+        code = error_code(exc)
+        self.errors[code] += 1
+        self.last_error = f"{code}: {exc}"
+        self.notices.warn("broker-away", f"{away_reason(code, exc)}; events are kept, in order, in the spool at "
+                                         f"{self.spool_dir} and retried with back-off. This process delivers them "
+                                         "when the broker takes them; if it exits first, `epochstream spool push`, "
+                                         "`epochstream up` or `epochstream worker` on this host delivers them")
 
     def _scan_orphans(self) -> None:
         self._next_scan = time.monotonic() + ORPHAN_SCAN_S
@@ -303,6 +385,8 @@ class Publisher:
                 if not self._deliver(records, current):
                     break
                 source.ack(len(records))
+                if source is self._spool:
+                    self._unspooled += len(records)
                 progressed = True
             if isinstance(source, Backlog) and (source.empty or not records):
                 self._release(source)
@@ -360,3 +444,13 @@ class Publisher:
             backlog.forget_inherited()
         self._start_lock = threading.RLock()
         self._reset_state()
+
+
+def away_reason(code: str, exc: BaseException) -> str:
+    """Why the broker did not take events, in words that say what is going on."""
+    if code in ("CONNECTION", "TIMEOUT", "NO_BROKER"):
+        return f"broker unavailable ({exc})"
+    if code in ("MOVED", "ASK"):
+        return (f"the broker answered {code} ({exc}): EPOCHSTREAM_REDIS_URL points at one node of a Redis Cluster, "
+                "which holds only some partitions")
+    return f"the broker refuses writes for now ({code}: {exc})"

@@ -249,6 +249,14 @@ def _try_lock(path: Path) -> int | None:
     return fd
 
 
+def has_segments(directory: Path) -> bool:
+    """Any segment in `directory` (of any owner, delivered or not yet)."""
+    try:
+        return any(_SEGMENT.match(name) for name in os.listdir(directory))
+    except OSError:
+        return False
+
+
 def adopt_orphans(directory: Path, skip: set[str]) -> list[Backlog]:
     """Backlogs of dead owners in `directory` (their locks are free), now locked by this process."""
     try:

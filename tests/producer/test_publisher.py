@@ -12,7 +12,7 @@ import pytest
 
 from epochstream.errors import BrokerUnavailable
 from producer import Publisher, start_run
-from producer.delivery import send
+from producer.delivery import read_mark, send
 from producer.spool import Record
 from schemas.keys import Keys
 from tests.producer.conftest import run_events, stream_entries
@@ -43,11 +43,14 @@ def test_a_batch_sent_twice_lands_once(settings, redis_client):
     keys = Keys(settings.namespace, settings.partitions)
     records = [Record(keys.stream_for_run("r1"), keys.run_seq("r1"), seq, f'{{"seq": {seq}}}'.encode())
                for seq in range(1, 11)]
-    assert send(redis_client, records[:6]) == []
-    assert send(redis_client, records) == []  # 1..6 again, plus 7..10
-    assert send(redis_client, records[3:5]) == []
+    first = send(redis_client, records[:6])
+    assert (first.added, first.skipped, first.rejected, first.retry) == (6, 0, [], None)
+    again = send(redis_client, records)  # 1..6 again, plus 7..10
+    assert (again.added, again.skipped) == (4, 6)
+    assert send(redis_client, records[3:5]).added == 0
     entries = redis_client.xrange(keys.stream_for_run("r1"))
     assert [fields[b"e"] for _, fields in entries] == [r.payload for r in records]
+    assert read_mark(redis_client, keys.run_seq("r1")) == 10
 
 
 def test_a_rejected_run_does_not_hold_back_the_others(settings, redis_client):
@@ -56,8 +59,10 @@ def test_a_rejected_run_does_not_hold_back_the_others(settings, redis_client):
     keys = Keys(settings.namespace, settings.partitions)
     redis_client.hset(keys.run_seq("bad"), "not", "a string")
     records = [Record(keys.stream_for_run(run), keys.run_seq(run), 1, run.encode()) for run in ("ok1", "bad", "ok2")]
-    rejected = send(redis_client, records)
-    assert len(rejected) == 1 and rejected[0][0] == 1 and "WRONGTYPE" in rejected[0][1]
+    result = send(redis_client, records)
+    assert result.retry is None and result.added == 2
+    assert len(result.rejected) == 1 and result.rejected[0][:2] == (keys.run_seq("bad"), 1)
+    assert "WRONGTYPE" in result.rejected[0][2]
     landed = [fields[b"e"] for _, fields in stream_entries_raw(redis_client, keys)]
     assert sorted(landed) == [b"ok1", b"ok2"]
 
@@ -198,9 +203,12 @@ def test_a_full_queue_drops_and_says_so_once(settings, caplog):
     with caplog.at_level(logging.WARNING, logger="epochstream.producer"):
         for epoch in range(200):
             run.log_epoch(epoch, {"train/loss": 1.0})
-    run.finish()
+        run.finish()
     assert publisher.dropped > 100
-    assert len([r for r in caplog.records if "queue is full" in r.getMessage()]) == 1
+    assert run.drops.counts["queue_full"] == publisher.dropped  # counted in the run's drop report
+    said = [r.getMessage() for r in caplog.records if "queue is full" in r.getMessage()]
+    assert len(said) == 2  # when it began, and in the summary at the run's end
+    assert f"queue_full {publisher.dropped}" in said[1]
     publisher.close(0.1)
 
 
@@ -216,8 +224,10 @@ def test_a_full_spool_drops_with_one_clear_warning(settings, dead_url, caplog):
         run.finish()
         publisher.flush(1)
     full = [r.getMessage() for r in caplog.records if "is full" in r.getMessage()]
-    assert len(full) == 1 and "EPOCHSTREAM_SPOOL_MAX_BYTES" in full[0]
+    assert len(full) == 2 and "EPOCHSTREAM_SPOOL_MAX_BYTES" in full[0]  # when it began, and in the run's summary
+    assert "spool_full" in full[1]
     assert publisher.dropped > 0 and publisher.spooled > 0
+    assert run.drops.counts == {"spool_full": publisher.dropped}
     assert sum(p.stat().st_size for p in publisher.spool_dir.glob("*.seg")) <= 4096
     publisher.close(0.1)
 
