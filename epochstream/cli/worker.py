@@ -18,6 +18,8 @@ def worker(
     data_dir: Path = typer.Option(None, help="Data directory (EPOCHSTREAM_DATA_DIR)."),
     scheduler: bool = typer.Option(True, help="Also run the scheduling loop in a thread (--no-scheduler: not)."),
     interval: float = typer.Option(0.5, help="Scheduling interval in seconds."),
+    spool: bool = typer.Option(True, help="Also deliver what dead producers on this host left in the spool "
+                                          "(--no-spool: not)."),
 ) -> None:
     """Run an RQ worker that drains event partitions into the Parquet log."""
     from rq import Worker
@@ -28,6 +30,7 @@ def worker(
 
     settings = build_settings(data_dir=data_dir)
     url = resolve_url(settings)
+    courier = spool_courier(settings, url) if spool and not burst else None
     client = connect(url)
     with contextlib.suppress(CatalogBusy):  # someone else is creating it right now
         ensure_catalog(settings)
@@ -41,3 +44,12 @@ def worker(
         Worker([drain_queue(client, settings)], connection=client).work(burst=burst)
     finally:
         stop.set()
+        if courier is not None:
+            courier.stop()
+
+
+def spool_courier(settings, url: str):
+    """Spooled events on this host reach the broker with no training process running (producer.courier)."""
+    from producer.courier import Courier
+
+    return Courier(settings, url_resolver=lambda _settings: url).start()
