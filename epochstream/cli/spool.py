@@ -88,6 +88,10 @@ def push(timeout: float = typer.Option(10.0, min=0, help="Retry for at most this
             courier.stop()
             typer.echo(f"delivered {courier.publisher.published} event(s)")
             return
+        import logging
+
+        # This command says what happened in its own words (one `error:` line when something is left).
+        logging.getLogger("epochstream.producer").setLevel(logging.ERROR)
         result = push_now(settings, timeout)
     again = f", {result.already_there} were already there" if result.already_there else ""
     typer.echo(f"delivered {result.delivered} event(s){again}")

@@ -32,6 +32,17 @@ def spool_forever(run_id: str) -> None:
             time.sleep(0.001)
 
 
+TRAIN_EPOCHS = 50
+
+
+def train_and_exit(run_id: str) -> None:
+    """A whole training (its run id generated when given "-"), then the process exits, as scripts do."""
+    with start_run("spool-test", run_id=None if run_id == "-" else run_id) as run:
+        for epoch in range(TRAIN_EPOCHS):
+            run.log_epoch(epoch, {"train/loss": 1.0 / (epoch + 1)}, samples=32)
+    say(f"run {run.run_id}")
+
+
 def deliver(_run_id: str) -> None:
     """A new process on the same spool directory: delivers what dead ones left there."""
     from epochstream.settings import Settings
@@ -78,7 +89,7 @@ def fail_without_with(run_id: str) -> None:
     raise RuntimeError(LONG_ERROR)
 
 
-MODES = {"spool": spool_forever, "deliver": deliver, "sigterm": wait_for_sigterm, "chained": chained_sigterm,
+MODES = {"spool": spool_forever, "train": train_and_exit, "deliver": deliver, "sigterm": wait_for_sigterm, "chained": chained_sigterm,
          "fail": fail, "fail-bare": fail_without_with}
 
 if __name__ == "__main__":

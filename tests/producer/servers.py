@@ -16,11 +16,11 @@ SLOTS = 16384
 
 
 class Server:
-    def __init__(self, directory: Path, *args: str, bus_port: int | None = None):
+    def __init__(self, directory: Path, *args: str, port: int | None = None, bus_port: int | None = None):
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
         self.bus_port = bus_port
-        self.port = free_port()
+        self.port = port or free_port()
         self.proc = subprocess.Popen(
             [server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(directory),
              "--save", "", "--appendonly", "no", "--logfile", str(directory / "server.log"), *args],
