@@ -9,6 +9,7 @@ import typer
 from epochstream.cli import app
 from epochstream.cli.client import ApiClient, user_errors
 from epochstream.cli.common import build_settings
+from epochstream.cli.drops import drops_lines
 from epochstream.cli.verdict import analyze as judge
 
 
@@ -34,3 +35,5 @@ def analyze(
         console.print(f"  - {line}")
     reason = f" — {verdict.reason}" if verdict.reason else ""
     console.print(f"recommendation: [bold]{verdict.recommendation}[/]{reason}")
+    for i, line in enumerate(drops_lines(summary)):  # user text: never markup
+        console.print(f"drops: {line}" if i == 0 else f"  - {line}", markup=False)

@@ -9,6 +9,7 @@ import typer
 from epochstream.cli import app
 from epochstream.cli.client import ApiClient, user_errors
 from epochstream.cli.common import build_settings
+from epochstream.cli.drops import with_drops
 from epochstream.cli.render import flags_text, fmt, recommendation_text, short_id, summary_value, trends_of
 
 
@@ -49,7 +50,7 @@ def runs(
         best = "-" if r.get("best_epoch") is None else f"{r['best_epoch']} ({fmt(summary_value(r, 'best_value'))})"
         cells = [short_id(str(r.get("run_id")))] + ([fmt(r.get("project"))] if several_projects else [])
         table.add_row(*cells, fmt(r.get("name")), status_style(str(r.get("status"))), fmt(r.get("epochs")), best,
-                      flags_text(trends), recommendation_text(trends))
+                      with_drops(flags_text(trends), r), recommendation_text(trends))
     Console().print(table)
     typer.echo("a unique prefix of a run id will do: epochstream analyze RUN, epochstream watch RUN")
 
