@@ -89,8 +89,8 @@ def fail_without_with(run_id: str) -> None:
     raise RuntimeError(LONG_ERROR)
 
 
-MODES = {"spool": spool_forever, "train": train_and_exit, "deliver": deliver, "sigterm": wait_for_sigterm, "chained": chained_sigterm,
-         "fail": fail, "fail-bare": fail_without_with}
+MODES = {"spool": spool_forever, "train": train_and_exit, "deliver": deliver, "sigterm": wait_for_sigterm,
+         "chained": chained_sigterm, "fail": fail, "fail-bare": fail_without_with}
 
 if __name__ == "__main__":
     MODES[sys.argv[1]](sys.argv[2])
