@@ -179,3 +179,13 @@ def send(client: redis.Redis, records: list[Record]) -> SendResult:
         out.skipped += size - added
         out.before.setdefault(seq_key, (before_attempt, before_run))
     return out
+
+
+def away_reason(code: str, exc: BaseException) -> str:
+    """Why the broker did not take events, in words that say what is going on."""
+    if code in ("CONNECTION", "TIMEOUT", "NO_BROKER"):
+        return f"broker unavailable ({exc})"
+    if code in ("MOVED", "ASK"):
+        return (f"the broker answered {code} ({exc}): EPOCHSTREAM_REDIS_URL points at one node of a Redis Cluster, "
+                "which holds only some partitions")
+    return f"the broker refuses writes for now ({code}: {exc})"

@@ -176,6 +176,17 @@ def check_count(value: Any, what: str) -> int | None:
     return value
 
 
+MAX_STEP = 2**62  # as in StepV1
+
+
+def check_number(value: Any, what: str, limit: int | None = None) -> int:
+    """A whole number >= 0 (and <= limit) for an event's own number; ValueError otherwise, None included."""
+    number = check_count(value, what)
+    if number is None or (limit is not None and number > limit):
+        raise ValueError(f"{what} must be a whole number >= 0{f' and <= {limit}' if limit else ''}, got {value!r}")
+    return number
+
+
 class EpochDraft:
     """What `log_epoch` queues; `build()` (on the publisher thread) makes the `EpochV2`. It keeps the run
     (for its id, host, pid, series watch and notices) rather than copies: fewer objects on the hot path."""

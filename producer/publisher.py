@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-import weakref
 from collections import Counter, deque
 from collections.abc import Callable
 from typing import Any
@@ -35,10 +34,10 @@ from pydantic import BaseModel
 from epochstream.broker import resolve_url
 from epochstream.settings import Settings
 from producer import lifecycle
-from producer.attempts import attempt_key
-from producer.delivery import client_for, error_code, read_mark, send
+from producer.delivery import away_reason, client_for, error_code, read_mark, send
 from producer.drafts import EpochDraft, built
 from producer.notices import Notices, log
+from producer.routes import Routes
 from producer.spool import Backlog, Record, Spool, adopt_orphans, has_segments
 from schemas.codec import encode
 from schemas.keys import Keys
@@ -93,8 +92,7 @@ class Publisher:
         self._completed_pass = 0
         self._pass_done = threading.Condition()  # notified after every pass: what flush waits on
         self._failed_pass = 0  # the pass in which a delivery attempt last failed
-        self._routes: dict[tuple[str, int | None], tuple[str, str]] = {}
-        self._attempts: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()  # dedupe key -> run
+        self._routes = Routes(self.keys)
         self._unspooled = 0  # own spooled events delivered since
 
     # -- caller side: never blocks, never raises -------------------------------------------------------
@@ -256,29 +254,11 @@ class Publisher:
             run = getattr(draft, "run", None)
             try:
                 event = built(draft)
-                stream, seq_key = self._route(event.run_id, run)  # type: ignore[attr-defined]
+                stream, seq_key = self._routes.of(event.run_id, run)  # type: ignore[attr-defined]
                 records.append(Record(stream, seq_key, event.seq, encode(event)))  # type: ignore[attr-defined]
             except Exception as exc:  # noqa: BLE001
                 self._drop(1, "encode", f"an event could not be encoded and was dropped: {exc!r}", run)
         return records
-
-    def _route(self, run_id: str, run: Any) -> tuple[str, str]:
-        """(stream, dedupe key) of a run's attempt; a bare event without its run is deduplicated by the run's
-        mark, as older producers did."""
-        start = getattr(run, "seq_start", None)
-        route = self._routes.get((run_id, start))
-        if route is None:
-            if len(self._routes) > 10_000:
-                self._routes.clear()
-            run_key = self.keys.run_seq(run_id)
-            seq_key = run_key if start is None else attempt_key(run_key, start)
-            route = self._routes[(run_id, start)] = (self.keys.stream_for_run(run_id), seq_key)
-            if run is not None:
-                self._attempts[seq_key] = run
-        return route
-
-    def _run_of(self, seq_key: str) -> Any:
-        return self._attempts.get(seq_key)
 
     def _send_or_spool(self, records: list[Record], current: int) -> None:
         if not records:
@@ -300,7 +280,7 @@ class Publisher:
             kind, message = "spool_error", (f"cannot write the spool at {self.spool_dir} ({exc}): events the broker "
                                             "did not take are dropped")
         for seq_key, count in Counter(r.seq_key for r in records).items():
-            self._drop(count, kind, message, self._run_of(seq_key))
+            self._drop(count, kind, message, self._routes.run_of(seq_key))
 
     def _deliver(self, records: list[Record], current: int) -> bool:
         """Send `records`; True when the broker took them (or refused some for good: counted as dropped).
@@ -322,7 +302,7 @@ class Publisher:
             return False
         for seq_key, count, reason in result.rejected:
             self._drop(count, "rejected", f"the broker refused events for good, which were dropped: {reason}",
-                       self._run_of(seq_key))
+                       self._routes.run_of(seq_key))
         if self._down:
             self._down = False
             self._backoff = MIN_BACKOFF_S
@@ -332,11 +312,7 @@ class Publisher:
 
     def _notice_reuse(self, before: dict[str, tuple[int, int]]) -> None:
         """An attempt that could not ask at its start whether its run id had events learns it here."""
-        for seq_key, (attempt_mark, run_mark) in before.items():
-            run = self._run_of(seq_key)
-            if run is None or attempt_mark or not run_mark or not getattr(run, "unchecked_reuse", False):
-                continue
-            run.unchecked_reuse = False
+        for run, run_mark in self._routes.newly_reused(before):
             self.notices.warn(f"reused-{run.run_id}",
                               f"run {run.run_id} already had events from another process (up to seq {run_mark}): "
                               "this process's events follow them as a later attempt of the same run. Give each "
@@ -445,12 +421,3 @@ class Publisher:
         self._start_lock = threading.RLock()
         self._reset_state()
 
-
-def away_reason(code: str, exc: BaseException) -> str:
-    """Why the broker did not take events, in words that say what is going on."""
-    if code in ("CONNECTION", "TIMEOUT", "NO_BROKER"):
-        return f"broker unavailable ({exc})"
-    if code in ("MOVED", "ASK"):
-        return (f"the broker answered {code} ({exc}): EPOCHSTREAM_REDIS_URL points at one node of a Redis Cluster, "
-                "which holds only some partitions")
-    return f"the broker refuses writes for now ({code}: {exc})"

@@ -27,12 +27,10 @@ import contextlib
 import dataclasses
 import os
 import platform
-import signal
 import socket
 import sys
 import threading
 import time
-import traceback as tb
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -40,11 +38,12 @@ from typing import Any
 from epochstream.settings import Settings
 from producer import lifecycle
 from producer.attempts import Plan, plan_attempt, seq_floor
-from producer.drafts import Built, EpochDraft, StepDraft, check_count, check_metrics
+from producer.drafts import MAX_STEP, Built, EpochDraft, StepDraft, check_count, check_metrics, check_number
 from producer.drops import DropLedger
 from producer.flags import SeriesWatch
 from producer.jsonsafe import json_safe
 from producer.notices import Notices, log
+from producer.outcome import outcome
 from producer.publisher import Publisher
 from producer.system_sampler import SystemSampler
 from schemas.read_models import TrendFlags
@@ -124,7 +123,7 @@ class Run:
         """
         try:
             if type(epoch) is not int or epoch < 0:
-                epoch = _whole(epoch, "epoch")
+                epoch = check_number(epoch, "epoch")
             clean = check_metrics(metrics, self.drops, "epoch", epoch)
             if samples is not None and (type(samples) is not int or samples < 0):
                 samples = self._field(samples, "samples", f"epoch {epoch}")
@@ -159,7 +158,7 @@ class Run:
         """
         try:
             if type(step) is not int or step < 0 or step > MAX_STEP:
-                step = _whole(step, "step", MAX_STEP)
+                step = check_number(step, "step", MAX_STEP)
             clean = check_metrics(metrics, self.drops, "step", step)
             if epoch is not None and (type(epoch) is not int or epoch < 0):
                 epoch = self._field(epoch, "epoch", f"step {step}")
@@ -258,42 +257,6 @@ class Run:
         else:
             status, error, trace, code = outcome(None, None, None, self._signal)
             self.finish(status, error, trace, code if self._signal is not None else None)
-
-
-def outcome(exc_type, exc, traceback_, signum: int | None = None) -> tuple[RunStatus, str | None, str | None, int]:
-    """(status, error, traceback, exit code) for a run ending with this exception (or none) and signal."""
-    trace = "".join(tb.format_exception(exc_type, exc, traceback_)) if exc is not None else None
-    text = "".join(tb.format_exception_only(exc_type, exc)).rstrip("\n") if exc is not None else None
-    if signum is not None:
-        name = _signal_name(signum)
-        return "interrupted", f"interrupted by {name}" + (f": {text}" if text else ""), trace, 128 + signum
-    if exc is None:
-        return "completed", None, None, 0
-    if isinstance(exc, KeyboardInterrupt):
-        return "interrupted", text, trace, 128 + signal.SIGINT
-    if isinstance(exc, SystemExit) and exc.code in (None, 0):
-        return "completed", None, None, 0
-    if isinstance(exc, SystemExit):
-        return "failed", text, trace, exc.code if isinstance(exc.code, int) else 1
-    return "failed", text, trace, 1
-
-
-MAX_STEP = 2**62  # as in StepV1
-
-
-def _whole(value: Any, what: str, limit: int | None = None) -> int:
-    """A whole number >= 0 (and <= limit) for an event's own number; ValueError otherwise, None included."""
-    number = check_count(value, what)
-    if number is None or (limit is not None and number > limit):
-        raise ValueError(f"{what} must be a whole number >= 0{f' and <= {limit}' if limit else ''}, got {value!r}")
-    return number
-
-
-def _signal_name(signum: int) -> str:
-    try:
-        return signal.Signals(signum).name
-    except ValueError:
-        return f"signal {signum}"
 
 
 # -- starting a run --------------------------------------------------------------------------------------

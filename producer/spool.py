@@ -29,73 +29,21 @@ import fcntl
 import os
 import re
 import socket
-import struct
 import time
 import uuid
-import zlib
 from collections.abc import Iterable
 from pathlib import Path
-from typing import NamedTuple
 
-HEADER = struct.Struct(">II")  # body length, crc32(body)
-MAX_RECORD_BYTES = 64 * 1024 * 1024  # a length beyond this is corruption, not a record
+from producer.framing import HEADER, MAX_RECORD_BYTES, Parsed, Record, frame, parse
+
+__all__ = ["HEADER", "MAX_RECORD_BYTES", "Backlog", "Parsed", "Record", "Spool", "adopt_orphans", "frame",
+           "has_segments", "parse"]
+
 READ_CHUNK = 1024 * 1024
-_SEGMENT = re.compile(r"^(?P<owner>[A-Za-z0-9_.-]+)-(?P<n>\d+)\.seg$")
+SEGMENT = re.compile(r"^(?P<owner>[A-Za-z0-9_.-]+)-(?P<n>\d+)\.seg$")
 
 
-class Record(NamedTuple):
-    """One event on its way to the broker: where it goes, its run's seq, and the encoded event."""
-
-    stream: str
-    seq_key: str
-    seq: int
-    payload: bytes
-
-
-def frame(record: Record) -> bytes:
-    body = f"{record.stream}\t{record.seq_key}\t{record.seq}\n".encode() + record.payload
-    return HEADER.pack(len(body), zlib.crc32(body)) + body
-
-
-class Parsed(NamedTuple):
-    records: list[tuple[Record, int]]  # each record with the offset just past it
-    end: int  # offset just past the last good record
-    torn: bool  # stopped at bytes that are not a whole, valid record
-
-
-def parse(data: bytes, base: int = 0) -> Parsed:
-    """Whole, valid records at the start of `data` (which begins at file offset `base`).
-
-    Stops at the first record whose header, length or checksum is wrong, or which is cut short: what
-    follows is a torn tail. `torn` is False only when `data` ends exactly after a record.
-    """
-    out: list[tuple[Record, int]] = []
-    pos, size = 0, len(data)
-    while pos < size:
-        if size - pos < HEADER.size:
-            return Parsed(out, base + pos, True)
-        length, crc = HEADER.unpack_from(data, pos)
-        start, stop = pos + HEADER.size, pos + HEADER.size + length
-        if length > MAX_RECORD_BYTES or stop > size:
-            return Parsed(out, base + pos, True)
-        body = data[start:stop]
-        record = _decode_body(body) if zlib.crc32(body) == crc else None
-        if record is None:
-            return Parsed(out, base + pos, True)
-        pos = stop
-        out.append((record, base + pos))
-    return Parsed(out, base + pos, False)
-
-
-def _decode_body(body: bytes) -> Record | None:
-    head, sep, payload = body.partition(b"\n")
-    parts = head.decode("utf-8", "replace").split("\t")
-    if not sep or len(parts) != 3 or not parts[2].isdigit():
-        return None
-    return Record(parts[0], parts[1], int(parts[2]), payload)
-
-
-def _read_ack(segment: Path) -> int:
+def read_ack(segment: Path) -> int:
     try:
         return int(_ack_path(segment).read_text() or 0)
     except (OSError, ValueError):
@@ -132,11 +80,11 @@ class Backlog:
         self.directory = directory
         self.owner = owner
         self.lock_fd = lock_fd
-        self.segments: list[Path] = sorted(segments, key=_segment_number)
+        self.segments: list[Path] = sorted(segments, key=segment_number)
         self.writing: Path | None = None  # the segment its live owner appends to: never deleted by reads
         self.skipped_bytes = 0  # torn tails left behind
         self._buffer: list[tuple[Record, int]] = []  # parsed, undelivered records of the front segment
-        self._read_to = _read_ack(self.segments[0]) if self.segments else 0
+        self._read_to = read_ack(self.segments[0]) if self.segments else 0
 
     @property
     def empty(self) -> bool:
@@ -202,7 +150,7 @@ class Backlog:
         _remove(segment)
         _remove(_ack_path(segment))
         self._buffer.clear()
-        self._read_to = _read_ack(self.segments[0]) if self.segments else 0
+        self._read_to = read_ack(self.segments[0]) if self.segments else 0
 
     def forget_inherited(self) -> None:
         """In a forked child: close our copy of the parent's lock descriptor (the parent keeps the lock)."""
@@ -228,8 +176,8 @@ def _size(path: Path | None) -> int:
         return 0
 
 
-def _segment_number(path: Path) -> int:
-    match = _SEGMENT.match(path.name)
+def segment_number(path: Path) -> int:
+    match = SEGMENT.match(path.name)
     return int(match.group("n")) if match else 0
 
 
@@ -252,7 +200,7 @@ def _try_lock(path: Path) -> int | None:
 def has_segments(directory: Path) -> bool:
     """Any segment in `directory` (of any owner, delivered or not yet)."""
     try:
-        return any(_SEGMENT.match(name) for name in os.listdir(directory))
+        return any(SEGMENT.match(name) for name in os.listdir(directory))
     except OSError:
         return False
 
@@ -267,7 +215,7 @@ def adopt_orphans(directory: Path, skip: set[str]) -> list[Backlog]:
     for name in names:
         if name.endswith(".lock"):
             owners.setdefault(name[: -len(".lock")], [])
-        elif (match := _SEGMENT.match(name)) is not None:
+        elif (match := SEGMENT.match(name)) is not None:
             owners.setdefault(match.group("owner"), []).append(directory / name)
     adopted = []
     for owner, segments in sorted(owners.items()):
@@ -299,7 +247,7 @@ class Spool:
         self.max_bytes = max_bytes
         self.segment_bytes = segment_bytes
         self.fsync_s = fsync_s
-        self.owner = f"{_safe(socket.gethostname())}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+        self.owner = f"{safe_name(socket.gethostname())}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
         self.backlog: Backlog | None = None
         self._fd = -1
         self._sizes: dict[Path, int] = {}  # own segments on disk -> bytes written to each
@@ -419,5 +367,5 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def _safe(text: str) -> str:
+def safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.]", "_", text)[:40] or "host"

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from producer.attempts import run_key_of
-from producer.spool import _SEGMENT, _read_ack, _safe, _segment_number, parse
+from producer.spool import SEGMENT, parse, read_ack, safe_name, segment_number
 
 WRITING, ADOPTED, ORPHANED = "writing", "adopted", "orphaned"
 
@@ -71,11 +71,11 @@ def spool_status(directory: Path) -> list[OwnerStatus]:
         return []
     segments: dict[str, list[Path]] = {}
     for name in names:
-        if (match := _SEGMENT.match(name)) is not None:
+        if (match := SEGMENT.match(name)) is not None:
             segments.setdefault(match.group("owner"), []).append(directory / name)
     out = []
     for owner, paths in sorted(segments.items()):
-        status = _owner_status(directory, owner, sorted(paths, key=_segment_number))
+        status = _owner_status(directory, owner, sorted(paths, key=segment_number))
         if status.events or status.torn_bytes:
             out.append(status)
     return out
@@ -90,7 +90,7 @@ def _owner_status(directory: Path, owner: str, paths: list[Path]) -> OwnerStatus
             data = path.read_bytes()
         except OSError:
             continue  # delivered and deleted meanwhile
-        start = min(_read_ack(path), len(data))
+        start = min(read_ack(path), len(data))
         parsed = parse(data[start:], start)
         if parsed.records:
             status.segments.append(path)
@@ -127,7 +127,7 @@ def _state(lock: Path, host: str, pid: int | None) -> str:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         return ORPHANED
     except OSError:
-        return WRITING if host == _safe(socket.gethostname()) and pid is not None and _alive(pid) else ADOPTED
+        return WRITING if host == safe_name(socket.gethostname()) and pid is not None and _alive(pid) else ADOPTED
     finally:
         with contextlib.suppress(OSError):
             os.close(fd)

@@ -39,3 +39,15 @@ def test_one_bad_name_one_none_and_one_string_are_the_three_drops_shown(settings
 
     table = epochstream(settings, "runs", "--project", "drops", "--api", api)
     assert table.returncode == 0 and "2 dropped" in table.stdout
+
+
+def test_the_words_for_drops():
+    from epochstream.cli.drops import drops_lines, with_drops
+
+    assert drops_lines({}) == [] and drops_lines({"drops": {"counts": {}, "examples": []}}) == []
+    assert drops_lines({"drops": {"counts": {"missing": 1}, "examples": ["'a' was None"]}, "dropped": 1}) == [
+        "1 value dropped (missing 1)", "'a' was None"]
+    assert drops_lines({"drops": {"counts": {"renamed": 4}}})[0] == "0 values dropped, 4 renamed (renamed 4)"
+    assert with_drops("-", {"dropped": 3}) == "3 dropped"
+    assert with_drops("plateau", {"dropped": 3}) == "plateau, 3 dropped"
+    assert with_drops("plateau", {"dropped": 0}) == with_drops("plateau", {}) == "plateau"
