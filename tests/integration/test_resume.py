@@ -65,3 +65,23 @@ def test_a_run_killed_at_epoch_30_resumes_from_its_epoch_25_checkpoint(settings,
     assert [r["epoch"] for r in log if r["type"] == "epoch"] == list(range(31)) + list(range(26, 50))
     resumed_at = [r["seq"] for r in log if r["type"] == "run_started"][1]
     assert all(r["seq"] < resumed_at for r in log[:32]) and all(r["seq"] > resumed_at for r in log[33:])
+
+
+def test_the_readmes_resume_example_continues_an_existing_run(settings, redis_client):
+    from producer import Publisher, start_run
+    from tests.people.test_docs import example
+    from tests.producer.conftest import run_events
+
+    publisher = Publisher(settings)
+    with start_run(project="preemptible", run_id="job-1234", publisher=publisher) as first:
+        for epoch in range(31):
+            first.log_epoch(epoch, {"train/loss": 1.0})
+    assert publisher.flush(10)
+    publisher.close()
+    done = subprocess.run([sys.executable, "-c", example("resume")], cwd=ROOT, env=settings_env(settings),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    events = run_events(redis_client, settings, "job-1234")
+    assert [e.resume for e in events if e.type == "run_started"] == [False, True]
+    assert [e.epoch for e in events if e.type == "epoch"] == list(range(31)) + list(range(26, 50))
+    assert len({e.event_id for e in events}) == len(events) == 1 + 31 + 1 + 1 + 24 + 1
