@@ -35,6 +35,7 @@ def spool_directory(settings: Settings) -> Path:
 class PushResult:
     delivered: int  # events the broker added
     already_there: int  # events it had from an earlier try
+    dropped: int = 0  # events the broker refused for good (WRONGTYPE), each reason logged
     left: list[OwnerStatus] = field(default_factory=list)  # what still waits, and why
     error: str | None = None  # the broker's last error, when one stopped the push
 
@@ -55,7 +56,7 @@ def push(settings: Settings, timeout: float = 10.0,
     finally:
         publisher.close(0.0)
     left = spool_status(spool_directory(settings))
-    return PushResult(publisher.published, publisher.skipped, left,
+    return PushResult(publisher.published, publisher.skipped, publisher.dropped, left,
                       publisher.last_error if any(o.state == ORPHANED for o in left) else None)
 
 

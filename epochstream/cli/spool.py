@@ -95,6 +95,9 @@ def push(timeout: float = typer.Option(10.0, min=0, help="Retry for at most this
         result = push_now(settings, timeout)
     again = f", {result.already_there} were already there" if result.already_there else ""
     typer.echo(f"delivered {result.delivered} event(s){again}")
+    if result.dropped:
+        typer.echo(f"dropped {result.dropped} event(s) the broker refused for good (WRONGTYPE: a key of ours holds "
+                   "another type)")
     waiting = [o for o in result.left if o.state != "orphaned"]
     for o in waiting:
         typer.echo(f"left alone: {o.events} event(s) of {o.owner}: {o.why}")
