@@ -3,13 +3,15 @@ spooled, with no other producer started (real processes; the stack's own embedde
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import httpx
 import pyarrow.dataset as ds
 import pytest
+import redis
 
-from epochstream.broker import free_port
+from epochstream.broker import announced_url, free_port
 from producer.spool_status import ORPHANED, spool_status
 from tests.conftest import settings_env
 from tests.people.test_up import Up, wait_for
@@ -17,6 +19,14 @@ from tests.producer.child import TRAIN_EPOCHS
 from tests.producer.test_processes import child, wait_for_line
 
 pytestmark = pytest.mark.slow
+
+
+def stop_left_broker(settings) -> None:
+    """A killed `up` leaves its broker for the next `up` to stop; a test has no next `up`."""
+    url = announced_url(settings.model_copy(update={"redis_url": None}))
+    if url is not None:
+        with contextlib.suppress(redis.RedisError):
+            redis.Redis.from_url(url, socket_timeout=5).shutdown(nosave=True)
 
 
 def test_up_delivers_a_finished_trainings_spool_once_in_order(settings, tmp_path):
@@ -51,6 +61,7 @@ def test_up_delivers_a_finished_trainings_spool_once_in_order(settings, tmp_path
         assert up.interrupt() == 0
     finally:
         up.kill()
+        stop_left_broker(settings)
     logged = []
     for kind in ("run_started", "epoch", "run_finished"):
         table = ds.dataset(settings.data_dir / "log" / kind, format="parquet").to_table(

@@ -72,14 +72,21 @@ def cluster_ok(node: Server) -> bool:
 
 def make_cluster(directory: Path, owners: dict[int, int], nodes: int = 3) -> list[Server]:
     """`nodes` nodes in one cluster: node 0 serves every slot except those in `owners` (slot -> node)."""
-    servers = [cluster_node(directory / f"node{i}") for i in range(nodes)]
-    for i, server in enumerate(servers):
-        mine = [s for s in range(SLOTS) if owners.get(s, 0) == i]
-        if mine:
-            server.client().execute_command("CLUSTER", "ADDSLOTS", *mine)
-    for server in servers[1:]:
-        servers[0].client().execute_command("CLUSTER", "MEET", "127.0.0.1", server.port, server.bus_port)
-    wait_until(lambda: all(cluster_ok(s) for s in servers), what="the cluster to be ok")
+    servers: list[Server] = []
+    try:
+        for i in range(nodes):
+            servers.append(cluster_node(directory / f"node{i}"))
+        for i, server in enumerate(servers):
+            mine = [s for s in range(SLOTS) if owners.get(s, 0) == i]
+            if mine:
+                server.client().execute_command("CLUSTER", "ADDSLOTS", *mine)
+        for server in servers[1:]:
+            servers[0].client().execute_command("CLUSTER", "MEET", "127.0.0.1", server.port, server.bus_port)
+        wait_until(lambda: all(cluster_ok(s) for s in servers), what="the cluster to be ok")
+    except BaseException:
+        for server in servers:  # never leave a server behind
+            server.stop()
+        raise
     return servers
 
 
