@@ -12,16 +12,24 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 SummaryStatus = Literal["running", "completed", "failed", "interrupted", "stale"]
-Recommendation = Literal["continue", "stop_early", "use_checkpoint", "investigate"]
+Recommendation = Literal["continue", "stop_soon", "stop_early", "use_checkpoint", "investigate", "no_data"]
 
 
 class TrendFlags(BaseModel):
+    """The trend verdict on a run (README, "Trend flags"). Every float is finite or None: a non-finite
+    monitored value shows as `last_value` None with `non_finite_epoch` set, so any JSON encoder will do."""
+
     model_config = ConfigDict(ser_json_inf_nan="strings")
 
-    epochs_since_improvement: int | None = None
-    is_plateaued: bool = False
-    is_overfitting: bool = False
-    is_diverging: bool = False
+    epochs_since_improvement: int | None = Field(
+        default=None, description="Keras's/Lightning's `wait`: epochs reporting the monitored metric since it "
+                                  "last beat its best by more than min_delta.")
+    is_plateaued: bool = Field(default=False, description="The monitored metric's trend over the window is flat "
+                                                          "within its noise.")
+    is_overfitting: bool = Field(default=False, description="Validation level worse than its best beyond its noise "
+                                                            "while the training curve kept improving.")
+    is_diverging: bool = Field(default=False, description="A loss or the monitored metric is not finite, or the "
+                                                          "training loss is past 2x its best.")
     suspect_metrics: dict[str, str] = Field(
         default_factory=dict, description="Metric -> why it is suspect (all_zero, constant, all_nan)."
     )
@@ -30,6 +38,23 @@ class TrendFlags(BaseModel):
     recommendation: Recommendation = "continue"
     recommendation_epoch: int | None = Field(default=None, description="The checkpoint to use, if any.")
     reason: str = Field(default="", description="The evidence behind the recommendation, in words.")
+    evidence: list[str] = Field(default_factory=list, description="The facts behind the verdict, one per line.")
+    monitor: str | None = Field(default=None, description="The metric judged.")
+    mode: Literal["min", "max"] | None = None
+    patience: int | None = None
+    min_delta: float | None = None
+    best_epoch: int | None = None
+    best_value: float | None = None
+    last_epoch: int | None = Field(default=None, description="The monitored metric's latest epoch.")
+    last_value: float | None = Field(default=None, description="Its value there; None when not finite.")
+    change_since_best: float | None = Field(default=None, description="last_value - best_value.")
+    epochs_since_best: int | None = Field(default=None, description="last_epoch - best_epoch.")
+    stop_epoch: int | None = Field(default=None, description="The first epoch early stopping would stop at.")
+    stop_in: int | None = Field(default=None, description="Epochs without improvement left before it stops.")
+    trend: float | None = Field(default=None, description="The monitored metric's slope per epoch over the window.")
+    noise: float | None = Field(default=None, description="Its epoch-to-epoch noise (a standard deviation) there.")
+    trend_epochs: list[int] | None = Field(default=None, description="[first, last] epoch of that window.")
+    non_finite_epoch: int | None = Field(default=None, description="Since when the diverged metric is not finite.")
 
 
 class AttemptSummary(BaseModel):

@@ -1,11 +1,16 @@
 """The trend judgement folded epoch by epoch: what the read model keeps per run instead of rescanning.
 
 `fold(state, rows, config)` takes rows in increasing epoch order, all after `state.last_epoch`, and returns
-the new state; `verdict(state, config, status, error)` turns a state into `TrendFlags`. Folding a whole
-history at once and folding it in any number of in-order pieces give the same state, so
+the new state; `verdict(state, config, status, error, silent_since=)` turns a state into `TrendFlags`.
+Folding a whole history at once and folding it in any number of in-order pieces give the same state, so
 `schemas.trends.recommendation(history)` (fold everything, then judge) is exactly what the read model
 stores. A row that is not after `last_epoch` (a rewind, a late redelivery) or a new `config.key()` needs
 a fold from scratch over the run's history: the caller's job (`needs_refold`).
+
+What the state keeps is bounded by the number of metrics plus a fixed window, never by history length:
+per metric a dozen counters; for the monitored metric and both losses their last `window` finite values;
+for the (train, validation) pairs the last `window` epochs with both, and the best smoothed validation
+level seen. Every noise-aware statistic of the verdict is computed from those (README, "Trend flags").
 
 The state is JSON-safe by construction (a non-finite value is kept as the text "nan", "inf" or "-inf"),
 so it is stored with orjson and read back without a custom decoder.
@@ -15,24 +20,39 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 from schemas.read_models import TrendFlags
 from schemas.trend_rules import (
+    AFTER_BEST,
+    BEST_SMOOTH,
+    BLOWUP_EPOCHS,
     CONSTANT_OK,
     DEFAULT_METRIC,
     DIVERGENCE_FACTOR,
     FALLBACK_METRIC,
+    LR_METRIC,
+    LR_STEP,
+    MIN_WINDOW,
+    NOISE_Z,
+    REL_TOL,
+    SMOOTH,
     Best,
     EpochRow,
     Mode,
     TrendConfig,
     better,
+    train_counterpart,
 )
+from schemas.trend_stats import Line, curvature_noise, difference_noise, fit, median
+from schemas.trend_words import Judgement, Overfit, decide
 
 STATE_VERSION = 2  # bump when the state's shape or a definition changes: stored states are then refolded
 
 _TEXT = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+# stats[metric] positions
+N, N_NAN, N_ZERO, LO, LO_E, HI, HI_E, ALL_LO, ALL_HI, LAST, LAST_E, BAD_E, BAD_SINCE = range(13)
 
 
 def _safe(value: float) -> float | str:
@@ -46,18 +66,23 @@ def _real(value: float | str | None) -> float | None:
 
 
 class TrendState:
-    """Per run: per-metric statistics, the early-stopping reference of the candidate metrics, and the last
-    `window` + 1 epochs that had both losses. Treat as opaque outside this module (`to_dict`/`from_dict`)."""
+    """Per run: per-metric statistics, the early-stopping counters of the candidate metrics, recent windows.
+    Treat as opaque outside this module (`to_dict`/`from_dict`)."""
 
     __slots__ = ("data",)
 
     def __init__(self, data: dict[str, Any] | None = None):
         self.data = data if data is not None else {
             "v": STATE_VERSION, "config": None, "last_epoch": None, "epochs": 0,
-            "stats": {},  # metric -> see _fold_stat
-            "refs": {},  # metric -> [reference value, epochs since improvement]  (early stopping)
-            "both": [],  # last window+1 [epoch, train/loss, val/loss] with both finite
-            "val_min_both": None,  # lowest val/loss among rows that had both losses
+            "stats": {},  # metric -> [n, n_nan, n_zero, lo, lo_e, hi, hi_e, all_lo, all_hi, last, last_e,
+            #                          first non-finite epoch, epoch since which it is non-finite]
+            "refs": {},  # metric -> [best so far, epochs since improvement, first epoch early stopping stops]
+            # Since the last learning-rate step (a new regime: what came before says little about now):
+            "win": {},  # metric -> [e0, v0, e1, v1, ...]: its last `window` finite values
+            "lvl": {},  # candidate -> [best level (median of BEST_SMOOTH), epoch]
+            "pairs": {},  # validation metric -> [train metric, [e, t, v, ...] last `window` with both finite,
+            #                                     best validation level, its epoch, the training level then]
+            "lr": None,  # [last learning rate, epoch of its last step change]
             "last": None,  # the last epoch's metrics (JSON-safe)
         }
 
@@ -71,6 +96,16 @@ class TrendState:
         if not data or data.get("v") != STATE_VERSION:
             return None
         return cls(dict(data))
+
+    def copy(self) -> TrendState:
+        """A copy that folding can change without touching this one (the mutable parts, copied)."""
+        data = self.data
+        return TrendState({**data, "stats": {k: list(v) for k, v in data["stats"].items()},
+                           "refs": {k: list(v) for k, v in data["refs"].items()},
+                           "win": {k: list(v) for k, v in data["win"].items()},
+                           "lvl": {k: list(v) for k, v in data["lvl"].items()},
+                           "pairs": {k: [v[0], list(v[1]), *v[2:]] for k, v in data["pairs"].items()},
+                           "lr": list(data["lr"]) if data["lr"] else None})
 
     # -- reading ---------------------------------------------------------------------------------------
     @property
@@ -95,27 +130,47 @@ class TrendState:
         stat = self.data["stats"].get(metric)
         if stat is None:
             return None
-        value, epoch = (stat[3], stat[4]) if mode == "min" else (stat[5], stat[6])
+        value, epoch = (stat[LO], stat[LO_E]) if mode == "min" else (stat[HI], stat[HI_E])
         return None if value is None else Best(epoch, value, metric, mode)
 
     def since_improvement(self, metric: str) -> int | None:
+        """Keras's `wait`: epochs reporting `metric` since it last improved on its best by more than
+        min_delta (all of them, while it never had a finite value). None when it was never reported."""
         ref = self.data["refs"].get(metric)
-        return None if ref is None or ref[1] is None else ref[1]
+        return None if ref is None else ref[1]
+
+    def stop_epoch(self, metric: str) -> int | None:
+        """The first epoch at which early stopping on `metric` would have stopped the run."""
+        ref = self.data["refs"].get(metric)
+        return None if ref is None else ref[2]
 
     def last_value(self, metric: str) -> tuple[int, float] | None:
         stat = self.data["stats"].get(metric)
-        return None if stat is None else (stat[10], _real(stat[9]))
+        return None if stat is None else (stat[LAST_E], _real(stat[LAST]))
 
     def last_metrics(self) -> dict[str, float]:
         last = self.data["last"] or {}
         return {k: _real(v) for k, v in last.items()}
 
+    def window(self, metric: str) -> tuple[list[int], list[float]]:
+        """The last `window` finite (epoch, value) of a tracked metric (the monitored one and both losses)
+        since the last learning-rate step."""
+        flat = self.data["win"].get(metric) or []
+        return flat[0::2], flat[1::2]
 
-def _candidates(config: TrendConfig) -> dict[str, Mode]:
-    """Metrics whose early-stopping reference is kept: the configured one, or both defaults."""
+
+def _tracked(config: TrendConfig) -> tuple[dict[str, Mode], list[str], dict[str, tuple[str, Mode]]]:
+    """(early-stopping candidates, metrics with a window, validation metric -> (training metric, mode))."""
     if config.monitor is not None:
-        return {config.monitor: config.mode_of(config.monitor)}
-    return {DEFAULT_METRIC: "min", FALLBACK_METRIC: "min"}
+        candidates = {config.monitor: config.mode_of(config.monitor)}
+    else:
+        candidates = {DEFAULT_METRIC: "min", FALLBACK_METRIC: "min"}
+    windows = list(dict.fromkeys([*candidates, FALLBACK_METRIC, DEFAULT_METRIC]))
+    pairs = {DEFAULT_METRIC: (FALLBACK_METRIC, "min")}
+    train = train_counterpart(config.monitor) if config.monitor else None
+    if train is not None and config.monitor not in pairs:
+        pairs[config.monitor] = (train, config.mode_of(config.monitor))
+    return candidates, windows, pairs
 
 
 def needs_refold(state: TrendState | None, first_epoch: int, config: TrendConfig) -> bool:
@@ -127,159 +182,247 @@ def needs_refold(state: TrendState | None, first_epoch: int, config: TrendConfig
 
 
 def _fold_stat(stats: dict[str, list], name: str, value: float, epoch: int) -> None:
-    """One value into the metric's statistics (the hot loop of the read model: kept branch-light).
-
-    stat = [n, n_nan, n_zero, lo, lo_epoch, hi, hi_epoch, first (JSON-safe), all_same, last (JSON-safe),
-    last_epoch]; lo/hi over finite values only; all_same: every value so far equals the first (no NaN)."""
     stat = stats.get(name)
-    finite = value - value == 0.0  # False for NaN and for +-inf
-    shown = value if finite else _safe(value)
     if stat is None:
-        nan = value != value
-        stats[name] = [1, int(nan), int(value == 0), value if finite else None, epoch if finite else None,
-                       value if finite else None, epoch if finite else None, shown, not nan, shown, epoch]
-        return
-    stat[0] += 1
-    if value != value:
-        stat[1] += 1
-        stat[8] = False
+        stat = stats[name] = [0, 0, 0, None, None, None, None, None, None, None, None, None, None]
+    stat[N] += 1
+    if math.isnan(value):
+        stat[N_NAN] += 1
     else:
         if value == 0:
-            stat[2] += 1
-        if stat[8] and shown != stat[7]:
-            stat[8] = False
-        if finite:
-            lo = stat[3]
-            if lo is None or value < lo:
-                stat[3], stat[4] = value, epoch
-            hi = stat[5]
-            if hi is None or value > hi:
-                stat[5], stat[6] = value, epoch
-    stat[9], stat[10] = shown, epoch
+            stat[N_ZERO] += 1
+        if stat[ALL_LO] is None or value < _real(stat[ALL_LO]):
+            stat[ALL_LO] = _safe(value)
+        if stat[ALL_HI] is None or value > _real(stat[ALL_HI]):
+            stat[ALL_HI] = _safe(value)
+    if math.isfinite(value):
+        if stat[LO] is None or value < stat[LO]:
+            stat[LO], stat[LO_E] = value, epoch
+        if stat[HI] is None or value > stat[HI]:
+            stat[HI], stat[HI_E] = value, epoch
+        stat[BAD_SINCE] = None
+    else:
+        if stat[BAD_E] is None:
+            stat[BAD_E] = epoch
+        if stat[BAD_SINCE] is None:
+            stat[BAD_SINCE] = epoch
+    stat[LAST], stat[LAST_E] = _safe(value), epoch
 
 
-def _fold_ref(refs: dict[str, list], name: str, value: float, mode: Mode, min_delta: float) -> None:
-    ref = refs.setdefault(name, [None, None])
-    if math.isfinite(value) and (ref[0] is None or better(value, ref[0], mode, min_delta)):
+def _fold_ref(ref: list, value: float, epoch: int, mode: Mode, min_delta: float, patience: int) -> None:
+    # Keras: wait += 1, back to 0 on an improvement; a non-finite value is never one. Lightning's
+    # check_finite stops at once on a non-finite value.
+    finite = math.isfinite(value)
+    if finite and (ref[0] is None or better(value, ref[0], mode, min_delta)):
         ref[0], ref[1] = value, 0
-    elif ref[1] is not None:
+    else:
         ref[1] += 1
+    if ref[2] is None and (not finite or ref[1] >= patience):
+        ref[2] = epoch
+
+
+def _fold_level(level: list, values: list[float], epoch: int, mode: Mode) -> None:
+    if len(values) >= BEST_SMOOTH:
+        now = median(values[-BEST_SMOOTH:])
+        if level[0] is None or better(now, level[0], mode):
+            level[0], level[1] = now, epoch
+
+
+def _fold_pair(pair: list, epoch: int, train: float, val: float, mode: Mode, keep: int) -> None:
+    flat = pair[1]
+    flat += (epoch, train, val)
+    del flat[:-3 * keep]
+    if len(flat) >= 3 * BEST_SMOOTH:
+        now = median(flat[-1::-3][:BEST_SMOOTH])
+        if pair[2] is None or better(now, pair[2], mode):
+            pair[2], pair[3], pair[4] = now, epoch, median(flat[-2::-3][:BEST_SMOOTH])
+
+
+def _new_regime(data: dict[str, Any], metrics: Mapping[str, float], epoch: int) -> None:
+    """A learning rate that moved by LR_STEP or more since the last epoch starts a new regime: the windows
+    and smoothed bests start again (the counters and the raw bests do not)."""
+    lr = metrics.get(LR_METRIC)
+    if lr is None or not math.isfinite(lr) or lr <= 0:
+        return
+    prev = data["lr"]
+    if prev is None:
+        data["lr"] = [lr, None]
+        return
+    if max(lr / prev[0], prev[0] / lr) >= LR_STEP:
+        prev[1] = epoch
+        data["win"], data["lvl"], data["pairs"] = {}, {}, {}
+    prev[0] = lr
 
 
 def fold(state: TrendState | None, rows: Iterable[EpochRow], config: TrendConfig) -> TrendState:
-    """Fold `rows` (increasing epochs, all after `state.last_epoch`) into `state`, in place (it is the
-    caller's: the read model loads a fresh one per batch), and return it; a new state when None."""
-    out = TrendState() if state is None else state
+    """Fold `rows` (increasing epochs, all after `state.last_epoch`) onto a copy of `state`."""
+    out = TrendState() if state is None else state.copy()
     data = out.data
     data["config"] = list(config.key())
-    stats, refs, both = data["stats"], data["refs"], data["both"]
-    candidates = _candidates(config)
-    min_delta = config.min_delta_or_default
-    keep = config.window + 1
-    row = None
+    stats, refs = data["stats"], data["refs"]
+    candidates, windows, pair_names = _tracked(config)
+    min_delta, patience = config.min_delta_or_default, config.patience_or_default
+    keep = 2 * max(config.window, MIN_WINDOW)  # the noise is judged over twice the trend's window
     for row in rows:
         epoch, metrics = row.epoch, row.metrics
         for name, value in metrics.items():
             _fold_stat(stats, name, value, epoch)
         for name, mode in candidates.items():
             if name in metrics:
-                _fold_ref(refs, name, metrics[name], mode, min_delta)
-        train, val = metrics.get(FALLBACK_METRIC), metrics.get(DEFAULT_METRIC)
-        if train is not None and val is not None and math.isfinite(train) and math.isfinite(val):
-            both.append([epoch, train, val])
-            del both[:-keep]
-            if data["val_min_both"] is None or val < data["val_min_both"]:
-                data["val_min_both"] = val
+                _fold_ref(refs.setdefault(name, [None, 0, None]), metrics[name], epoch, mode, min_delta, patience)
+        _new_regime(data, metrics, epoch)
+        wins = data["win"]
+        for name in windows:
+            value = metrics.get(name)
+            if value is not None and math.isfinite(value):
+                flat = wins.setdefault(name, [])
+                flat += (epoch, value)
+                del flat[:-2 * keep]
+                if name in candidates:
+                    _fold_level(data["lvl"].setdefault(name, [None, None]), flat[1::2], epoch, candidates[name])
+        for val_name, (train_name, mode) in pair_names.items():
+            train, val = metrics.get(train_name), metrics.get(val_name)
+            if train is not None and val is not None and math.isfinite(train) and math.isfinite(val):
+                _fold_pair(data["pairs"].setdefault(val_name, [train_name, [], None, None, None]), epoch, train,
+                           val, mode, keep)
         data["last_epoch"] = epoch
         data["epochs"] += 1
-    if row is not None:
-        data["last"] = {k: _safe(v) for k, v in row.metrics.items()}
+        data["last"] = {k: _safe(v) for k, v in metrics.items()}
     return out
 
 
 # -- judging a state -------------------------------------------------------------------------------------
-def overfitting_evidence(state: TrendState, window: int) -> str | None:
-    both = state.data["both"]
-    if len(both) < window + 1:
-        return None
-    (e0, t0, v0), (e1, t1, v1) = both[-window - 1], both[-1]
-    if v1 > v0 and t1 < t0 and v1 > state.data["val_min_both"]:
-        return (f"val/loss rose {v0:.4g} -> {v1:.4g} (+{v1 - v0:.3g}) while train/loss fell "
-                f"{t0:.4g} -> {t1:.4g} ({t1 - t0:.3g}) over epochs {e0}-{e1}")
-    return None
-
-
-def divergence_evidence(state: TrendState, metric: str, factor: float = DIVERGENCE_FACTOR) -> str | None:
-    for name in dict.fromkeys([metric, FALLBACK_METRIC]):
-        last = state.last_value(name)
-        if last is None:
-            continue
-        epoch, value = last
-        if not math.isfinite(value):
-            return f"{name} is {value} at epoch {epoch}"
-        best = state.best(name, "min")
-        if best is not None and best.value > 0 and value > factor * best.value:
-            return (f"{name} is {value:.4g} at epoch {epoch}, more than {factor:g}x its best "
-                    f"{best.value:.4g} (epoch {best.epoch})")
-    return None
-
-
 def suspect_metrics(state: TrendState) -> dict[str, str]:
-    found: dict[str, str] = {}
-    for name, (n, n_nan, n_zero, *_, all_same, _last, _last_epoch) in state.data["stats"].items():
+    out: dict[str, str] = {}
+    for name in sorted(state.data["stats"]):
+        stat = state.data["stats"][name]
+        n, n_nan = stat[N], stat[N_NAN]
         if n_nan == n:
-            found[name] = "all_nan"
-        elif n >= 2 and n_zero == n:
-            found[name] = "all_zero"
-        elif n >= 3 and all_same and name not in CONSTANT_OK:
-            found[name] = "constant"
-    return {name: found[name] for name in sorted(found)} if len(found) > 1 else found
+            out[name] = "all_nan"
+        elif n >= 2 and stat[N_ZERO] == n:
+            out[name] = "all_zero"
+        elif n >= 3 and name not in CONSTANT_OK and n_nan == 0 and stat[ALL_LO] == stat[ALL_HI]:
+            out[name] = "constant"
+    return out
 
 
-def verdict(state: TrendState, config: TrendConfig, status: str | None = None,
-            error: str | None = None) -> TrendFlags:
-    """All flags plus what to do: investigate > use_checkpoint (overfitting) > stop_early (plateau) > continue.
+def _worse_by(value: float, than: float, mode: Mode) -> float:
+    return value - than if mode == "min" else than - value
 
-    A failed run is always `investigate`: the curves may look healthy, but a crashed run cannot continue.
-    `reason` names the epochs and deltas behind the verdict.
+
+def overfitting(state: TrendState, config: TrendConfig, metric: str) -> Overfit | None:
+    """The validation curve's level since its best level (the median of up to SMOOTH values, at least
+    AFTER_BEST of them) is worse than that best by more than its noise allows, while its training
+    counterpart improved on its level then: the losses when the run logs both, else the monitored `val/X`.
+
+    The noise is the larger of `curvature_noise` over the window (the turn of the curve itself must not
+    pass for noise) and `difference_noise` of the values since the best (the longer the run rests there,
+    the better that estimate)."""
+    pairs = state.data["pairs"]
+    name = DEFAULT_METRIC if DEFAULT_METRIC in pairs else (metric if metric in pairs else None)
+    if name is None:
+        return None
+    train_name, flat, best, best_epoch, train_then = pairs[name]
+    if best is None:
+        return None
+    mode = "min" if name == DEFAULT_METRIC else config.mode_of(name)
+    after = [i for i in range(0, len(flat), 3) if flat[i] > best_epoch]
+    if len(after) < AFTER_BEST:
+        return None
+    since = [flat[i + 2] for i in after]
+    level, train_now = median(since[-SMOOTH:]), median([flat[i + 1] for i in after[-SMOOTH:]])
+    sigma = max(curvature_noise(flat[2::3]), difference_noise(since))
+    min_delta = config.min_delta_or_default
+    tolerance = max(NOISE_Z * sigma, min_delta, REL_TOL * abs(best))
+    gain = -_worse_by(train_now, train_then, mode)
+    if _worse_by(level, best, mode) > tolerance and gain > max(min_delta, REL_TOL * abs(train_then)):
+        return Overfit(val=name, train=train_name, mode=mode, best_level=best, best_epoch=best_epoch,
+                       level=level, level_epochs=min(len(since), SMOOTH), epoch=flat[-3], noise=sigma,
+                       tolerance=tolerance, train_then=train_then, train_now=train_now)
+    return None
+
+
+def divergence(state: TrendState, metric: str, mode: Mode,
+               factor: float = DIVERGENCE_FACTOR) -> tuple[str, int | None] | None:
+    """(why, first non-finite epoch of the current streak) when the run is diverging, else None."""
+    stats = state.data["stats"]
+    for name in dict.fromkeys([metric, FALLBACK_METRIC, DEFAULT_METRIC]):
+        stat = stats.get(name)
+        if stat is None or stat[BAD_SINCE] is None:
+            continue
+        epochs, values = state.window(name)
+        before = f"; last finite {values[-1]:.4g} at epoch {epochs[-1]}" if values else ""
+        return f"{name} is {stat[LAST]} from epoch {stat[BAD_SINCE]}{before}", stat[BAD_SINCE]
+    grows = FALLBACK_METRIC if FALLBACK_METRIC in stats else (metric if mode == "min" else None)
+    if grows is None:
+        return None
+    epochs, values = state.window(grows)
+    best = state.best(grows, "min")
+    if len(values) < BLOWUP_EPOCHS or best is None or best.value <= 0 or epochs[-1] != stats[grows][LAST_E]:
+        return None
+    level = median(values[-BLOWUP_EPOCHS:])
+    if level > factor * best.value:
+        return (f"{grows} is {level:.4g} (median of the last {BLOWUP_EPOCHS} epochs), {level / best.value:.3g}x "
+                f"its best {best.value:.4g} at epoch {best.epoch}"), None
+    return None
+
+
+def plateau(state: TrendState, config: TrendConfig, metric: str,
+            mode: Mode) -> tuple[Line | None, bool, bool, bool]:
+    """(the monitored metric's trend line over its window, whether that line is flat, whether it is a
+    plateau, whether the window is all there is since the last learning-rate step).
+
+    Flat: the line's change is within its noise (or immaterial). A plateau is flat and not worse than the
+    metric's best level beyond its noise: a curve that got worse and stays there has degraded, it is not
+    resting at its best.
     """
-    return TrendFlags(**verdict_fields(state, config, status, error))
+    epochs, values = state.window(metric)
+    last = state.last_value(metric)
+    if len(values) < MIN_WINDOW or last is None or epochs[-1] != last[0]:
+        return None, False, False, False
+    span = max(config.window, MIN_WINDOW)
+    line = fit(epochs, values, span)
+    if line is None:
+        return None, False, False, False
+    since_step = state.data["lr"] is not None and state.data["lr"][1] is not None and len(values) <= span
+    min_delta = config.min_delta_or_default
+    if line.significant(NOISE_Z, max(min_delta, REL_TOL * abs(line.level))):
+        return line, False, False, since_step
+    best = (state.data["lvl"].get(metric) or [None])[0]
+    now = median(values[-SMOOTH:])  # raw best vs recent level: selection bias is what NOISE_Z is sized for
+    degraded = best is not None and _worse_by(now, best, mode) > max(NOISE_Z * line.noise, min_delta,
+                                                                      REL_TOL * abs(best))
+    return line, True, not degraded, since_step
 
 
-def verdict_fields(state: TrendState, config: TrendConfig, status: str | None = None,
-                   error: str | None = None) -> dict[str, Any]:
-    """`verdict` as the plain dict the read model stores (building the model would double its cost)."""
+def judge(state: TrendState, config: TrendConfig) -> Judgement:
+    """Every number the verdict rests on (pure, cheap: a few passes over windows of `config.window`)."""
     metric = state.monitored(config)
     mode = config.mode_of(metric)
-    patience, min_delta = config.patience_or_default, config.min_delta_or_default
-    best = state.best(metric, mode)
-    since = state.since_improvement(metric)
-    plateau = since is not None and since >= patience
-    overfit = overfitting_evidence(state, config.window)
-    diverging = divergence_evidence(state, metric)
-    suspects = suspect_metrics(state)
     last = state.last_value(metric)
-    flags = dict(epochs_since_improvement=since, is_plateaued=plateau, is_overfitting=overfit is not None,
-                 is_diverging=diverging is not None, suspect_metrics=suspects,
-                 should_stop=plateau or (last is not None and not math.isfinite(last[1])))
-    make = dict
-    best_txt = f"best {metric} {best.value:.4g} at epoch {best.epoch}" if best else f"no finite {metric} yet"
-    if status == "failed":
-        first_line = (error or "no error text").strip().splitlines()[0] if (error or "").strip() else "no error text"
-        return make(**flags, recommendation="investigate", recommendation_epoch=best.epoch if best else None,
-                    reason=f"the run failed: {first_line}; {best_txt}")
-    if not state.epochs:
-        return make(**flags, recommendation="continue", recommendation_epoch=None, reason="no epochs yet")
-    if diverging or metric in suspects or FALLBACK_METRIC in suspects:
-        why = diverging or "; ".join(f"{k} is {v}" for k, v in suspects.items())
-        return make(**flags, recommendation="investigate", reason=f"{why}; {best_txt}",
-                    recommendation_epoch=best.epoch if best else None)
-    if overfit and best is not None:
-        return make(**flags, recommendation="use_checkpoint", recommendation_epoch=best.epoch,
-                    reason=f"{overfit}; {best_txt}")
-    if plateau and best is not None:
-        return make(**flags, recommendation="stop_early", recommendation_epoch=best.epoch,
-                    reason=f"no {metric} improvement over {min_delta:g} for {since} epochs; {best_txt}")
-    extra = f"; suspect: {', '.join(f'{k} {v}' for k, v in suspects.items())}" if suspects else ""
-    return make(**flags, recommendation="continue", recommendation_epoch=None,
-                reason=f"{best_txt}, {since or 0} epochs since improvement{extra}")
+    since = state.since_improvement(metric)
+    patience = config.patience_or_default
+    line, flat, resting, since_step = plateau(state, config, metric, mode)
+    diverging = divergence(state, metric, mode)
+    return Judgement(
+        metric=metric, mode=mode, patience=patience, min_delta=config.min_delta_or_default, epochs=state.epochs,
+        last_epoch=state.last_epoch, best=state.best(metric, mode), last=last, since=since,
+        stop_epoch=state.stop_epoch(metric),
+        should_stop=last is not None and (not math.isfinite(last[1]) or (since or 0) >= patience),
+        line=line, regime_epoch=state.data["lr"][1] if since_step else None,
+        trend_flat=flat, plateau=resting and diverging is None, overfit=overfitting(state, config, metric),
+        diverging=diverging[0] if diverging else None, non_finite_epoch=diverging[1] if diverging else None,
+        suspects=suspect_metrics(state), logged=sorted(state.data["stats"]))
+
+
+def verdict(state: TrendState, config: TrendConfig, status: str | None = None, error: str | None = None, *,
+            silent_since: datetime | None = None) -> TrendFlags:
+    """All flags plus what to do, fitted to the run's status (README, "Trend flags"):
+
+    `running` -> continue / stop_soon / stop_early (stop now, with why) / investigate (suspect numbers);
+    `completed` or `interrupted` -> use_checkpoint (the best epoch, or the final one when it is the best) /
+    investigate (diverged, suspect); `failed` -> investigate with the error's first line; `stale` ->
+    investigate: the process went silent at `silent_since`; no epochs -> no_data. `reason` and
+    `evidence` quote the numbers that decided.
+    """
+    return decide(judge(state, config), status, error, silent_since)

@@ -1,24 +1,18 @@
-"""Trend flags as pure functions over an epoch history. No I/O: used by workers, API and CLI alike.
+"""Trend flags as pure functions over a whole epoch history, for ad-hoc questions (`/best?metric=&mode=`,
+notebooks). No I/O: used by workers, API and CLI alike.
 
 A history is a sequence of (epoch, metrics) rows ordered by epoch; metrics map names to floats, NaN and
-±inf included. Definitions (also in README.md, "Trend flags"):
-
-- best epoch: the epoch with the lowest (min) or highest (max) *finite* value of a metric; ties go to the
-  earliest epoch. Default metric `val/loss` (min); `train/loss` when no epoch has a validation loss.
-- epochs since improvement: how many epochs with a value of the metric came after the last epoch that
-  beat the running best by more than `min_delta`.
-- plateau: epochs since improvement >= `patience`.
-- overfitting: over the last `window` + 1 epochs that have both losses, validation loss rose while
-  training loss fell, and the latest validation loss is worse than the best one.
-- diverging: the latest loss is NaN/±inf, or more than `factor` times its best (finite, positive) value.
-- suspect metric: a series that is all NaN, all zero (>= 2 epochs) or constant (>= 3 epochs, learning
-  rate excepted): the signature of an accumulation or logging bug.
+±inf included. The definitions are in README.md, "Trend flags". `best_epoch` and
+`epochs_since_improvement` are written out directly (they are the references the fold is tested
+against); the noise-aware flags and the recommendation fold the history with `schemas.trend_state` and
+judge the state, so the read model's incremental answer is, by construction, this answer.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from datetime import datetime
 
 from schemas.read_models import TrendFlags
 from schemas.trend_rules import (
@@ -33,13 +27,14 @@ from schemas.trend_rules import (
     EpochRow,
     Mode,
     TrendConfig,
+    infer_mode,
 )
 from schemas.trend_rules import better as _better
 
 __all__ = ["CONSTANT_OK", "DEFAULT_METRIC", "DEFAULT_MIN_DELTA", "DEFAULT_PATIENCE", "DEFAULT_WINDOW",
            "DIVERGENCE_FACTOR", "FALLBACK_METRIC", "Best", "EpochRow", "Mode", "TrendConfig", "best_epoch",
-           "default_metric", "divergence_evidence", "epochs_since_improvement", "is_diverging", "is_overfitting",
-           "is_plateaued", "overfitting_evidence", "recommendation", "series", "suspect_metrics"]
+           "default_metric", "divergence_evidence", "epochs_since_improvement", "infer_mode", "is_diverging",
+           "is_overfitting", "is_plateaued", "overfitting_evidence", "recommendation", "series", "suspect_metrics"]
 
 
 def series(history: Sequence[EpochRow], metric: str) -> list[tuple[int, float]]:
@@ -47,12 +42,14 @@ def series(history: Sequence[EpochRow], metric: str) -> list[tuple[int, float]]:
     return [(row.epoch, row.metrics[metric]) for row in history if metric in row.metrics]
 
 
-def best_epoch(history: Sequence[EpochRow], metric: str = DEFAULT_METRIC, mode: Mode = "min") -> Best | None:
-    """The epoch with the lowest (mode=min) or highest (max) finite value of `metric`.
+def best_epoch(history: Sequence[EpochRow], metric: str = DEFAULT_METRIC, mode: Mode | None = None) -> Best | None:
+    """The epoch with the lowest (mode=min) or highest (max) finite value of `metric` (mode None: inferred
+    from the name, `infer_mode`).
 
-    Ties go to the earliest epoch (the cheaper checkpoint). Non-finite values never win. None when no
-    epoch has a finite value for the metric.
+    Ties go to the earliest epoch (the cheaper checkpoint, and what `ModelCheckpoint(save_best_only=True)`
+    keeps). Non-finite values never win. None when no epoch has a finite value for the metric.
     """
+    mode = mode or infer_mode(metric)
     best: Best | None = None
     for row in history:
         value = row.metrics.get(metric)
@@ -68,77 +65,79 @@ def default_metric(history: Sequence[EpochRow]) -> str:
     return DEFAULT_METRIC if any(DEFAULT_METRIC in row.metrics for row in history) else FALLBACK_METRIC
 
 
-def epochs_since_improvement(history: Sequence[EpochRow], metric: str = DEFAULT_METRIC, mode: Mode = "min",
+def epochs_since_improvement(history: Sequence[EpochRow], metric: str = DEFAULT_METRIC, mode: Mode | None = None,
                              min_delta: float = 0.0) -> int | None:
-    """Epochs reporting `metric` after the last one that beat the running best by more than `min_delta`.
-
-    None when the metric never had a finite value. The first finite value counts as an improvement.
+    """Keras's and Lightning's `wait`: epochs reporting `metric` since the last one that beat the best so
+    far by more than `min_delta` (all epochs reporting it, while none was finite). None when no epoch
+    reported it. A non-finite value is never an improvement.
     """
-    running: float | None = None
-    since: int | None = None
+    mode = mode or infer_mode(metric)
+    best: float | None = None
+    wait: int | None = None
     for _, value in series(history, metric):
-        if math.isfinite(value) and (running is None or _better(value, running, mode, min_delta)):
-            running, since = value, 0
-        elif since is not None:
-            since += 1
-    return since
+        wait = 0 if wait is None else wait
+        if math.isfinite(value) and (best is None or _better(value, best, mode, abs(min_delta))):
+            best, wait = value, 0
+        else:
+            wait += 1
+    return wait
 
 
-def is_plateaued(history: Sequence[EpochRow], metric: str = DEFAULT_METRIC, mode: Mode = "min",
-                 patience: int = DEFAULT_PATIENCE, min_delta: float = DEFAULT_MIN_DELTA) -> bool:
-    """No improvement larger than `min_delta` for `patience` or more epochs."""
-    since = epochs_since_improvement(history, metric, mode, min_delta)
-    return since is not None and since >= patience
+def _config(metric: str | None, mode: Mode | None, patience: int, min_delta: float, window: int) -> TrendConfig:
+    return TrendConfig(monitor=metric, mode=mode if metric is not None else None, patience=patience,
+                       min_delta=min_delta, window=window)
 
 
-def _both_losses(history: Sequence[EpochRow]) -> list[tuple[int, float, float]]:
-    out = []
-    for row in history:
-        train, val = row.metrics.get(FALLBACK_METRIC), row.metrics.get(DEFAULT_METRIC)
-        if train is not None and val is not None and math.isfinite(train) and math.isfinite(val):
-            out.append((row.epoch, train, val))
-    return out
+def recommendation(history: Sequence[EpochRow], metric: str | None = None, mode: Mode | None = None,
+                   patience: int = DEFAULT_PATIENCE, min_delta: float = DEFAULT_MIN_DELTA,
+                   window: int = DEFAULT_WINDOW, status: str | None = None, error: str | None = None, *,
+                   silent_since: datetime | None = None) -> TrendFlags:
+    """All flags plus what to do for the run's `status` (the whole-history form of
+    `schemas.trend_state.verdict`: fold everything, then judge)."""
+    from schemas.trend_state import fold, verdict  # the state module builds on the definitions above
+
+    config = _config(metric, mode, patience, min_delta, window)
+    return verdict(fold(None, history, config), config, status=status, error=error, silent_since=silent_since)
 
 
-def overfitting_evidence(history: Sequence[EpochRow], window: int = DEFAULT_WINDOW) -> str | None:
-    """Why the run is overfitting (the epochs and deltas), or None when it is not."""
-    both = _both_losses(history)
-    if len(both) < window + 1:
-        return None
-    (e0, t0, v0), (e1, t1, v1) = both[-window - 1], both[-1]
-    best_val = min(v for _, _, v in both)
-    if v1 > v0 and t1 < t0 and v1 > best_val:
-        return (f"val/loss rose {v0:.4g} -> {v1:.4g} (+{v1 - v0:.3g}) while train/loss fell "
-                f"{t0:.4g} -> {t1:.4g} ({t1 - t0:.3g}) over epochs {e0}-{e1}")
-    return None
+def _judged(history: Sequence[EpochRow], metric: str | None, mode: Mode | None, patience: int, min_delta: float,
+            window: int):
+    from schemas.trend_state import fold, judge
+
+    config = _config(metric, mode, patience, min_delta, window)
+    return judge(fold(None, history, config), config)
 
 
-def is_overfitting(history: Sequence[EpochRow], window: int = DEFAULT_WINDOW) -> bool:
-    """Validation loss worsening while training loss improves over the last `window` epochs."""
-    return overfitting_evidence(history, window) is not None
+def is_plateaued(history: Sequence[EpochRow], metric: str | None = None, mode: Mode | None = None,
+                 patience: int = DEFAULT_PATIENCE, min_delta: float = DEFAULT_MIN_DELTA,
+                 window: int = DEFAULT_WINDOW) -> bool:
+    """The monitored metric is flat within its noise over the last `window` epochs, at its best level."""
+    return _judged(history, metric, mode, patience, min_delta, window).plateau
 
 
-def divergence_evidence(history: Sequence[EpochRow], metric: str | None = None,
-                        factor: float = DIVERGENCE_FACTOR) -> str | None:
-    """Why the loss is diverging, or None. Checks `metric` (default: the default metric) and train/loss."""
-    metrics = dict.fromkeys([metric or default_metric(history), FALLBACK_METRIC])
-    for name in metrics:
-        points = series(history, name)
-        if not points:
-            continue
-        epoch, last = points[-1]
-        if not math.isfinite(last):
-            return f"{name} is {last} at epoch {epoch}"
-        best = best_epoch(history, name, "min")
-        if best is not None and best.value > 0 and last > factor * best.value:
-            return (f"{name} is {last:.4g} at epoch {epoch}, more than {factor:g}x its best "
-                    f"{best.value:.4g} (epoch {best.epoch})")
-    return None
+def overfitting_evidence(history: Sequence[EpochRow], window: int = DEFAULT_WINDOW, metric: str | None = None,
+                         mode: Mode | None = None) -> str | None:
+    """Why the run is overfitting (levels, noise, the training curve), or None when it is not."""
+    from schemas.trend_words import overfit_text
+
+    judged = _judged(history, metric, mode, DEFAULT_PATIENCE, DEFAULT_MIN_DELTA, window)
+    return overfit_text(judged.overfit) if judged.overfit else None
 
 
-def is_diverging(history: Sequence[EpochRow], metric: str | None = None, factor: float = DIVERGENCE_FACTOR) -> bool:
-    """The latest loss is non-finite, or more than `factor` times its best value."""
-    return divergence_evidence(history, metric, factor) is not None
+def is_overfitting(history: Sequence[EpochRow], window: int = DEFAULT_WINDOW, metric: str | None = None,
+                   mode: Mode | None = None) -> bool:
+    """The validation level is worse than its best beyond its noise while the training curve improves."""
+    return overfitting_evidence(history, window, metric, mode) is not None
+
+
+def divergence_evidence(history: Sequence[EpochRow], metric: str | None = None) -> str | None:
+    """Why the run is diverging (the first non-finite epoch, or the blow-up of the training loss), or None."""
+    return _judged(history, metric, None, DEFAULT_PATIENCE, DEFAULT_MIN_DELTA, DEFAULT_WINDOW).diverging
+
+
+def is_diverging(history: Sequence[EpochRow], metric: str | None = None) -> bool:
+    """A loss or the monitored metric is not finite, or the training loss is past 2x its best."""
+    return divergence_evidence(history, metric) is not None
 
 
 def suspect_metrics(history: Sequence[EpochRow]) -> dict[str, str]:
@@ -154,18 +153,3 @@ def suspect_metrics(history: Sequence[EpochRow]) -> dict[str, str]:
         elif len(values) >= 3 and name not in CONSTANT_OK and all(v == values[0] for v in values):
             out[name] = "constant"
     return out
-
-
-def recommendation(history: Sequence[EpochRow], metric: str | None = None, mode: Mode = "min",
-                   patience: int = DEFAULT_PATIENCE, min_delta: float = DEFAULT_MIN_DELTA,
-                   window: int = DEFAULT_WINDOW, status: str | None = None, error: str | None = None) -> TrendFlags:
-    """All flags plus what to do: investigate > use_checkpoint (overfitting) > stop_early (plateau) > continue.
-
-    The whole-history form of `schemas.trend_state`: folding the history epoch by epoch and judging the
-    state is the one implementation, so the read model's incremental answer is this answer.
-    """
-    from schemas.trend_state import fold, verdict  # the fold builds on the definitions above
-
-    config = TrendConfig(monitor=metric, mode=mode if metric is not None else None, patience=patience,
-                         min_delta=min_delta, window=window)
-    return verdict(fold(None, history, config), config, status=status, error=error)

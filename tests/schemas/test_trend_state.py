@@ -1,8 +1,10 @@
-"""The trend fold: any in-order split of a history gives the state (and verdict) of the whole history."""
+"""The trend fold: any in-order split of a history gives the state (and verdict) of the whole history, the
+state stays small whatever the history's length, and it answers what the history functions answer."""
 
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 
 import orjson
 from hypothesis import given
@@ -10,15 +12,19 @@ from hypothesis import strategies as st
 
 from schemas.trend_rules import EpochRow, TrendConfig
 from schemas.trend_state import TrendState, fold, needs_refold, verdict
-from schemas.trends import best_epoch, epochs_since_improvement, suspect_metrics
+from schemas.trends import best_epoch, epochs_since_improvement, recommendation, suspect_metrics
 
 values = st.floats(allow_nan=True, allow_infinity=True, width=64)
-metric_sets = st.dictionaries(st.sampled_from(["train/loss", "val/loss", "val/accuracy", "learning_rate", "x"]),
-                              values, min_size=1, max_size=5)
-histories = st.lists(metric_sets, min_size=0, max_size=30).map(
+smooth = st.floats(0.0, 3.0, allow_nan=False)
+metric_sets = st.dictionaries(st.sampled_from(["train/loss", "val/loss", "val/accuracy", "train/accuracy",
+                                               "learning_rate", "x"]),
+                              st.one_of(values, smooth, smooth), min_size=1, max_size=6)
+histories = st.lists(metric_sets, min_size=0, max_size=45).map(
     lambda ms: [EpochRow(i * 2, m) for i, m in enumerate(ms)])  # gaps in epoch numbers are fine
-configs = st.sampled_from([TrendConfig(), TrendConfig(monitor="val/accuracy", mode="max", patience=3),
-                           TrendConfig(monitor="x", min_delta=0.5, window=2)])
+configs = st.sampled_from([TrendConfig(), TrendConfig(monitor="val/accuracy", patience=3),
+                           TrendConfig(monitor="x", min_delta=0.5, window=2),
+                           TrendConfig(monitor="val/loss", mode="max", patience=1, window=6)])
+statuses = st.sampled_from(["running", "completed", "failed", "interrupted", "stale"])
 
 
 def stored(state: TrendState) -> TrendState:
@@ -26,8 +32,8 @@ def stored(state: TrendState) -> TrendState:
     return TrendState.from_dict(orjson.loads(orjson.dumps(state.to_dict())))
 
 
-@given(histories, configs, st.lists(st.integers(0, 30), max_size=4))
-def test_folding_in_pieces_equals_folding_at_once(history, config, cuts):
+@given(histories, configs, st.lists(st.integers(0, 45), max_size=4), statuses)
+def test_folding_in_pieces_equals_folding_at_once(history, config, cuts, status):
     whole = fold(None, history, config)
     state = None
     bounds = sorted({0, len(history), *(c for c in cuts if c <= len(history))})
@@ -36,7 +42,11 @@ def test_folding_in_pieces_equals_folding_at_once(history, config, cuts):
         state = stored(fold(state, history[a:b], config))
     state = state or fold(None, [], config)
     assert state.to_dict() == orjson.loads(orjson.dumps(whole.to_dict()))
-    assert verdict(state, config, status="running") == verdict(whole, config, status="running")
+    silent = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    got = verdict(state, config, status=status, error="boom", silent_since=silent)
+    assert got == verdict(whole, config, status=status, error="boom", silent_since=silent)
+    orjson.dumps(got.model_dump())  # strict JSON: every float finite or None
+    assert all(v is None or math.isfinite(v) for v in got.model_dump().values() if isinstance(v, float))
 
 
 @given(histories, configs)
@@ -49,7 +59,45 @@ def test_state_answers_what_the_history_functions_answer(history, config):
     assert (got.epoch, got.value) == (best.epoch, best.value) if best else got is None
     assert state.since_improvement(metric) == epochs_since_improvement(history, metric, mode,
                                                                        config.min_delta_or_default)
-    assert suspect_metrics(history) == verdict(state, config).suspect_metrics
+    flags = verdict(state, config)
+    assert suspect_metrics(history) == flags.suspect_metrics
+    assert flags.best_epoch == (best.epoch if best else None)
+    if config == TrendConfig():
+        assert recommendation(history) == flags
+
+
+def test_the_state_is_bounded_by_metrics_and_window_not_history():
+    config = TrendConfig()
+    names = ["train/loss", "val/loss", "train/accuracy", "val/accuracy", "learning_rate", "gradient_norm",
+             "epoch_duration", "val/perplexity"]
+    state, sizes = None, {}
+    for epoch in range(3000):
+        metrics = {name: 1.0 / (epoch + 1) + 0.001 * ((epoch * 7 + i) % 5) for i, name in enumerate(names)}
+        state = fold(state, [EpochRow(epoch, metrics)], config)
+        if epoch + 1 in (100, 3000):
+            sizes[epoch + 1] = len(orjson.dumps(state.to_dict()))
+    data = state.to_dict()
+    assert all(len(flat) <= 2 * 2 * config.window for flat in data["win"].values())
+    assert all(len(pair[1]) <= 3 * 2 * config.window for pair in data["pairs"].values())
+    assert set(data["stats"]) == set(names) and set(data["refs"]) == {"train/loss", "val/loss"}
+    assert sizes[3000] <= sizes[100] * 1.2  # only the digits of the numbers differ
+
+
+def test_a_learning_rate_step_starts_the_windows_again():
+    config = TrendConfig()
+    flat = [EpochRow(e, {"val/loss": 0.5 + 0.001 * (e % 2), "train/loss": 0.4, "learning_rate": 0.1})
+            for e in range(20)]
+    state = fold(None, flat, config)
+    assert verdict(state, config).is_plateaued
+    dropped = fold(state, [EpochRow(20 + e, {"val/loss": 0.38, "train/loss": 0.3, "learning_rate": 0.01})
+                           for e in range(3)], config)
+    flags = verdict(dropped, config)
+    assert not flags.is_plateaued and flags.trend is None  # 3 epochs since the drop: too few to judge
+    later = fold(dropped, [EpochRow(23 + e, {"val/loss": 0.38, "train/loss": 0.3, "learning_rate": 0.01})
+                           for e in range(4)], config)
+    flags = verdict(later, config)
+    assert flags.is_plateaued and flags.trend_epochs == [20, 26]
+    assert "since the learning-rate change at epoch 20" in " ".join(flags.evidence)
 
 
 def test_a_rewind_or_a_new_config_needs_a_refold():
@@ -58,3 +106,4 @@ def test_a_rewind_or_a_new_config_needs_a_refold():
     assert not needs_refold(state, 2, TrendConfig())
     assert needs_refold(state, 2, TrendConfig(monitor="val/accuracy"))
     assert TrendState.from_dict({**state.to_dict(), "v": -1}) is None  # an old stored state is refolded
+    assert TrendState.from_dict({**state.to_dict(), "v": 1}) is None  # the first version's shape
