@@ -19,8 +19,9 @@ def analyze(
     api: str = typer.Option(None, help="API URL (default: the stack on --data-dir, else EPOCHSTREAM_API_HOST/PORT)."),
     data_dir: Path = typer.Option(None, help="Data directory (EPOCHSTREAM_DATA_DIR)."),
 ) -> None:
-    """Verdict (converging, overfitting, diverged, failed, ...) with epochs and deltas, and a recommendation."""
+    """Verdict (converging, overfitting, plateaued, diverged, failed, ...) with its evidence, and what to do."""
     from rich.console import Console
+    from rich.markup import escape
 
     with user_errors():
         client = ApiClient.from_settings(build_settings(data_dir=data_dir), api)
@@ -28,12 +29,13 @@ def analyze(
         rows = client.epochs(summary["run_id"])
     verdict = judge(summary, rows)
     console = Console(highlight=False)
-    console.print(f"[bold]{summary.get('name') or summary['run_id']}[/] ({summary['run_id']}), "
+    console.print(f"[bold]{escape(str(summary.get('name') or summary['run_id']))}[/] ({summary['run_id']}), "
                   f"status {summary.get('status')}, {len(rows)} epochs")
-    console.print(f"verdict: [bold]{verdict.headline}[/]")
-    for line in verdict.evidence:
-        console.print(f"  - {line}")
-    reason = f" — {verdict.reason}" if verdict.reason else ""
-    console.print(f"recommendation: [bold]{verdict.recommendation}[/]{reason}")
+    console.print(f"monitoring {escape(verdict.judged)}")
+    console.print(f"verdict: [bold]{escape(verdict.headline)}[/]")
+    for line in verdict.evidence:  # user text (an error message, a metric name) is never markup
+        console.print(f"  - {escape(line)}")
+    reason = f" — {escape(verdict.reason)}" if verdict.reason else ""
+    console.print(f"recommendation: [bold]{escape(verdict.recommendation)}[/]{reason}")
     for i, line in enumerate(drops_lines(summary)):  # user text: never markup
         console.print(f"drops: {line}" if i == 0 else f"  - {line}", markup=False)

@@ -1,19 +1,21 @@
 """`epochstream analyze`'s reasoning: a verdict on one run and the evidence behind it. Pure, no I/O.
 
-The workers' trend flags (in the run summary) are the authority for the recommendation; this module
-adds the facts a person needs to believe it: which epochs, which values, which deltas.
+The run summary's trend flags (the read model's) are the authority for the recommendation and its
+reason. The evidence lines come with them; from an API that does not send them, they are recomputed
+here by the very functions the read model uses (`schemas.trend_state`), folded over the epoch rows the
+API returns, so `analyze`, the API, the runs table and the web page quote the same numbers.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from epochstream.cli.render import fmt, metric_series
-
-PLATEAU_WINDOW = 5
+from epochstream.cli.render import metric_value
+from schemas.trend_rules import EpochRow, TrendConfig
+from schemas.trend_state import fold, verdict
 
 
 @dataclass
@@ -22,101 +24,86 @@ class Verdict:
     recommendation: str
     reason: str
     evidence: list[str] = field(default_factory=list)
+    judged: str = ""  # what was monitored, and by which early-stopping rule
 
 
-def _finite(v: float | None) -> bool:
-    return v is not None and math.isfinite(v)
+def history(rows: Sequence[Mapping[str, Any]]) -> list[EpochRow]:
+    """Epoch rows as the API sends them (NaN/inf as null plus a `non_finite` marker) -> trend rows."""
+    out = []
+    for row in rows:
+        metrics, markers = row.get("metrics") or {}, row.get("non_finite") or {}
+        values = {name: metric_value(metrics, markers, name) for name in {*metrics, *markers}}
+        out.append(EpochRow(int(row["epoch"]), {k: v for k, v in values.items() if v is not None}))
+    return sorted(out, key=lambda r: r.epoch)
 
 
-def _delta(a: float, b: float) -> str:
-    d = b - a
-    return f"{'+' if d >= 0 else '−'}{fmt(abs(d))} ({fmt(a)} → {fmt(b)})"
+def config_of(summary: Mapping[str, Any]) -> TrendConfig:
+    """What the run monitors: from its trend flags when the API sends them, else its best metric."""
+    trends = summary.get("trends") or {}
+    if trends.get("monitor"):
+        return TrendConfig(monitor=trends["monitor"], mode=trends.get("mode"), patience=trends.get("patience"),
+                           min_delta=trends.get("min_delta"))
+    if summary.get("best_metric"):
+        return TrendConfig(monitor=summary["best_metric"], mode=summary.get("best_mode"))
+    return TrendConfig()
 
 
-def _best(epochs: Sequence[int], values: Sequence[float | None]) -> tuple[int, float] | None:
-    best = None
-    for e, v in zip(epochs, values, strict=True):
-        if _finite(v) and (best is None or v < best[1]):
-            best = (e, v)
-    return best
+def _when(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")) if value else None
+    except ValueError:
+        return None
 
 
-def first_non_finite(epochs: Sequence[int], values: Sequence[float | None]) -> int | None:
-    for e, v in zip(epochs, values, strict=True):
-        if v is not None and not math.isfinite(v):
-            return e
-    return None
+def _epochs(n: int) -> str:
+    return f"{n} epoch{'' if n == 1 else 's'}"
+
+
+def headline(flags: Mapping[str, Any], status: str, last_epoch: int | None) -> str:
+    if status == "failed":
+        return f"failed after epoch {last_epoch}" if last_epoch is not None else "failed before its first epoch"
+    if last_epoch is None:
+        text = "no epochs yet"
+    elif flags.get("is_diverging"):
+        at = flags.get("non_finite_epoch")
+        text = f"diverged at epoch {at}" if at is not None else "diverging"
+    elif flags.get("is_overfitting"):
+        text = f"overfitting since epoch {flags.get('best_epoch')}"
+    elif flags.get("is_plateaued"):
+        text = f"plateaued (best epoch {flags.get('best_epoch')})"
+    elif flags.get("epochs_since_improvement"):
+        text = f"no improvement for {_epochs(flags['epochs_since_improvement'])}"
+    else:
+        text = "converging"
+    return f"{status}; {text}" if status in ("interrupted", "stale") else text
 
 
 def analyze(summary: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> Verdict:
     """The verdict on a run from its summary and its epoch rows (as the API sends them)."""
     trends = summary.get("trends") or {}
-    status = summary.get("status") or "running"
-    metric = summary.get("best_metric") or ("val/loss" if any("val/loss" in (r.get("metrics") or {})
-                                                              or "val/loss" in (r.get("non_finite") or {})
-                                                              for r in rows) else "train/loss")
-    epochs = [int(r["epoch"]) for r in rows]
-    watched = metric_series(rows, metric)
-    train = metric_series(rows, "train/loss")
-    evidence: list[str] = []
-    headline = "no epochs yet" if not rows else "converging"
-
-    best = _best(epochs, watched)
-    if best:
-        evidence.append(f"best {metric} {fmt(best[1])} at epoch {best[0]} (epochs {epochs[0]}..{epochs[-1]})")
-    bad_at = first_non_finite(epochs, watched)
-    if bad_at is not None:
-        before = [(e, v) for e, v in zip(epochs, watched, strict=True) if e < bad_at and _finite(v)]
-        last_ok = f"; last finite {fmt(before[-1][1])} at epoch {before[-1][0]}" if before else ""
-        evidence.append(f"{metric} is non-finite from epoch {bad_at}{last_ok}")
-        headline = f"diverged at epoch {bad_at}"
-    elif best and epochs and best[0] < epochs[-1]:
-        i_best, i_last = epochs.index(best[0]), len(epochs) - 1
-        since = epochs[-1] - best[0]
-        line = f"since epoch {best[0]}: {metric} {_delta(best[1], watched[i_last])} over {since} epochs"
-        if metric != "train/loss" and _finite(train[i_best]) and _finite(train[i_last]):
-            line += f", while train/loss {_delta(train[i_best], train[i_last])}"
-            if train[i_last] < train[i_best] and watched[i_last] > best[1]:
-                headline = f"overfitting since epoch {best[0]}"
-        evidence.append(line)
-        if headline == "converging":
-            headline = f"no improvement for {since} epochs"
-    if len(epochs) >= PLATEAU_WINDOW and bad_at is None:
-        window = [v for v in watched[-PLATEAU_WINDOW:] if _finite(v)]
-        spread = max(window) - min(window) if len(window) == PLATEAU_WINDOW else math.inf
-        # Only worth saying when the curve is flat: within 1% of its level (or the workers say plateau).
-        if spread < math.inf and (trends.get("is_plateaued") or spread <= 0.01 * abs(sum(window) / len(window))):
-            evidence.append(f"last {PLATEAU_WINDOW} epochs ({epochs[-PLATEAU_WINDOW]}..{epochs[-1]}): "
-                            f"{metric} moved within {fmt(spread)}")
-    for name, why in sorted((trends.get("suspect_metrics") or {}).items()):
-        evidence.append(f"{name} looks wrong: {why}")
+    status = str(summary.get("status") or "running")
+    past = history(rows)
+    config = config_of(summary)
+    local = verdict(fold(None, past, config), config, status, summary.get("error"),
+                    silent_since=_when(summary.get("last_seen")) if status == "stale" else None).model_dump()
+    flags = trends if trends.get("evidence") else {**local, **{k: v for k, v in trends.items() if v is not None}}
+    evidence = list(trends.get("evidence") or local["evidence"])
     if status == "failed":
-        error = (summary.get("error") or "no error text").strip().splitlines()
-        where = f" after epoch {epochs[-1]}" if epochs else " before its first epoch"
-        evidence.append(f"the run failed{where}: {error[-1] if error else ''}")
+        error = (summary.get("error") or "").strip().splitlines()
+        where = f" after epoch {past[-1].epoch}" if past else " before its first epoch"
+        evidence.append(f"the run failed{where}: {error[0] if error else 'no error text'}")
         lines = len((summary.get("traceback") or "").splitlines())
         if lines:
             evidence.append(f"full traceback ({lines} lines): GET /runs/{summary.get('run_id')}")
-        headline = f"failed{where}"
-    elif status in ("interrupted", "stale"):
-        headline = f"{status}; {headline}"
-    if trends.get("is_plateaued") and "plateau" not in headline and status != "failed":
-        headline = f"{headline}; plateaued"
-
-    recommendation = str(trends.get("recommendation") or _fallback_recommendation(status, bad_at, best, epochs))
-    if recommendation == "use_checkpoint":
-        epoch = trends.get("recommendation_epoch", best[0] if best else None)
-        if epoch is not None:
-            recommendation = f"use_checkpoint (epoch {epoch})"
-    reason = str(trends.get("reason") or "")
-    return Verdict(headline=headline, recommendation=recommendation, reason=reason, evidence=evidence)
-
-
-def _fallback_recommendation(status: str, bad_at: int | None, best: tuple[int, float] | None,
-                             epochs: Sequence[int]) -> str:
-    """Only when the summary carries no trend flags (an older worker): the obvious reading of the data."""
-    if status == "failed":
-        return "investigate"
-    if bad_at is not None or (best and epochs and epochs[-1] - best[0] >= 3):
-        return "use_checkpoint" if best else "investigate"
-    return "continue"
+    recommendation = str(trends.get("recommendation") or local["recommendation"])
+    epoch = trends.get("recommendation_epoch") if trends.get("recommendation") else local["recommendation_epoch"]
+    if recommendation == "use_checkpoint" and epoch is not None:
+        recommendation = f"use_checkpoint (epoch {epoch})"
+    reason = str(trends.get("reason") or local["reason"])
+    rule = {k: flags.get(k) if flags.get(k) is not None else local[k] for k in ("monitor", "mode", "patience",
+                                                                                  "min_delta")}
+    judged = f"{rule['monitor']} ({rule['mode']}), patience {rule['patience']}, min_delta {rule['min_delta']:g}"
+    return Verdict(headline=headline(flags, status, past[-1].epoch if past else None),
+                   recommendation=recommendation, reason=reason, evidence=evidence, judged=judged)

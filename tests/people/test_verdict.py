@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from epochstream.cli.verdict import analyze
+from epochstream.cli.verdict import analyze, history
+from schemas.trend_rules import TrendConfig
+from schemas.trend_state import fold, verdict
 
 
 def rows(train, val):
@@ -17,18 +19,33 @@ def rows(train, val):
     return out
 
 
-def test_overfitting_names_the_best_epoch_and_the_deltas():
-    history = rows([2.0, 1.0, 0.6, 0.5, 0.4, 0.3], [1.0, 0.7, 0.45, 0.5, 0.62, 0.9])
-    summary = {"run_id": "r1", "status": "completed", "best_metric": "val/loss",
-               "trends": {"is_overfitting": True, "recommendation": "use_checkpoint", "recommendation_epoch": 2,
-                          "reason": "val/loss rose"}}
-    v = analyze(summary, history)
+OVERFIT = rows([2.0, 1.0, 0.6, 0.5, 0.4, 0.3, 0.25], [1.0, 0.7, 0.45, 0.5, 0.62, 0.8, 0.9])
+
+
+def test_overfitting_names_the_best_epoch_and_the_change_since():
+    summary = {"run_id": "r1", "status": "completed", "best_metric": "val/loss", "trends": {}}
+    v = analyze(summary, OVERFIT)
     assert v.headline == "overfitting since epoch 2"
-    assert v.evidence[0] == "best val/loss 0.45 at epoch 2 (epochs 0..5)"
-    assert v.evidence[1] == ("since epoch 2: val/loss +0.45 (0.45 → 0.9) over 3 epochs, "
-                             "while train/loss −0.3 (0.6 → 0.3)")
+    assert v.judged == "val/loss (min), patience 5, min_delta 0.0001"
+    assert v.evidence[0] == "best val/loss 0.45 at epoch 2; final 0.9 at epoch 6 (+0.45, 4 epochs later)"
+    assert v.evidence[1] == "early stopping (patience 5, min_delta 0.0001): 4 epochs without improvement; it stops " \
+                            "after 1 more epoch without one"
+    assert any(line.startswith("val/loss 0.8 (median of the last 3 epochs) is +0.3 from its best level 0.5")
+               and line.endswith("while train/loss fell 0.6 → 0.3") for line in v.evidence)
     assert v.recommendation == "use_checkpoint (epoch 2)"
-    assert v.reason == "val/loss rose"
+    assert v.reason.startswith("use epoch 2's checkpoint: best val/loss 0.45 at epoch 2; final 0.9 at epoch 6")
+
+
+def test_the_summary_s_flags_are_the_authority_and_the_evidence_is_theirs_too():
+    config = TrendConfig()
+    flags = verdict(fold(None, history(OVERFIT), config), config, "completed").model_dump()
+    summary = {"run_id": "r1", "status": "completed", "trends": {**flags, "reason": "the read model's words"}}
+    v = analyze(summary, OVERFIT)
+    assert v.reason == "the read model's words" and v.evidence == flags["evidence"]
+    older = {"run_id": "r1", "status": "completed", "trends": {"recommendation": "use_checkpoint",
+                                                               "recommendation_epoch": 2, "reason": "old words"}}
+    v = analyze(older, OVERFIT)  # an API without evidence: recomputed from the rows, same functions
+    assert v.reason == "old words" and v.evidence == flags["evidence"]
 
 
 def test_divergence_names_the_first_non_finite_epoch():
@@ -36,8 +53,9 @@ def test_divergence_names_the_first_non_finite_epoch():
     v = analyze({"run_id": "r2", "status": "completed", "trends": {}},
                 rows([3.0, 1.0, 0.5, nan, nan], [2.0, 1.2, 0.9, nan, nan]))
     assert v.headline == "diverged at epoch 3"
-    assert "val/loss is non-finite from epoch 3; last finite 0.9 at epoch 2" in v.evidence
-    assert v.recommendation == "use_checkpoint (epoch 2)"  # no trend flags: the fallback reading
+    assert "val/loss is nan from epoch 3; last finite 0.9 at epoch 2" in v.evidence
+    assert v.recommendation == "investigate"
+    assert v.reason.startswith("diverged: val/loss is nan from epoch 3; last finite 0.9 at epoch 2; best val/loss 0.9")
 
 
 def test_failed_run_shows_its_error_and_where_the_traceback_is():
@@ -49,22 +67,29 @@ def test_failed_run_shows_its_error_and_where_the_traceback_is():
     assert "the run failed after epoch 1: RuntimeError: mat1 and mat2 shapes cannot be multiplied" in v.evidence
     assert "full traceback (3 lines): GET /runs/r3" in v.evidence
     assert v.recommendation == "investigate"
+    local = analyze({**summary, "trends": {}}, rows([1.0, 0.8], [1.0, 0.9]))
+    assert local.reason.startswith("the run failed after epoch 1: RuntimeError: mat1 and mat2 shapes")
 
 
 def test_a_healthy_run_converges_and_continues():
     v = analyze({"run_id": "r4", "status": "running"}, rows([1.0, 0.8, 0.6], [1.1, 0.9, 0.7]))
     assert v.headline == "converging"
     assert v.recommendation == "continue"
-    assert v.evidence == ["best val/loss 0.7 at epoch 2 (epochs 0..2)"]
+    assert v.evidence[0] == "best val/loss 0.7 at epoch 2 (the latest epoch)"
 
 
 def test_a_flat_curve_is_reported_as_such():
-    v = analyze({"run_id": "r5", "status": "running", "trends": {"is_plateaued": True}},
-                rows([1.0] * 6, [0.5, 0.5, 0.5001, 0.5, 0.5002, 0.5001]))
-    assert any(line.startswith("last 5 epochs (1..5): val/loss moved within") for line in v.evidence)
-    assert "plateaued" in v.headline
+    flat = [0.5, 0.5, 0.5001, 0.5, 0.5002, 0.5001, 0.5, 0.5001]
+    v = analyze({"run_id": "r5", "status": "running"}, rows([1.0 - 0.01 * e for e in range(8)], flat))
+    assert v.headline.startswith("plateaued")
+    assert any("flat within noise" in line for line in v.evidence)
+    assert v.recommendation == "stop_early"  # patience used up: no improvement over 0.0001 since epoch 0
 
 
-def test_no_epochs_yet():
+def test_stale_and_no_epochs():
     v = analyze({"run_id": "r6", "status": "running"}, [])
-    assert v.headline == "no epochs yet" and v.evidence == [] and v.recommendation == "continue"
+    assert v.headline == "no epochs yet" and v.evidence == [] and v.recommendation == "no_data"
+    stale = analyze({"run_id": "r7", "status": "stale", "last_seen": "2026-01-02T03:04:05Z"},
+                    rows([1.0, 0.8], [1.1, 0.9]))
+    assert stale.headline == "stale; converging" and stale.recommendation == "investigate"
+    assert stale.reason.startswith("the process went silent at 2026-01-02 03:04:05 UTC after epoch 1")
