@@ -52,7 +52,7 @@ STATE_VERSION = 2  # bump when the state's shape or a definition changes: stored
 
 _TEXT = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 # stats[metric] positions
-N, N_NAN, N_ZERO, LO, LO_E, HI, HI_E, ALL_LO, ALL_HI, LAST, LAST_E, BAD_E, BAD_SINCE = range(13)
+N, N_NAN, N_ZERO, LO, LO_E, HI, HI_E, ALL_LO, ALL_HI, LAST, LAST_E, BAD_E, BAD_SINCE, OK, OK_E = range(15)
 
 
 def _safe(value: float) -> float | str:
@@ -75,7 +75,8 @@ class TrendState:
         self.data = data if data is not None else {
             "v": STATE_VERSION, "config": None, "last_epoch": None, "epochs": 0,
             "stats": {},  # metric -> [n, n_nan, n_zero, lo, lo_e, hi, hi_e, all_lo, all_hi, last, last_e,
-            #                          first non-finite epoch, epoch since which it is non-finite]
+            #                          first non-finite epoch, epoch since which it is non-finite,
+            #                          last finite value, its epoch]
             "refs": {},  # metric -> [best so far, epochs since improvement, first epoch early stopping stops]
             # Since the last learning-rate step (a new regime: what came before says little about now):
             "win": {},  # metric -> [e0, v0, e1, v1, ...]: its last `window` finite values
@@ -184,7 +185,7 @@ def needs_refold(state: TrendState | None, first_epoch: int, config: TrendConfig
 def _fold_stat(stats: dict[str, list], name: str, value: float, epoch: int) -> None:
     stat = stats.get(name)
     if stat is None:
-        stat = stats[name] = [0, 0, 0, None, None, None, None, None, None, None, None, None, None]
+        stat = stats[name] = [0, 0, 0, None, None, None, None, None, None, None, None, None, None, None, None]
     stat[N] += 1
     if math.isnan(value):
         stat[N_NAN] += 1
@@ -200,7 +201,7 @@ def _fold_stat(stats: dict[str, list], name: str, value: float, epoch: int) -> N
             stat[LO], stat[LO_E] = value, epoch
         if stat[HI] is None or value > stat[HI]:
             stat[HI], stat[HI_E] = value, epoch
-        stat[BAD_SINCE] = None
+        stat[BAD_SINCE], stat[OK], stat[OK_E] = None, value, epoch
     else:
         if stat[BAD_E] is None:
             stat[BAD_E] = epoch
@@ -331,15 +332,18 @@ def overfitting(state: TrendState, config: TrendConfig, metric: str) -> Overfit 
         return None
     since = [flat[i + 2] for i in after]
     level, train_now = median(since[-SMOOTH:]), median([flat[i + 1] for i in after[-SMOOTH:]])
-    sigma = max(curvature_noise(flat[2::3]), difference_noise(since))
     min_delta = config.min_delta_or_default
+    rise = _worse_by(level, best, mode)
+    if rise <= max(min_delta, REL_TOL * abs(best)) or -_worse_by(train_now, train_then, mode) <= max(
+            min_delta, REL_TOL * abs(train_then)):
+        return None  # the common case, decided before any noise is estimated
+    sigma = max(curvature_noise(flat[2::3]), difference_noise(since))
     tolerance = max(NOISE_Z * sigma, min_delta, REL_TOL * abs(best))
-    gain = -_worse_by(train_now, train_then, mode)
-    if _worse_by(level, best, mode) > tolerance and gain > max(min_delta, REL_TOL * abs(train_then)):
-        return Overfit(val=name, train=train_name, mode=mode, best_level=best, best_epoch=best_epoch,
-                       level=level, level_epochs=min(len(since), SMOOTH), epoch=flat[-3], noise=sigma,
-                       tolerance=tolerance, train_then=train_then, train_now=train_now)
-    return None
+    if rise <= tolerance:
+        return None
+    return Overfit(val=name, train=train_name, mode=mode, best_level=best, best_epoch=best_epoch, level=level,
+                   level_epochs=min(len(since), SMOOTH), epoch=flat[-3], noise=sigma, tolerance=tolerance,
+                   train_then=train_then, train_now=train_now)
 
 
 def divergence(state: TrendState, metric: str, mode: Mode,
@@ -350,8 +354,7 @@ def divergence(state: TrendState, metric: str, mode: Mode,
         stat = stats.get(name)
         if stat is None or stat[BAD_SINCE] is None:
             continue
-        epochs, values = state.window(name)
-        before = f"; last finite {values[-1]:.4g} at epoch {epochs[-1]}" if values else ""
+        before = f"; last finite {stat[OK]:.4g} at epoch {stat[OK_E]}" if stat[OK_E] is not None else ""
         return f"{name} is {stat[LAST]} from epoch {stat[BAD_SINCE]}{before}", stat[BAD_SINCE]
     grows = FALLBACK_METRIC if FALLBACK_METRIC in stats else (metric if mode == "min" else None)
     if grows is None:

@@ -97,3 +97,10 @@ def test_the_client_example_runs_against_a_real_api(settings, redis_client, api_
     assert lines[0] == "6 ['run_id', 'epoch', 'metric', 'value']"  # 3 epochs x 2 metrics
     assert "'metric': 'val/loss'" in lines[1] and "'epoch': 2" in lines[1]
     assert [line.split()[0] for line in lines[2:]] == ["0", "1", "2"]  # follow: each epoch once, then the end
+
+
+def test_should_stop_example_breaks_where_early_stopping_would(settings):
+    result = subprocess.run([sys.executable, "-c", example("should-stop")], env=settings_env(settings), cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["7", "stop_early"]  # what the README's comment says
