@@ -65,11 +65,11 @@ def lightning(values, mode, patience, min_delta):
 finite = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False)
 anything = st.one_of(finite, finite, finite, st.sampled_from([math.nan, math.inf, -math.inf]))
 # Small grids of values make ties and near-ties with min_delta common, where the rules are most fragile.
-grid = st.sampled_from([0.0, 0.1, 0.2, 0.25, 0.3, 0.5, 1.0, 1.0001, 1.001])
+grid = st.sampled_from([0.0, 0.1, 0.2, 0.25, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.0001, 1.001, 1.1])
 
 
 @given(st.lists(st.one_of(anything, grid), min_size=1, max_size=40), st.sampled_from(["min", "max"]),
-       st.integers(1, 8), st.sampled_from([0.0, 1e-4, 0.001, 0.05, 0.1, 0.5]), st.integers(1, 4))
+       st.integers(1, 8), st.sampled_from([0.0, 1e-4, 0.001, 0.05, 0.1, 0.2, 0.5]), st.integers(1, 4))
 def test_wait_and_stop_match_keras_and_lightning(values, mode, patience, min_delta, cut):
     config = TrendConfig(monitor="val/score", mode=mode, patience=patience, min_delta=min_delta)
     history = [EpochRow(e, {"val/score": v, "train/loss": 1.0}) for e, v in enumerate(values)]
@@ -110,3 +110,12 @@ def test_worked_example_patience_3_min_delta_0_1():
     assert waits == [0, 1, 0, 1, 2, 0, 0]
     assert stops == [False] * 7
     assert [w for w, _ in keras(values, "min", 3, 0.1)] == waits
+
+
+def test_a_change_of_exactly_min_delta_is_judged_in_keras_arithmetic():
+    """0.3 + 0.5 == 0.8 in floats, but 0.8 - 0.5 > 0.3: written the other way round, 0.3 would improve on 0.8."""
+    for values, mode in (([0.8, 0.3], "min"), ([0.7, 0.9], "max")):
+        config = TrendConfig(monitor="val/score", mode=mode, patience=5, min_delta=0.5 if mode == "min" else 0.2)
+        state = fold(None, [EpochRow(e, {"val/score": v}) for e, v in enumerate(values)], config)
+        expected = keras(values, mode, 5, config.min_delta)[-1][0]
+        assert verdict(state, config).epochs_since_improvement == expected == 1
