@@ -4,10 +4,10 @@
 
 1. Cost (microseconds, median of `--runs` runs, each the mean over `--folds` calls; process CPU time,
    so a busy shared machine inflates it less than wall time would):
-   - fold one epoch of 8 metrics onto a run's state (200 epochs already folded), as the read model does
-     per drained epoch; and per epoch when folding 100 at once (a rebuild);
-   - verdict on a state (what the API does when it re-judges a stored state at read time), alone and
-     with decoding the stored JSON first (orjson + `TrendState.from_dict`);
+   - fold one epoch of 8 metrics into a run's state (200 epochs already folded), as the read model does
+     per drained epoch; and per epoch when folding 100 at once (a rebuild; one state copy included);
+   - `verdict_fields` (what the read model computes when a run is read), `verdict` (the same as a
+     `TrendFlags`), and `verdict_fields` with decoding the stored JSON first (orjson + `from_dict`);
    - baseline: copying the state (the floor of any fold that returns a new state) and validating one
      `TrendFlags` from a dict (the floor of any verdict).
 2. Noise: `--plateaus` seeded random noisy plateaus (uniform or Gaussian noise, 1-10% of the level, 20-100
@@ -34,7 +34,7 @@ import orjson  # noqa: E402
 
 from schemas.read_models import TrendFlags  # noqa: E402
 from schemas.trend_rules import EpochRow, TrendConfig  # noqa: E402
-from schemas.trend_state import TrendState, fold, verdict  # noqa: E402
+from schemas.trend_state import TrendState, fold, verdict, verdict_fields  # noqa: E402
 
 NAMES = ("train/loss", "val/loss", "train/accuracy", "val/accuracy", "learning_rate", "gradient_norm",
          "epoch_duration", "val/perplexity")
@@ -60,19 +60,20 @@ def per_call_us(fn, calls: int, runs: int) -> float:
 
 def costs(calls: int, runs: int) -> dict[str, float]:
     config = TrendConfig()
-    rows = history(400)
+    rows = history(200 + calls * runs + 1)
     state = fold(None, rows[:200], config)
     blob = orjson.dumps(state.to_dict())
     flags = verdict(state, config, "running").model_dump()
-    nxt = [rows[200]]
+    fresh = iter(rows[200:])  # folding is in place: every call folds the next epoch, as a drain does
     batch = rows[200:300]
     return {
-        "fold_one_epoch_us": per_call_us(lambda: fold(state, nxt, config), calls, runs),
-        "fold_per_epoch_in_batches_of_100_us": per_call_us(lambda: fold(state, batch, config), max(calls // 100, 5),
-                                                           runs) / 100,
+        "fold_one_epoch_us": per_call_us(lambda: fold(state, [next(fresh)], config), calls, runs),
+        "fold_per_epoch_in_batches_of_100_us": per_call_us(lambda: fold(state.copy(), batch, config),
+                                                           max(calls // 100, 5), runs) / 100,
+        "verdict_fields_us": per_call_us(lambda: verdict_fields(state, config, "running"), calls, runs),
         "verdict_us": per_call_us(lambda: verdict(state, config, "running"), calls, runs),
         "verdict_from_stored_json_us": per_call_us(
-            lambda: verdict(TrendState.from_dict(orjson.loads(blob)), config, "stale"), calls, runs),
+            lambda: verdict_fields(TrendState.from_dict(orjson.loads(blob)), config, "stale"), calls, runs),
         "baseline_copy_state_us": per_call_us(state.copy, calls, runs),
         "baseline_validate_trendflags_us": per_call_us(lambda: TrendFlags(**flags), calls, runs),
         "stored_state_bytes": len(blob),

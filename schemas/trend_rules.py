@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 Mode = Literal["min", "max"]
@@ -36,6 +37,7 @@ MAX_WORDS = frozenset({"accuracy", "acc", "f1", "auc", "precision", "recall", "i
 _WORD = re.compile(r"[a-z0-9]+")
 
 
+@lru_cache(maxsize=4096)  # a pure function of a handful of names, asked on every verdict
 def infer_mode(metric: str) -> Mode:
     """`max` for names with an accuracy-like word (MAX_WORDS), else `min` (losses, errors, perplexity)."""
     for word in _WORD.findall(metric.lower()):

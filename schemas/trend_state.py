@@ -48,11 +48,11 @@ from schemas.trend_rules import (
 from schemas.trend_stats import Line, curvature_noise, difference_noise, fit, median
 from schemas.trend_words import Judgement, Overfit, decide
 
-STATE_VERSION = 2  # bump when the state's shape or a definition changes: stored states are then refolded
+STATE_VERSION = 3  # bump when the state's shape or a definition changes: stored states are then refolded
 
 _TEXT = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 # stats[metric] positions
-N, N_NAN, N_ZERO, LO, LO_E, HI, HI_E, ALL_LO, ALL_HI, LAST, LAST_E, BAD_E, BAD_SINCE, OK, OK_E = range(15)
+N, N_NAN, N_ZERO, LO, LO_E, HI, HI_E, FIRST, ALL_SAME, LAST, LAST_E, BAD_E, BAD_SINCE, OK, OK_E = range(15)
 
 
 def _safe(value: float) -> float | str:
@@ -74,9 +74,9 @@ class TrendState:
     def __init__(self, data: dict[str, Any] | None = None):
         self.data = data if data is not None else {
             "v": STATE_VERSION, "config": None, "last_epoch": None, "epochs": 0,
-            "stats": {},  # metric -> [n, n_nan, n_zero, lo, lo_e, hi, hi_e, all_lo, all_hi, last, last_e,
-            #                          first non-finite epoch, epoch since which it is non-finite,
-            #                          last finite value, its epoch]
+            "stats": {},  # metric -> [n, n_nan, n_zero, lo, lo_e, hi, hi_e, first, all the same as first,
+            #                          last, last_e, first non-finite epoch, epoch since which it is
+            #                          non-finite, last finite value, its epoch]  (see _fold_stat)
             "refs": {},  # metric -> [best so far, epochs since improvement, first epoch early stopping stops]
             # Since the last learning-rate step (a new regime: what came before says little about now):
             "win": {},  # metric -> [e0, v0, e1, v1, ...]: its last `window` finite values
@@ -183,23 +183,33 @@ def needs_refold(state: TrendState | None, first_epoch: int, config: TrendConfig
 
 
 def _fold_stat(stats: dict[str, list], name: str, value: float, epoch: int) -> None:
+    """One value into the metric's statistics: the read model's hot loop, kept branch-light. lo/hi over
+    finite values; `first`, `last` JSON-safe; all the same: every value so far equals the first (no NaN)."""
     stat = stats.get(name)
+    finite = value - value == 0.0  # False for NaN and for +-inf
+    shown = value if finite else _safe(value)
     if stat is None:
-        stat = stats[name] = [0, 0, 0, None, None, None, None, None, None, None, None, None, None, None, None]
+        nan = value != value
+        stats[name] = [1, int(nan), int(value == 0), value if finite else None, epoch if finite else None,
+                       value if finite else None, epoch if finite else None, shown, not nan, shown, epoch,
+                       None if finite else epoch, None if finite else epoch, value if finite else None,
+                       epoch if finite else None]
+        return
     stat[N] += 1
-    if math.isnan(value):
+    if value != value:
         stat[N_NAN] += 1
+        stat[ALL_SAME] = False
     else:
         if value == 0:
             stat[N_ZERO] += 1
-        if stat[ALL_LO] is None or value < _real(stat[ALL_LO]):
-            stat[ALL_LO] = _safe(value)
-        if stat[ALL_HI] is None or value > _real(stat[ALL_HI]):
-            stat[ALL_HI] = _safe(value)
-    if math.isfinite(value):
-        if stat[LO] is None or value < stat[LO]:
+        if stat[ALL_SAME] and shown != stat[FIRST]:
+            stat[ALL_SAME] = False
+    if finite:
+        lo = stat[LO]
+        if lo is None or value < lo:
             stat[LO], stat[LO_E] = value, epoch
-        if stat[HI] is None or value > stat[HI]:
+        hi = stat[HI]
+        if hi is None or value > hi:
             stat[HI], stat[HI_E] = value, epoch
         stat[BAD_SINCE], stat[OK], stat[OK_E] = None, value, epoch
     else:
@@ -207,7 +217,7 @@ def _fold_stat(stats: dict[str, list], name: str, value: float, epoch: int) -> N
             stat[BAD_E] = epoch
         if stat[BAD_SINCE] is None:
             stat[BAD_SINCE] = epoch
-    stat[LAST], stat[LAST_E] = _safe(value), epoch
+    stat[LAST], stat[LAST_E] = shown, epoch
 
 
 def _fold_ref(ref: list, value: float, epoch: int, mode: Mode, min_delta: float, patience: int) -> None:
@@ -256,14 +266,17 @@ def _new_regime(data: dict[str, Any], metrics: Mapping[str, float], epoch: int) 
 
 
 def fold(state: TrendState | None, rows: Iterable[EpochRow], config: TrendConfig) -> TrendState:
-    """Fold `rows` (increasing epochs, all after `state.last_epoch`) onto a copy of `state`."""
-    out = TrendState() if state is None else state.copy()
+    """Fold `rows` (increasing epochs, all after `state.last_epoch`) into `state`, in place (it is the
+    caller's: the read model loads a fresh one per batch; `state.copy()` keeps one), and return it; a new
+    state when None."""
+    out = TrendState() if state is None else state
     data = out.data
     data["config"] = list(config.key())
     stats, refs = data["stats"], data["refs"]
     candidates, windows, pair_names = _tracked(config)
     min_delta, patience = config.min_delta_or_default, config.patience_or_default
     keep = 2 * max(config.window, MIN_WINDOW)  # the noise is judged over twice the trend's window
+    last = None
     for row in rows:
         epoch, metrics = row.epoch, row.metrics
         for name, value in metrics.items():
@@ -288,7 +301,9 @@ def fold(state: TrendState | None, rows: Iterable[EpochRow], config: TrendConfig
                            val, mode, keep)
         data["last_epoch"] = epoch
         data["epochs"] += 1
-        data["last"] = {k: _safe(v) for k, v in metrics.items()}
+        last = metrics
+    if last is not None:
+        data["last"] = {k: _safe(v) for k, v in last.items()}
     return out
 
 
@@ -302,7 +317,7 @@ def suspect_metrics(state: TrendState) -> dict[str, str]:
             out[name] = "all_nan"
         elif n >= 2 and stat[N_ZERO] == n:
             out[name] = "all_zero"
-        elif n >= 3 and name not in CONSTANT_OK and n_nan == 0 and stat[ALL_LO] == stat[ALL_HI]:
+        elif n >= 3 and name not in CONSTANT_OK and stat[ALL_SAME]:
             out[name] = "constant"
     return out
 
@@ -428,4 +443,11 @@ def verdict(state: TrendState, config: TrendConfig, status: str | None = None, e
     investigate: the process went silent at `silent_since`; no epochs -> no_data. `reason` and
     `evidence` quote the numbers that decided.
     """
+    return TrendFlags(**decide(judge(state, config), status, error, silent_since))
+
+
+def verdict_fields(state: TrendState, config: TrendConfig, status: str | None = None, error: str | None = None, *,
+                   silent_since: datetime | None = None) -> dict[str, Any]:
+    """`verdict` as the plain dict the read model stores: every `TrendFlags` field, JSON-safe (building
+    the model would double the cost)."""
     return decide(judge(state, config), status, error, silent_since)

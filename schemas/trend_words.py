@@ -7,8 +7,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from schemas.read_models import TrendFlags
 from schemas.trend_rules import BEST_SMOOTH, NOISE_Z, Best, Mode
 from schemas.trend_stats import Line
 
@@ -149,7 +149,8 @@ def _when(moment: datetime | None) -> str:
     return f"went silent at {moment.strftime('%Y-%m-%d %H:%M:%S')} UTC"
 
 
-def decide(j: Judgement, status: str | None, error: str | None, silent_since: datetime | None) -> TrendFlags:
+def decide(j: Judgement, status: str | None, error: str | None, silent_since: datetime | None) -> dict[str, Any]:
+    """Every `TrendFlags` field, as a plain JSON-safe dict (what the read model stores)."""
     status = status or "running"
     ended = status in ("completed", "interrupted", "failed")
     best_epoch = j.best.epoch if j.best else None
@@ -160,10 +161,10 @@ def decide(j: Judgement, status: str | None, error: str | None, silent_since: da
     lines = _evidence(j, best_txt, trend, over_txt) if j.epochs else []
     after = f" after epoch {j.last_epoch}" if j.last_epoch is not None else " before its first epoch"
 
-    def flags(recommendation: str, reason: str, epoch: int | None = best_epoch) -> TrendFlags:
+    def flags(recommendation: str, reason: str, epoch: int | None = best_epoch) -> dict[str, Any]:
         line, last = j.line, j.last
         finite_last = last is not None and math.isfinite(last[1])
-        return TrendFlags(
+        return dict(
             epochs_since_improvement=j.since, is_plateaued=j.plateau, is_overfitting=j.overfit is not None,
             is_diverging=j.diverging is not None, suspect_metrics=j.suspects, should_stop=j.should_stop,
             recommendation=recommendation, recommendation_epoch=epoch, reason=reason, evidence=lines,

@@ -10,8 +10,9 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
+from schemas.read_models import TrendFlags
 from schemas.trend_rules import EpochRow, TrendConfig
-from schemas.trend_state import TrendState, fold, needs_refold, verdict
+from schemas.trend_state import TrendState, fold, needs_refold, verdict, verdict_fields
 from schemas.trends import best_epoch, epochs_since_improvement, recommendation, suspect_metrics
 
 values = st.floats(allow_nan=True, allow_infinity=True, width=64)
@@ -35,6 +36,7 @@ def stored(state: TrendState) -> TrendState:
 @given(histories, configs, st.lists(st.integers(0, 45), max_size=4), statuses)
 def test_folding_in_pieces_equals_folding_at_once(history, config, cuts, status):
     whole = fold(None, history, config)
+    assert fold(whole.copy(), [], config).to_dict() == whole.to_dict()  # folding nothing changes nothing
     state = None
     bounds = sorted({0, len(history), *(c for c in cuts if c <= len(history))})
     for a, b in zip(bounds, bounds[1:], strict=False):
@@ -45,7 +47,9 @@ def test_folding_in_pieces_equals_folding_at_once(history, config, cuts, status)
     silent = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     got = verdict(state, config, status=status, error="boom", silent_since=silent)
     assert got == verdict(whole, config, status=status, error="boom", silent_since=silent)
-    orjson.dumps(got.model_dump())  # strict JSON: every float finite or None
+    fields = verdict_fields(state, config, status=status, error="boom", silent_since=silent)
+    assert fields == got.model_dump() and set(fields) == set(TrendFlags.model_fields)  # what the read model stores
+    orjson.loads(orjson.dumps(fields, option=orjson.OPT_SORT_KEYS))  # strict JSON: every float finite or None
     assert all(v is None or math.isfinite(v) for v in got.model_dump().values() if isinstance(v, float))
 
 
