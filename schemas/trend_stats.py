@@ -88,7 +88,7 @@ def fit(epochs: Sequence[int], values: Sequence[float], span: int | None = None)
     scale = max(-min(values), max(values))
     if not math.isfinite(scale):
         return None
-    if not 1e-100 < scale < 1e100:
+    if scale > 1e100 or 0.0 < scale < 1e-100:
         values = [v / scale for v in values]
     else:
         scale = 1.0
