@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(PY) bench/ingest.py
 	$(PY) bench/api.py
 	$(PY) bench/people_stack.py
+	$(PY) bench/trends.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

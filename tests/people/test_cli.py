@@ -53,10 +53,10 @@ def test_analyze_gives_verdict_evidence_and_recommendation(cli, published, api_s
     result = cli("analyze", published["good"][:10], "--api", api_server.base_url)  # a prefix will do
     assert result.returncode == 0, result.stderr
     out = result.stdout
+    assert "monitoring val/loss (min), patience 5, min_delta 0.0001" in out
     assert "verdict: overfitting since epoch 2" in out
-    assert "best val/loss 0.45 at epoch 2" in out
-    assert "since epoch 2: val/loss +0.45 (0.45 → 0.9) over 4 epochs" in out
-    assert "recommendation: use_checkpoint (epoch 2)" in out
+    assert "best val/loss 0.45 at epoch 2; final 0.9 at epoch 6 (+0.45, 4 epochs later)" in out
+    assert "recommendation: use_checkpoint (epoch 2) — use epoch 2's checkpoint" in out
 
 
 def test_analyze_a_failed_run_points_at_its_traceback(cli, published, api_server):
