@@ -23,7 +23,7 @@ def median(values: Sequence[float]) -> float:
     return ordered[mid] if n % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass pays a setattr per field, per verdict
 class Line:
     """A least-squares line through (epoch, value) points, with the noise around it."""
 
@@ -94,13 +94,11 @@ def fit(epochs: Sequence[int], values: Sequence[float], span: int | None = None)
         scale = 1.0
     xs, ys = epochs[-k:], values[-k:]
     x0, y0 = xs[0], ys[0]  # shifted sums: no cancellation for large epoch numbers or offsets
-    sx = sy = sxx = sxy = 0.0
-    for x, y in zip(xs, ys, strict=True):
-        dx, dy = x - x0, y - y0
-        sx += dx
-        sy += dy
-        sxx += dx * dx
-        sxy += dx * dy
+    dxs = [x - x0 for x in xs]
+    dys = [y - y0 for y in ys]
+    sx, sy = float(sum(dxs)), sum(dys)
+    sxx = float(sum([d * d for d in dxs]))
+    sxy = sum([a * b for a, b in zip(dxs, dys, strict=True)])
     cxx = sxx - sx * sx / k
     if cxx <= 0:
         return None

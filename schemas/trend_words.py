@@ -13,7 +13,7 @@ from schemas.trend_rules import BEST_SMOOTH, NOISE_Z, Best, Mode
 from schemas.trend_stats import Line
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Overfit:
     val: str
     train: str
@@ -29,7 +29,7 @@ class Overfit:
     train_now: float
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: built on every verdict, where a setattr per field shows
 class Judgement:
     metric: str
     mode: Mode
