@@ -86,7 +86,13 @@ def overfitting(state: TrendState, config: TrendConfig, metric: str) -> Overfit 
 
 def divergence(state: TrendState, metric: str, mode: Mode,
                factor: float = DIVERGENCE_FACTOR) -> tuple[str, int | None] | None:
-    """(why, first non-finite epoch of the current streak) when the run is diverging, else None."""
+    """(why, first non-finite epoch of the current streak) when the run is diverging, else None.
+
+    A blow-up is judged on ratios (a loss that explodes grows by factors): the training loss's recent
+    level over its best must pass `factor`, and, when the window's values are all positive, the log of
+    that ratio must also pass NOISE_Z times the noise of the log values before the level's epochs, so
+    that a loss hovering near zero, whose lucky best is a tiny fraction of its typical value, is not
+    taken for one."""
     stats = state.data["stats"]
     for name in dict.fromkeys([metric, FALLBACK_METRIC, DEFAULT_METRIC]):
         stat = stats.get(name)
@@ -102,10 +108,15 @@ def divergence(state: TrendState, metric: str, mode: Mode,
     if len(values) < BLOWUP_EPOCHS or best is None or best.value <= 0 or epochs[-1] != stats[grows][LAST_E]:
         return None
     level = median(values[-BLOWUP_EPOCHS:])
-    if level > factor * best.value:
-        return (f"{grows} is {level:.4g} (median of the last {BLOWUP_EPOCHS} epochs), {level / best.value:.3g}x "
-                f"its best {best.value:.4g} at epoch {best.epoch}"), None
-    return None
+    if level <= factor * best.value:
+        return None
+    before = values[:-BLOWUP_EPOCHS]  # the noise it is judged against: what came before the blow-up
+    if len(before) >= 4 and min(values) > 0:
+        logs = [math.log(v) for v in before]
+        if math.log(level / best.value) <= NOISE_Z * difference_noise(logs, max(len(logs) // 2, 4)):
+            return None
+    return (f"{grows} is {level:.4g} (median of the last {BLOWUP_EPOCHS} epochs), {level / best.value:.3g}x "
+            f"its best {best.value:.4g} at epoch {best.epoch}"), None
 
 
 def plateau(state: TrendState, config: TrendConfig, metric: str,

@@ -120,6 +120,17 @@ def test_divergence_by_growth_and_by_nan_names_the_first_non_finite_epoch():
     assert best_epoch(NAN_LOSS).epoch == 1  # NaN never wins
 
 
+def test_a_loss_hovering_near_zero_is_not_a_blow_up_but_a_steady_explosion_is():
+    # Memorising: train/loss hovers between 0.001 and 0.009; its luckiest epoch is far below its median.
+    hovering = curve([0.005 + 0.004 * math.sin(1.7 * e) for e in range(40)])
+    values = [row.metrics["train/loss"] for row in hovering]
+    assert sorted(values[-3:])[1] > 2 * min(values)  # the ratio alone would call it a blow-up
+    assert not is_diverging(hovering)
+    exploding = curve([0.5] * 10 + [0.5 * 1.4 ** k for k in range(1, 6)])
+    assert divergence_evidence(exploding) == ("train/loss is 1.921 (median of the last 3 epochs), 3.84x its best "
+                                              "0.5 at epoch 0")
+
+
 def test_one_spike_is_neither_divergence_nor_overfitting():
     val = [0.9 * math.exp(-e / 2) + 0.5 + 0.002 * (e % 3) for e in range(30)]
     val[24] = 1.6
