@@ -75,7 +75,10 @@ def overfitting(state: TrendState, config: TrendConfig, metric: str) -> Overfit 
     if rise <= max(min_delta, REL_TOL * abs(best)) or -_worse_by(train_now, train_then, mode) <= max(
             min_delta, REL_TOL * abs(train_then)):
         return None  # the common case, decided before any noise is estimated
-    sigma = max(curvature_noise(flat[2::3]), difference_noise(since))
+    sigma = curvature_noise(flat[2::3])
+    if rise <= NOISE_Z * sigma:
+        return None  # within the first estimate already: the second cannot make it less so
+    sigma = max(sigma, difference_noise(since))
     tolerance = max(NOISE_Z * sigma, min_delta, REL_TOL * abs(best))
     if rise <= tolerance:
         return None
