@@ -1,16 +1,19 @@
 """The trend judgement folded epoch by epoch: what the read model keeps per run instead of rescanning.
 
-`fold(state, rows, config)` takes rows in increasing epoch order, all after `state.last_epoch`, and returns
-the new state; `verdict(state, config, status, error, silent_since=)` turns a state into `TrendFlags`.
-Folding a whole history at once and folding it in any number of in-order pieces give the same state, so
-`schemas.trends.recommendation(history)` (fold everything, then judge) is exactly what the read model
-stores. A row that is not after `last_epoch` (a rewind, a late redelivery) or a new `config.key()` needs
-a fold from scratch over the run's history: the caller's job (`needs_refold`).
+`fold(state, rows, config)` takes rows in increasing epoch order, all after `state.last_epoch`, folds them
+into `state` in place and returns it; `verdict(state, config, status, error, silent_since=)` turns a state
+into `TrendFlags` (`verdict_fields`: the same as a plain dict). Folding a whole history at once and
+folding it in any number of in-order pieces give the same state, so `schemas.trends.recommendation` (fold
+everything, then judge) is exactly what the read model stores. A row that is not after `last_epoch` (a
+rewind, a late redelivery) or a new `config.key()` needs a fold from scratch over the run's history: the
+caller's job (`needs_refold`).
 
 What the state keeps is bounded by the number of metrics plus a fixed window, never by history length:
-per metric a dozen counters; for the monitored metric and both losses their last `window` finite values;
-for the (train, validation) pairs the last `window` epochs with both, and the best smoothed validation
-level seen. Every noise-aware statistic of the verdict is computed from those (README, "Trend flags").
+per metric a dozen counters; for the monitored metric and both losses their last 2 x `window` finite
+values; for the (train, validation) pairs the last 2 x `window` epochs with both, and the best levels
+seen (since the last learning-rate step). Every noise-aware statistic of the verdict is computed from
+those (README, "Trend flags"); the trend line and the noise estimates a verdict needs are computed once
+per fold and kept too, so that a verdict on a stored state (the API's, on reads) is lookups and wording.
 
 The state is JSON-safe by construction (a non-finite value is kept as the text "nan", "inf" or "-inf"),
 so it is stored with orjson and read back without a custom decoder.
@@ -24,7 +27,7 @@ from datetime import datetime
 from typing import Any
 
 from schemas.read_models import TrendFlags
-from schemas.trend_judge import judge
+from schemas.trend_judge import divergence, judge, overfitting
 from schemas.trend_layout import (
     ALL_SAME,
     BAD_E,
@@ -58,7 +61,7 @@ from schemas.trend_rules import (
     better,
     train_counterpart,
 )
-from schemas.trend_stats import median
+from schemas.trend_stats import fit, median
 from schemas.trend_words import decide
 
 __all__ = ["STATE_VERSION", "TrendState", "fold", "judge", "needs_refold", "verdict", "verdict_fields"]
@@ -85,6 +88,8 @@ class TrendState:
             "pairs": {},  # validation metric -> [train metric, [e, t, v, ...] last `window` with both finite,
             #                                     best validation level, its epoch, the training level then]
             "lr": None,  # [last learning rate, epoch of its last step change]
+            "line": None,  # [monitored metric, its trend line's fields]: fitted once per fold, read by verdicts
+            "noise": None,  # key -> [last epoch of its window, value]: the same, for the other noise estimates
             "last": None,  # the last epoch's metrics (JSON-safe)
         }
 
@@ -305,7 +310,31 @@ def fold(state: TrendState | None, rows: Iterable[EpochRow], config: TrendConfig
         last = metrics
     if last is not None:
         data["last"] = {k: safe(v) for k, v in last.items()}
+        data["line"] = _line_of(out, config)
+        data["noise"] = _noise_of(out, config)
     return out
+
+
+def _noise_of(state: TrendState, config: TrendConfig) -> dict[str, list]:
+    """The noise estimates a verdict on the state as it now is will need: the judging functions run once
+    here and record what they computed (nothing, in the common case where cheap tests settle it)."""
+    record: dict[str, list] = {}
+    metric = state.monitored(config)
+    overfitting(state, config, metric, record)
+    divergence(state, metric, config.mode_of(metric), record=record)
+    return record
+
+
+def _line_of(state: TrendState, config: TrendConfig) -> list | None:
+    """The monitored metric's trend line over its window, fitted here once rather than by every verdict
+    (the API re-judges stored states on reads); `schemas.trend_judge.plateau` checks it still applies."""
+    metric = state.monitored(config)
+    epochs, values = state.window(metric)
+    line = fit(epochs, values, max(config.window, MIN_WINDOW)) if len(values) >= MIN_WINDOW else None
+    if line is None:
+        return None
+    fields = [line.slope, line.first, line.last, line.n, line.level, line.change, line.noise, line.change_noise]
+    return [metric, *fields] if all(math.isfinite(f) for f in fields) else None
 
 
 def verdict(state: TrendState, config: TrendConfig, status: str | None = None, error: str | None = None, *,
