@@ -34,7 +34,8 @@ class TrendsPublic(BaseModel):
     suspect_metrics: dict[str, str] = Field(default_factory=dict,
                                             description="Metric -> why it is suspect (all_zero, constant, all_nan).")
     recommendation: str = Field(default="continue",
-                                description="continue | stop_early | use_checkpoint | investigate")
+                                description="continue | stop_soon | stop_early | use_checkpoint | investigate | "
+                                            "no_data (see README, Trend flags)")
     recommendation_epoch: int | None = Field(default=None, description="The checkpoint to use, if any.")
     reason: str = Field(default="", description="The evidence behind the recommendation, in words.")
     should_stop: bool = Field(default=False, description="Early stopping (Keras/Lightning rule) would stop now.")

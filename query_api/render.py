@@ -6,7 +6,7 @@ the OpenAPI schema), encoded once with orjson: the epoch list of a long run is t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +17,7 @@ from epochstream.readmodel.reader import RunRecord, Versions
 from query_api.downsample import Mode, keep_indices
 from query_api.encoding import float_or_null, non_finite_marker, stored_float, strict_list, strict_metrics
 from query_api.series import EpochSeries, SystemPoint
+from schemas.trend_rules import EpochRow
 from schemas.trends import best_epoch
 
 
@@ -108,7 +109,8 @@ def run_body(record: RunRecord, series: EpochSeries, now_us: int) -> dict[str, A
     if ingested and seen:
         lag = max(0.0, (datetime.fromisoformat(ingested) - datetime.fromisoformat(seen)).total_seconds())
     body.update(
-        status=status, stored_status=summary.get("status"), trends=trends(summary, record.trend_state, status),
+        status=status, stored_status=summary.get("status"),
+        trends=trends(summary, record.trend_state, status, lambda: series.rows),
         config=orjson.Fragment(record.config_text) if record.config_text else {},  # as stored: any depth
         ingest_lag_s=lag, attempts=summary.get("attempts") or [], tags=summary.get("tags") or [],
         loss_history=strict_list([r.metrics.get("train/loss") for r in series.rows], "loss_history", markers),
@@ -123,11 +125,11 @@ _ITEM_FLAGS = ("recommendation", "is_overfitting", "is_plateaued", "is_diverging
 
 
 def list_item(summary: dict[str, Any], versions: Versions, state: dict[str, Any] | None,
-              now_us: int) -> dict[str, Any]:
+              now_us: int, history: Callable[[], Sequence[EpochRow]] | None = None) -> dict[str, Any]:
     item = {name: summary.get(name) for name in LIST_FIELDS}
     item["status"] = run_status(Versions(versions.generation, 0, 0, 0, 0, summary.get("status") or "running",
                                          versions.stale_after_us), now_us)
-    flags = trends(summary, state, item["status"])
+    flags = trends(summary, state, item["status"], history)
     item.update({name: flags.get(name) for name in _ITEM_FLAGS})
     item["reason"] = flags.get("reason")
     item["attempts"] = len(summary.get("attempts") or [])

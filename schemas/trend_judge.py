@@ -64,20 +64,7 @@ def blowup_noise(values: list[float]) -> float | None:
     return difference_noise(logs, max(len(logs) // 2, 4))
 
 
-def _noise(state: TrendState, record: dict | None, key: str, epoch: int, compute) -> float | None:
-    """A noise estimate for the window ending at `epoch`: the one the fold left in the state when it is
-    for that window (`schemas.trend_state` calls the judging functions with `record` at the end of each
-    fold, so a verdict finds what it needs), else computed, and recorded when asked to."""
-    hit = (state.data.get("noise") or {}).get(key)
-    if hit is not None and hit[0] == epoch:
-        return hit[1]
-    value = compute()
-    if record is not None and (value is None or math.isfinite(value)):  # JSON-safe, or left to the verdict
-        record[key] = [epoch, value]
-    return value
-
-
-def overfitting(state: TrendState, config: TrendConfig, metric: str, record: dict | None = None) -> Overfit | None:
+def overfitting(state: TrendState, config: TrendConfig, metric: str) -> Overfit | None:
     """The validation curve's level since its best level (the median of up to SMOOTH values, at least
     AFTER_BEST of them) is worse than that best by more than its noise allows, while its training
     counterpart improved on its level then: the losses when the run logs both, else the monitored `val/X`.
@@ -103,11 +90,10 @@ def overfitting(state: TrendState, config: TrendConfig, metric: str, record: dic
     if rise <= max(min_delta, REL_TOL * abs(best)) or -_worse_by(train_now, train_then, mode) <= max(
             min_delta, REL_TOL * abs(train_then)):
         return None  # the common case, decided before any noise is estimated
-    epoch = flat[-3]
-    sigma = _noise(state, record, "pair:" + name, epoch, lambda: pair_noise(flat))
+    sigma = pair_noise(flat)
     if rise <= NOISE_Z * sigma:
         return None  # within the first estimate already: the second cannot make it less so
-    sigma = max(sigma, _noise(state, record, "since:" + name, epoch, lambda: difference_noise(since)))
+    sigma = max(sigma, difference_noise(since))
     tolerance = max(NOISE_Z * sigma, min_delta, REL_TOL * abs(best))
     if rise <= tolerance:
         return None
@@ -116,8 +102,8 @@ def overfitting(state: TrendState, config: TrendConfig, metric: str, record: dic
                    train_then=train_then, train_now=train_now)
 
 
-def divergence(state: TrendState, metric: str, mode: Mode, factor: float = DIVERGENCE_FACTOR,
-               record: dict | None = None) -> tuple[str, int | None] | None:
+def divergence(state: TrendState, metric: str, mode: Mode,
+               factor: float = DIVERGENCE_FACTOR) -> tuple[str, int | None] | None:
     """(why, first non-finite epoch of the current streak) when the run is diverging, else None.
 
     A blow-up is judged on ratios (a loss that explodes grows by factors): the training loss's recent
@@ -142,7 +128,7 @@ def divergence(state: TrendState, metric: str, mode: Mode, factor: float = DIVER
     level = median(values[-BLOWUP_EPOCHS:])
     if level <= factor * best.value:
         return None
-    spread = _noise(state, record, "blowup:" + grows, epochs[-1], lambda: blowup_noise(values))
+    spread = blowup_noise(values)
     if spread is not None and math.log(level / best.value) <= NOISE_Z * spread:
         return None
     return (f"{grows} is {level:.4g} (median of the last {BLOWUP_EPOCHS} epochs), {level / best.value:.3g}x "
@@ -163,11 +149,7 @@ def plateau(state: TrendState, config: TrendConfig, metric: str,
     if len(values) < MIN_WINDOW or last is None or epochs[-1] != last[0]:
         return None, False, False, False
     span = max(config.window, MIN_WINDOW)
-    cached = state.data.get("line")
-    if cached is not None and cached[0] == metric and cached[3] == epochs[-1]:
-        line = Line(*cached[1:])  # fitted by the fold to this very window
-    else:
-        line = fit(epochs, values, span)
+    line = fit(epochs, values, span)
     if line is None:
         return None, False, False, False
     since_step = state.data["lr"] is not None and state.data["lr"][1] is not None and len(values) <= span

@@ -27,7 +27,7 @@ from datetime import datetime
 from typing import Any
 
 from schemas.read_models import TrendFlags
-from schemas.trend_judge import divergence, judge, overfitting
+from schemas.trend_judge import judge
 from schemas.trend_layout import (
     ALL_SAME,
     BAD_E,
@@ -61,12 +61,12 @@ from schemas.trend_rules import (
     better,
     train_counterpart,
 )
-from schemas.trend_stats import fit, median
+from schemas.trend_stats import median
 from schemas.trend_words import decide
 
 __all__ = ["STATE_VERSION", "TrendState", "fold", "judge", "needs_refold", "verdict", "verdict_fields"]
 
-STATE_VERSION = 3  # bump when the state's shape or a definition changes: stored states are then refolded
+STATE_VERSION = 4  # bump when the state's shape or a definition changes: stored states are then refolded
 
 
 class TrendState:
@@ -88,8 +88,6 @@ class TrendState:
             "pairs": {},  # validation metric -> [train metric, [e, t, v, ...] last `window` with both finite,
             #                                     best validation level, its epoch, the training level then]
             "lr": None,  # [last learning rate, epoch of its last step change]
-            "line": None,  # [monitored metric, its trend line's fields]: fitted once per fold, read by verdicts
-            "noise": None,  # key -> [last epoch of its window, value]: the same, for the other noise estimates
             "last": None,  # the last epoch's metrics (JSON-safe)
         }
 
@@ -310,31 +308,7 @@ def fold(state: TrendState | None, rows: Iterable[EpochRow], config: TrendConfig
         last = metrics
     if last is not None:
         data["last"] = {k: safe(v) for k, v in last.items()}
-        data["line"] = _line_of(out, config)
-        data["noise"] = _noise_of(out, config)
     return out
-
-
-def _noise_of(state: TrendState, config: TrendConfig) -> dict[str, list]:
-    """The noise estimates a verdict on the state as it now is will need: the judging functions run once
-    here and record what they computed (nothing, in the common case where cheap tests settle it)."""
-    record: dict[str, list] = {}
-    metric = state.monitored(config)
-    overfitting(state, config, metric, record)
-    divergence(state, metric, config.mode_of(metric), record=record)
-    return record
-
-
-def _line_of(state: TrendState, config: TrendConfig) -> list | None:
-    """The monitored metric's trend line over its window, fitted here once rather than by every verdict
-    (the API re-judges stored states on reads); `schemas.trend_judge.plateau` checks it still applies."""
-    metric = state.monitored(config)
-    epochs, values = state.window(metric)
-    line = fit(epochs, values, max(config.window, MIN_WINDOW)) if len(values) >= MIN_WINDOW else None
-    if line is None:
-        return None
-    fields = [line.slope, line.first, line.last, line.n, line.level, line.change, line.noise, line.change_noise]
-    return [metric, *fields] if all(math.isfinite(f) for f in fields) else None
 
 
 def verdict(state: TrendState, config: TrendConfig, status: str | None = None, error: str | None = None, *,

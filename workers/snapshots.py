@@ -25,6 +25,7 @@ from epochstream.layout import DataLayout, atomic_write_parquet
 from epochstream.readmodel.judged import trends
 from epochstream.readmodel.reader import ReadModelReader
 from epochstream.readmodel.values import stored_float
+from schemas.trend_rules import EpochRow
 
 KEEP_S = 600.0  # an old snapshot outlives any query that started on it by far
 STATE_KEY = b"epochstream.read_model_state"
@@ -52,8 +53,10 @@ def _when(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value).astimezone(UTC)
 
 
-def _row(summary: dict[str, Any], config: str | None, state: dict[str, Any] | None) -> dict[str, Any]:
-    flags = trends(summary, state)
+def _row(summary: dict[str, Any], config: str | None, state: dict[str, Any] | None,
+         reader: ReadModelReader) -> dict[str, Any]:
+    history = lambda: [EpochRow(e.epoch, e.metrics) for e in reader.epochs(summary["run_id"])]  # noqa: E731
+    flags = trends(summary, state, history=history)
     return {
         **{k: summary.get(k) for k in ("run_id", "project", "name", "status", "heartbeat_s", "host", "tags", "error",
                                        "exit_code", "duration_s", "epochs", "last_epoch", "steps", "last_step",
@@ -93,7 +96,7 @@ def is_current(layout: DataLayout, reader: ReadModelReader) -> bool:
 def take(layout: DataLayout, reader: ReadModelReader) -> Path:
     """Write a new snapshot of every run; returns its path. Old ones past KEEP_S are removed."""
     state = state_of(reader)
-    rows = [_row(summary, config, state) for summary, config, state in reader.all_runs()]
+    rows = [_row(summary, config, state, reader) for summary, config, state in reader.all_runs()]
     table = pa.Table.from_pylist(rows, schema=RUNS_SCHEMA).replace_schema_metadata({STATE_KEY: state.encode()})
     name = f"runs-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}-{uuid.uuid4().hex[:8]}.parquet"
     path = snapshot_dir(layout) / name

@@ -87,7 +87,7 @@ def flags(trends: Mapping[str, Any] | None) -> list[str]:
         out.append("plateau")
     since = trends.get("epochs_since_improvement")
     if isinstance(since, int) and since > 0:
-        out.append(f"{since} epochs since improvement")
+        out.append(f"{since} epoch{'s' if since != 1 else ''} since improvement")
     for metric, why in sorted((trends.get("suspect_metrics") or {}).items()):
         out.append(f"{metric}: {why}")
     return out
@@ -112,7 +112,8 @@ def recommendation_text(trends: Mapping[str, Any] | None) -> str:
     if not trends or not trends.get("recommendation"):
         return "-"
     text = str(trends["recommendation"]).replace("_", " ")
-    if trends.get("recommendation_epoch") is not None and trends["recommendation"] == "use_checkpoint":
+    if trends.get("recommendation_epoch") is not None and trends["recommendation"] in ("use_checkpoint",
+                                                                                      "stop_early", "stop_soon"):
         text += f" (epoch {trends['recommendation_epoch']})"
     return text
 

@@ -19,6 +19,7 @@ from query_api.polling import Answer, not_modified, ok, respond
 from query_api.render import list_item, run_body, run_status
 from query_api.routes.common import LIST_RESPONSES, RESPONSES
 from query_api.routes.params import RunIdParam, WaitParam, invalid
+from query_api.series import epoch_series
 
 router = APIRouter(tags=["runs"])
 
@@ -51,7 +52,14 @@ async def list_runs(request: Request, ctx: Ctx,
     except BadCursor as exc:
         raise invalid("cursor", cursor, str(exc)) from None
     stamp = now_us()
-    body = dumps({"runs": [list_item(summary, versions, state, stamp) for summary, versions, state in page.runs],
+    reader = ctx.store.reader
+
+    def history(run_id: str):
+        return lambda: epoch_series(reader.epochs(run_id)).rows  # only for a state an older version stored
+
+    items = await ctx.store.in_thread(lambda: [list_item(summary, versions, state, stamp, history(summary["run_id"]))
+                                               for summary, versions, state in page.runs])
+    body = dumps({"runs": items,
                   "next_cursor": page.next_cursor, "limit": limit, "total": page.total})
     # The body holds read-time staleness too: hashing it is exact and cheap.
     etag = make_etag("runs", hashlib.blake2b(body, digest_size=16).digest())
