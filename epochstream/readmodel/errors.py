@@ -28,3 +28,12 @@ class ReadModelMissing(ReadModelError, TransientError):
     def __init__(self, where: str):
         super().__init__(f"no read model at {where} yet: start the workers (`epochstream up` or `epochstream worker`)"
                          ", or run `epochstream rebuild` to make one from the log")
+
+
+class ReadModelDamaged(ReadModelError, TransientError):
+    """A run's row in the read model cannot be read (a damaged summary or fold state)."""
+
+    def __init__(self, run_id: str, what: str):
+        self.run_id = run_id
+        super().__init__(f"the read model's row of run {run_id!r} cannot be read ({what}); the run's next events "
+                         "repair it, and `epochstream rebuild` restores it from the log now")

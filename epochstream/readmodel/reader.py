@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from epochstream.readmodel.database import connect_reader
-from epochstream.readmodel.errors import ReadModelBusy
+from epochstream.readmodel.errors import ReadModelBusy, ReadModelDamaged
 from epochstream.readmodel.listing import RunQuery, count_sql, encode_cursor, page_sql
 from epochstream.readmodel.location import Location
 from epochstream.readmodel.values import config_from_json, metrics_from_json, to_us
@@ -75,6 +75,15 @@ class RunsPage:
     runs: list[tuple[dict[str, Any], Versions, dict[str, Any] | None]]  # summary, versions, fold state
     next_cursor: str | None
     total: int
+
+
+def _document(text: str | None) -> dict[str, Any] | None:
+    """A stored JSON document, or None when there is none or it cannot be read (a damaged row)."""
+    try:
+        value = orjson.loads(text) if text else None
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 class _Handle(NamedTuple):
@@ -151,8 +160,20 @@ class ReadModelReader:
         if not rows:
             return None
         row = rows[0]
-        return RunRecord(Versions(handle.generation, *row[:6]), orjson.loads(row[6]), row[7],
-                         orjson.loads(row[8]) if row[8] else None)
+        summary, state = _document(row[6]), _document(row[8])
+        if summary is None or (row[8] and state is None):
+            raise ReadModelDamaged(run_id, "its summary" if summary is None else "its trend state")
+        return RunRecord(Versions(handle.generation, *row[:6]), summary, row[7], state)
+
+    def _summary(self, text: str, run_id: str) -> dict[str, Any]:
+        """The stored summary; for a damaged one, what the row's columns still say (one run's damage must
+        not take the listing or SQL down for every run)."""
+        summary = _document(text)
+        if summary is not None:
+            return summary
+        rows = self._query("SELECT project, name, status, epochs FROM runs WHERE run_id = ?", (run_id,))
+        project, name, status, epochs = rows[0] if rows else (None, None, "running", 0)
+        return {"run_id": run_id, "project": project, "name": name, "status": status, "epochs": epochs}
 
     def list_runs(self, query: RunQuery, now: datetime) -> RunsPage:
         handle = self._handle()
@@ -163,8 +184,8 @@ class ReadModelReader:
         rows = self._query(sql, params)
         more = len(rows) > query.limit
         rows = rows[:query.limit]
-        page = [(orjson.loads(summary), Versions(handle.generation, version, 0, 0, 0, "", stale),
-                 orjson.loads(state) if state else None) for _, summary, version, stale, state, _ in rows]
+        page = [(self._summary(summary, run_id), Versions(handle.generation, version, 0, 0, 0, "", stale),
+                 _document(state)) for run_id, summary, version, stale, state, _ in rows]
         last = rows[-1] if more else None
         total_sql, total_params = count_sql(query, now_us)
         total = self._query(total_sql, total_params)[0][0]
@@ -172,8 +193,9 @@ class ReadModelReader:
 
     def all_runs(self) -> list[tuple[dict[str, Any], str | None, dict[str, Any] | None]]:
         """(summary, config text, fold state) of every run: for SQL snapshots."""
-        return [(orjson.loads(summary), config, orjson.loads(state) if state else None)
-                for summary, config, state in self._query("SELECT summary, config, trend_state FROM runs")]
+        return [(self._summary(summary, run_id), config, _document(state))
+                for run_id, summary, config, state in self._query("SELECT run_id, summary, config, trend_state "
+                                                                  "FROM runs")]
 
     # -- series ----------------------------------------------------------------------------------------
     def epochs(self, run_id: str) -> list[EpochRecord]:
