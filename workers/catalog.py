@@ -31,7 +31,7 @@ from epochstream.settings import Settings
 from schemas.epoch import CORE_METRICS
 from workers.log_schema import DEAD_LETTERS, LOG_SCHEMAS
 
-CATALOG_VERSION = 2
+CATALOG_VERSION = 3
 SEED = "_seed.parquet"  # leading underscore: pyarrow datasets skip it, DuckDB globs see it
 
 
@@ -84,9 +84,12 @@ def view_sql(layout: DataLayout) -> dict[str, str]:
     wide = ", ".join(f"map_extract(metrics, '{m}')[1] AS {_q(m)}" for m in CORE_METRICS)
     snapshots = _glob(snapshot_dir(layout) / "*.parquet")
     return {
-        # The newest snapshot only: a new one is a new file, so no query ever reads one being replaced.
+        # The newest snapshot only: a new one is a new file, so no query ever reads one being replaced. Newest
+        # among those that had appeared when the query started (`workers.snapshots._publish` sets the mtimes):
+        # read_parquet lists its files when the query is planned, so one that appears after would be chosen
+        # by name and not be read.
         "runs": f"SELECT * EXCLUDE (filename) FROM read_parquet({snapshots}, union_by_name = true, filename = true) "
-                f"WHERE filename = (SELECT max(file) FROM glob({snapshots})) "
+                f"WHERE filename = (SELECT max(filename) FROM read_blob({snapshots}) WHERE last_modified <= now()) "
                 "ORDER BY coalesce(started_at, last_seen) DESC NULLS LAST, run_id DESC",
         "trends": "SELECT run_id, project, name, status, epochs, last_epoch, best_metric, best_mode, best_epoch, "
                   "best_value, final_loss, epochs_since_improvement, is_plateaued, is_overfitting, is_diverging, "

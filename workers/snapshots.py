@@ -11,6 +11,7 @@ every so often (`refresh_due`), so an analyst's own DuckDB session sees data at 
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 import uuid
 from datetime import UTC, datetime
@@ -21,7 +22,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from epochstream.layout import DataLayout, atomic_write_parquet
+from epochstream.layout import DataLayout, atomic_write_parquet, fsync_dir
 from epochstream.readmodel.judged import trends
 from epochstream.readmodel.reader import ReadModelReader
 from epochstream.readmodel.values import stored_float
@@ -100,9 +101,30 @@ def take(layout: DataLayout, reader: ReadModelReader) -> Path:
     table = pa.Table.from_pylist(rows, schema=RUNS_SCHEMA).replace_schema_metadata({STATE_KEY: state.encode()})
     name = f"runs-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}-{uuid.uuid4().hex[:8]}.parquet"
     path = snapshot_dir(layout) / name
-    atomic_write_parquet(table, path)
+    _publish(table, path)
     _prune(layout, keep=path)
     return path
+
+
+FAR_AHEAD_NS = 10 * 365 * 86400 * 10**9
+
+
+def _publish(table: pa.Table, path: Path) -> None:
+    """Write `path` durably, with an mtime that says when it appeared under its name.
+
+    The `runs` view reads the newest snapshot whose mtime is not after the query's start (`now()`): one
+    that existed when the query listed the files. Choosing by name alone picked a file that appeared after
+    the listing, so the query read none (a count of 0). So the file waits under a hidden name with an mtime
+    far ahead (never chosen, even in the instant after the rename), and gets the time just after its rename
+    (explicitly: the kernel's own file times run a few ms behind the clock `now()` reads)."""
+    pending = path.with_name(f".{path.name}.pending")
+    atomic_write_parquet(table, pending, fsync=True)
+    ahead = time.time_ns() + FAR_AHEAD_NS
+    os.utime(pending, ns=(ahead, ahead))
+    os.replace(pending, path)
+    appeared = time.time_ns()
+    os.utime(path, ns=(appeared, appeared))
+    fsync_dir(path.parent)
 
 
 def _prune(layout: DataLayout, keep: Path) -> None:
