@@ -52,7 +52,7 @@ def encode_cursor(sort: str, value: Any, run_id: str) -> str:
 def decode_cursor(cursor: str, sort: str) -> tuple[Any, str]:
     try:
         value = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError) as exc:  # Recursion: [[[[...
         raise BadCursor(type(exc).__name__) from None
     if not (isinstance(value, list) and len(value) == 3 and value[0] == sort and isinstance(value[2], str)
             and (value[1] is None or isinstance(value[1], int | float))):
