@@ -9,7 +9,7 @@ import sqlite3
 from dataclasses import dataclass
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from epochstream.readmodel.database import DDL
@@ -100,8 +100,13 @@ queries = st.builds(
     sort=st.sampled_from(sorted(SORTS)), limit=st.integers(1, 5))
 
 
+BOUNDARY = [Row(f"r{d}", None, None, "running", 0, NOW_US + d, None, 0, frozenset()) for d in (-1, 0, 1)]
+
+
 @settings(max_examples=150, deadline=None)
 @given(rows_strategy, queries)
+@example(BOUNDARY, RunQuery(status="stale"))  # a run is stale once its stale_after has passed, not at it
+@example(BOUNDARY, RunQuery(status="running"))
 def test_pages_walk_every_matching_run_once_in_the_promised_order(rows, q):
     con = database(rows)
     want = expected(rows, q)
