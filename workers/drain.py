@@ -130,7 +130,8 @@ def _decode_batch(entries: list[Entry], settings: Settings) -> tuple[list, list[
     return good, bad
 
 
-STORE_ERRORS = (OverflowError, ValueError, TypeError, ArithmeticError)  # what pyarrow raises for bad values
+# What pyarrow raises for bad values; RecursionError: a config the codec parsed but too deep to encode again.
+STORE_ERRORS = (OverflowError, ValueError, TypeError, ArithmeticError, RecursionError)
 
 
 def _to_tables(good: list, bad: list[tuple[Entry, str]], batch: list[Entry], now: datetime) -> dict:

@@ -9,6 +9,7 @@ conflict, before anything is planned: what reaches the planning is new.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -68,11 +69,19 @@ def _plain(value: Any) -> Any:
     return value.__dict__  # nested models (GPU samples, drop reports) by their fields
 
 
+def _plain_text(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value.__dict__
+
+
 def digest(event: Any) -> bytes:
     """A hash of everything the event says (its model's fields): equal for the same event however it was
     delivered, replayed or read back from the log."""
     fields = {name: event.__dict__.get(name) for name in type(event).model_fields}
-    return hashlib.blake2b(orjson.dumps(fields, default=_plain), digest_size=10).digest()
+    try:
+        data = orjson.dumps(fields, default=_plain)
+    except TypeError:  # orjson stops at 255 levels of nesting; a config the codec accepted may be deeper
+        data = json.dumps(fields, default=_plain_text).encode()
+    return hashlib.blake2b(data, digest_size=10).digest()
 
 
 def slice_by_run(entries: Sequence[tuple[str, Event, datetime]]) -> dict[str, RunSlice]:

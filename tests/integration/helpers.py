@@ -14,12 +14,17 @@ import httpx
 import redis
 
 from epochstream.faults import CRASH_ENV
+from epochstream.layout import DataLayout
+from epochstream.readmodel import ReadModelWriter
 from epochstream.settings import Settings
 from query_api.encoding import strict_loads
 from schemas.codec import encode
-from schemas.keys import PAYLOAD_FIELD, Keys
+from schemas.keys import PAYLOAD_FIELD, Keys, partition_of
 from tests.conftest import ROOT, settings_env
 from workers.catalog import query
+from workers.log_events import events_of
+from workers.log_reader import read_log
+from workers.log_schema import SCHEMAS
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 DRAIN = ("import sys; from workers.drain import drain_partition; "
@@ -131,3 +136,24 @@ def sql_view(settings: Settings) -> dict[str, Seen]:
         out[run["run_id"]] = Seen(run["status"], run["epochs"], run["events"], tuple(row["numbers"]))
     assert len(out) == len(runs), "a run twice in the runs view"
     return out
+
+
+def replay_log_over_current(settings: Settings) -> tuple[list[str], list]:
+    """Apply the whole log again to the read model in use, as catch-up would: every event must be known by
+    its identity and digest, so nothing changes. Returns (runs changed, conflicts). Ends the test's drains:
+    it takes the highest fence token."""
+    writer = ReadModelWriter.open(settings.data_dir)
+    changed, conflicts = [], []
+    try:
+        for event_type in SCHEMAS:
+            for chunk in events_of(event_type, read_log(DataLayout(settings.data_dir), event_type)):
+                by_partition: dict[int, list] = {}
+                for entry in chunk:
+                    by_partition.setdefault(partition_of(entry[1].run_id, settings.partitions), []).append(entry)
+                for partition, entries in by_partition.items():
+                    result = writer.apply(partition, entries, 2**62, entries[0][2])
+                    changed += result.runs_changed
+                    conflicts += result.conflicts
+    finally:
+        writer.close()
+    return changed, conflicts
