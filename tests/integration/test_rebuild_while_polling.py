@@ -16,7 +16,7 @@ from tests.integration.helpers import RawRun, xadd
 from tests.workers.helpers import drain_all
 from workers.rebuild import rebuild
 
-RUNS, EPOCHS, REBUILDS = 6, 30, 5
+RUNS, EPOCHS, REBUILDS = 6, 30, 4
 POLL_BUDGET_S = 60.0  # a bound, never an assertion: the pollers stop when the rebuilds are done
 
 

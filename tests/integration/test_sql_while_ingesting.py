@@ -16,7 +16,7 @@ from tests.workers.helpers import drain_all
 from workers.catalog import query
 
 RUNS = 8
-SECONDS = 4.0  # how long the three processes overlap; a bound for the loops, never an assertion
+SECONDS = 3.0  # how long the three processes overlap; a bound for the loops, never an assertion
 
 
 def _start(role: str, settings) -> subprocess.Popen:
