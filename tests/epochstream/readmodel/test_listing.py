@@ -103,7 +103,7 @@ queries = st.builds(
 BOUNDARY = [Row(f"r{d}", None, None, "running", 0, NOW_US + d, None, 0, frozenset()) for d in (-1, 0, 1)]
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(rows_strategy, queries)
 @example(BOUNDARY, RunQuery(status="stale"))  # a run is stale once its stale_after has passed, not at it
 @example(BOUNDARY, RunQuery(status="running"))
