@@ -160,10 +160,11 @@ class ReadModelReader:
         if not rows:
             return None
         row = rows[0]
-        summary, state = _document(row[6]), _document(row[8])
-        if summary is None or (row[8] and state is None):
-            raise ReadModelDamaged(run_id, "its summary" if summary is None else "its trend state")
-        return RunRecord(Versions(handle.generation, *row[:6]), summary, row[7], state)
+        summary = _document(row[6])
+        if summary is None:
+            raise ReadModelDamaged(run_id, "its summary")
+        # An unreadable fold state reads as none: the verdict is then folded from the run's epochs.
+        return RunRecord(Versions(handle.generation, *row[:6]), summary, row[7], _document(row[8]))
 
     def _summary(self, text: str, run_id: str) -> dict[str, Any]:
         """The stored summary; for a damaged one, what the row's columns still say (one run's damage must

@@ -211,9 +211,13 @@ def test_a_damaged_row_of_a_finished_run_breaks_no_listing_and_no_sql(settings, 
             items, total = walk_runs(http)
             assert total == 4 and sorted(i["run_id"] for i in items) == [r.run_id for r in runs]
             assert {i["run_id"]: i["status"] for i in items} == {r.run_id: "completed" for r in runs}
-            for run_id in ("fin2", "fin3"):
-                assert get_json(http, f"/runs/{run_id}")["best_epoch"] == 4
-            for path in ("/runs/fin0", "/runs/fin1", "/runs/fin0/epochs"):
+            healthy = get_json(http, "/runs/fin2")
+            assert healthy["best_epoch"] == 4 and get_json(http, "/runs/fin3")["best_epoch"] == 4
+            unfolded = get_json(http, "/runs/fin1")  # its verdict is folded again from its epochs
+            assert (unfolded["best_epoch"], unfolded["trends"]) == (4, healthy["trends"])
+            listed = {i["run_id"]: i for i in items}
+            assert listed["fin1"]["recommendation"] == listed["fin2"]["recommendation"] is not None
+            for path in ("/runs/fin0", "/runs/fin0/epochs"):
                 damaged = http.get(path)
                 assert damaged.status_code == 503 and "rebuild" in damaged.json()["detail"], damaged.text
             counted = query(settings, "SELECT count(*) AS n, count(*) FILTER (status = 'completed') AS done "
