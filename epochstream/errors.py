@@ -5,16 +5,9 @@ are not (bad input, bad configuration) and carry a message that tells the user w
 """
 
 
-class EpochstreamError(Exception):
-    """Root of all epochstream errors."""
+from schemas.errors import EpochstreamError, TerminalError, TransientError
 
-
-class TransientError(EpochstreamError):
-    """Retrying later may succeed."""
-
-
-class TerminalError(EpochstreamError):
-    """Retrying will not help; the message says what to change."""
+__all__ = ["BrokerUnavailable", "ConfigurationError", "EpochstreamError", "TerminalError", "TransientError"]
 
 
 class BrokerUnavailable(TransientError):

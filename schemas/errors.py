@@ -1,7 +1,19 @@
 """Why an event could not be decoded. Every one of these is terminal: the event goes to the dead-letter
 stream with `str(error)` as its human-readable reason."""
 
-from epochstream.errors import TerminalError
+
+
+class EpochstreamError(Exception):
+    """Root of all epochstream errors (re-exported by `epochstream.errors`; it lives here, at the bottom of the
+    import layers, so the contract needs no other package of ours)."""
+
+
+class TransientError(EpochstreamError):
+    """Retrying later may succeed."""
+
+
+class TerminalError(EpochstreamError):
+    """Retrying will not help; the message says what to change."""
 
 
 class SchemaError(TerminalError):

@@ -159,10 +159,11 @@ class Piece:
 
 
 def level_for(rows: int, max_points: int) -> int:
-    """The finest level whose buckets over `rows` rows number at most max_points / 2 (each gives up to ~4
-    candidate points per metric; the final choice thins them to max_points)."""
+    """The finest level whose buckets over `rows` rows number at most max_points (each gives up to 5
+    candidate points per metric, the final choice thins them to max_points: the budget is used, not a
+    quarter of it)."""
     for level in LEVELS:
-        if rows / size(level) <= max_points / 2:
+        if rows / size(level) <= max_points:
             return level
     return MAX_LEVEL
 
