@@ -100,3 +100,14 @@ def _describe(value: Any) -> str:
     except Exception:  # noqa: BLE001
         text = f"<{type(value).__name__}>"
     return text if len(text) <= MAX_REPR else text[:MAX_REPR] + "..."
+
+
+def as_config(config: Any) -> dict[str, Any]:
+    """A dict of JSON values from a dict, a dataclass, a pydantic model or an argparse Namespace."""
+    if config is None:
+        return {}
+    if not isinstance(config, Mapping) and hasattr(config, "__dict__") and not hasattr(config, "model_dump") \
+            and not dataclasses.is_dataclass(config):
+        config = vars(config)
+    safe = json_safe(config)
+    return safe if isinstance(safe, dict) else {"config": safe}

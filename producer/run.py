@@ -24,7 +24,6 @@ without it is refused (see `producer.attempts`).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import platform
 import socket
@@ -32,7 +31,6 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Mapping
 from typing import Any
 
 from epochstream.settings import Settings
@@ -41,7 +39,7 @@ from producer.attempts import Plan, plan_attempt, seq_floor
 from producer.drafts import MAX_STEP, Built, EpochDraft, StepDraft, check_count, check_metrics, check_number
 from producer.drops import DropLedger
 from producer.flags import SeriesWatch
-from producer.jsonsafe import json_safe
+from producer.jsonsafe import as_config
 from producer.notices import Notices, log
 from producer.outcome import outcome
 from producer.publisher import Publisher
@@ -174,7 +172,7 @@ class Run:
     def log_config(self, config: Any) -> None:
         """Add hyper-parameters learnt after the start (a framework's late `log_hyperparams`): merged into
         the run's config key by key, later calls winning."""
-        self._emit(RunConfigV1, config=_config(config))
+        self._emit(RunConfigV1, config=as_config(config))
 
     def should_stop(self) -> bool:
         """Would early stopping stop now? Judged here, from what this process logged, by the same functions
@@ -291,17 +289,6 @@ class _Discard:
         return False
 
 
-def _config(config: Any) -> dict[str, Any]:
-    """A dict of JSON values from a dict, a dataclass, a pydantic model or an argparse Namespace."""
-    if config is None:
-        return {}
-    if not isinstance(config, Mapping) and hasattr(config, "__dict__") and not hasattr(config, "model_dump") \
-            and not dataclasses.is_dataclass(config):
-        config = vars(config)
-    safe = json_safe(config)
-    return safe if isinstance(safe, dict) else {"config": safe}
-
-
 def _torch_versions() -> tuple[str | None, str | None]:
     torch = sys.modules.get("torch")  # only if training code already imported it: never slow our import
     if torch is None:
@@ -347,7 +334,7 @@ def start_run(project: str, name: str | None = None, config: dict[str, Any] | No
     try:
         torch_version, cuda_version = _torch_versions()
         run._emit(RunStartedV2, project=str(project), name=None if name is None else str(name),
-                  config=_config(config), tags=[str(tag) for tag in tags or []],
+                  config=as_config(config), tags=[str(tag) for tag in tags or []],
                   python_version=platform.python_version(), torch_version=torch_version,
                   cuda_version=cuda_version, heartbeat_s=settings.system_interval_s,
                   monitor=run.trend_config.monitor, mode=run.trend_config.mode,

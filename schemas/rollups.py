@@ -24,26 +24,18 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from schemas.finite import real, safe  # noqa: F401 - re-exported: the stored shape's spelling
+
 MIN_LEVEL, MAX_LEVEL = 2, 10
 LEVELS = tuple(range(MIN_LEVEL, MAX_LEVEL + 1))
 Aggregate = dict[str, list[Any]]
 
-_TEXT = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
 
 def size(level: int) -> int:
     return 4 ** level
 
 
-def safe(value: float) -> float | str:
-    """A float as JSON can hold it: non-finite values become text."""
-    if math.isfinite(value):
-        return value
-    return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-
-
-def real(value: float | str | None) -> float | None:
-    return _TEXT[value] if isinstance(value, str) else value
 
 
 def point(step: int, metrics: Mapping[str, float]) -> Aggregate:

@@ -4,19 +4,10 @@ values (the state is stored with orjson, which has no NaN)."""
 
 from __future__ import annotations
 
-import math
+from schemas.finite import real, safe  # noqa: F401 - re-exported: the stored shape's spelling
 
-_TEXT = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 # stats[metric]: [n, n_nan, n_zero, lo, lo_e, hi, hi_e, first, all the same as first, last, last_e, first
 # non-finite epoch, epoch since which it is non-finite, last finite value, its epoch]
 N, N_NAN, N_ZERO, LO, LO_E, HI, HI_E, FIRST, ALL_SAME, LAST, LAST_E, BAD_E, BAD_SINCE, OK, OK_E = range(15)
 
 
-def safe(value: float) -> float | str:
-    if math.isfinite(value):
-        return value
-    return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-
-
-def real(value: float | str | None) -> float | None:
-    return _TEXT[value] if isinstance(value, str) else value

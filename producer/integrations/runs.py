@@ -12,13 +12,12 @@ a programming error and raises `TypeError` at once, before any training starts.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from epochstream.settings import Settings
-from producer.jsonsafe import json_safe
+from producer.jsonsafe import as_config
 from producer.notices import Notices
 from producer.run import Run, new_run_id, outcome, start_run
 from schemas.run_finished import RunStatus
@@ -40,17 +39,6 @@ def quiet(method: F) -> F:
             return None
 
     return hook  # type: ignore[return-value]
-
-
-def as_config(config: Any) -> dict[str, Any]:
-    """A dict of JSON values from a dict, a dataclass, a pydantic model or an argparse Namespace."""
-    if config is None:
-        return {}
-    if not isinstance(config, Mapping) and hasattr(config, "__dict__") and not hasattr(config, "model_dump") \
-            and not dataclasses.is_dataclass(config):
-        config = vars(config)
-    safe = json_safe(config)
-    return safe if isinstance(safe, dict) else {"config": safe}
 
 
 class RunHandle:
