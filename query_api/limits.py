@@ -14,3 +14,4 @@ MAX_METRICS = 64  # names in one `metrics=` filter
 CACHE_ENTRIES = 4096  # parsed runs and series kept (summaries, histories, system series)
 RESPONSE_CACHE_ENTRIES = 2048  # rendered bodies kept for hot polls
 RESPONSE_CACHE_BYTES = 64 * 1024 * 1024
+EMA_MAX_STEPS = 200_000  # `ema=` on /steps reads every step row of the run: refused (422) for longer runs

@@ -164,6 +164,8 @@ class EpochsPublic(BaseModel):
     total: int = Field(description="Epochs stored for the run (before `since` and downsampling).")
     last_epoch: int | None = Field(description="Newest epoch stored: pass it as `since` on the next poll.")
     downsampled: bool = Field(description="True when `max_points` dropped epochs from this answer.")
+    ema: float | None = Field(default=None, description="The smoothing weight `metrics` were smoothed with "
+                                                        "(over every stored epoch); null: raw values.")
 
 
 class StepPublic(BaseModel):
@@ -182,6 +184,8 @@ class StepsPublic(BaseModel):
     total: int = Field(description="Steps stored for the run.")
     downsampled: bool = Field(description="True when `max_points` thinned the answer (each metric separately).")
     next_since: int | None = Field(description="Without max_points, more rows follow: pass this as `since`.")
+    ema: float | None = Field(default=None, description="The smoothing weight `metrics` were smoothed with "
+                                                        "(over every stored step); null: raw values.")
 
 
 class BestPublic(BaseModel):

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Path, Query
 from fastapi.exceptions import RequestValidationError
 
-from query_api.limits import MAX_METRICS, MAX_POINTS, MAX_WAIT_S, MIN_POINTS
+from query_api.limits import EMA_MAX_STEPS, MAX_METRICS, MAX_POINTS, MAX_WAIT_S, MIN_POINTS
 from schemas.envelope import METRIC_NAME_PATTERN, RUN_ID_PATTERN
 
 _METRIC = re.compile(METRIC_NAME_PATTERN)
@@ -24,6 +24,12 @@ MaxPointsParam = Annotated[int | None, Query(
     ge=MIN_POINTS, le=MAX_POINTS,
     description="Downsample to at most this many points, deterministically, keeping the first, last, best, "
                 "minimum and maximum points.")]
+EmaParam = Annotated[float | None, Query(
+    gt=0, lt=1, allow_inf_nan=False,
+    description="Smooth every value with an exponential moving average of this history weight (TensorBoard's "
+                "smoothing: s = w * s_prev + (1 - w) * x, debiased by dividing by 1 - w^n), computed over every "
+                "stored point before `since` and downsampling apply; NaN/inf pass through unsmoothed. On "
+                f"/steps, runs of more than {EMA_MAX_STEPS:,} steps are refused with 422.")]
 MetricsParam = Annotated[list[str] | None, Query(
     max_length=MAX_METRICS,
     description="Only these metrics (repeat the parameter or separate names with commas). Default: all.")]

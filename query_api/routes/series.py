@@ -12,12 +12,13 @@ from query_api.arrow_answers import epochs_arrow, steps_arrow
 from query_api.deps import Ctx, ReadContext, Rendered
 from query_api.encoding import dumps
 from query_api.identities import etag_of, series_identity
-from query_api.limits import DEFAULT_STEP_ROWS, MAX_STEP_ROWS
+from query_api.limits import DEFAULT_STEP_ROWS, EMA_MAX_STEPS, MAX_STEP_ROWS
 from query_api.models import BestPublic, EpochsPublic, StepsPublic, SystemPublic
 from query_api.polling import JSON, Answer, respond
 from query_api.render import best_body, epochs_body, system_body
 from query_api.routes.common import RESPONSES
-from query_api.routes.params import MaxPointsParam, MetricsParam, RunIdParam, WaitParam, metric_names
+from query_api.routes.params import EmaParam, MaxPointsParam, MetricsParam, RunIdParam, WaitParam, invalid, metric_names
+from query_api.smoothed import TooLongToSmooth, smoothed_epochs, smoothed_steps_body
 from query_api.step_series import steps_body
 from schemas.envelope import METRIC_NAME_PATTERN
 
@@ -60,7 +61,7 @@ def _poll(request: Request, ctx: ReadContext, run_id: str, kind: str, render, wa
 @router.get("/runs/{run_id}/epochs", response_model=EpochsPublic, responses=HISTORY_RESPONSES,
             summary="Epoch history, optionally only newer epochs, selected metrics, downsampled")
 async def run_epochs(run_id: RunIdParam, request: Request, ctx: Ctx, since: SinceEpoch = None,
-                     metrics: MetricsParam = None, max_points: MaxPointsParam = None,
+                     metrics: MetricsParam = None, max_points: MaxPointsParam = None, ema: EmaParam = None,
                      wait: WaitParam = None, format: FormatParam = "json") -> Response:  # noqa: A002
     names = metric_names(metrics)
     store = ctx.store
@@ -72,9 +73,11 @@ async def run_epochs(run_id: RunIdParam, request: Request, ctx: Ctx, since: Sinc
 
         async def build() -> dict:
             summary = record.summary
-            return epochs_body(run_id, series, since=since, metrics=names, max_points=max_points,
+            shown = series if ema is None else await store.in_thread(smoothed_epochs, series, ema, names)
+            body = epochs_body(run_id, shown, since=since, metrics=names, max_points=max_points,
                                best_metric=summary.get("best_metric"), best_mode=summary.get("best_mode") or "min")
-        return await _answer(ctx, run_id, "epochs", (since, names, max_points), build,
+            return {**body, "ema": ema}
+        return await _answer(ctx, run_id, "epochs", (since, names, max_points, ema), build,
                              lambda: since is not None and not any(r.epoch > since for r in series.rows),
                              epochs_arrow if format == "arrow" else None)
 
@@ -88,7 +91,8 @@ async def run_steps(run_id: RunIdParam, request: Request, ctx: Ctx, since: Since
                     limit: Annotated[int, Query(ge=1, le=MAX_STEP_ROWS, description=(
                         "Without max_points: at most this many rows after `since`; `next_since` says where the "
                         "next page starts."))] = DEFAULT_STEP_ROWS,
-                    wait: WaitParam = None, format: FormatParam = "json") -> Response:  # noqa: A002
+                    ema: EmaParam = None, wait: WaitParam = None,
+                    format: FormatParam = "json") -> Response:  # noqa: A002
     names = metric_names(metrics)
     store = ctx.store
 
@@ -100,11 +104,18 @@ async def run_steps(run_id: RunIdParam, request: Request, ctx: Ctx, since: Since
         total = summary.get("steps") or 0
 
         async def build() -> dict:
-            return await store.in_thread(lambda: steps_body(store.reader, run_id, total=total, since=since,
+            if ema is not None:
+                return await store.in_thread(lambda: smoothed_steps_body(
+                    store.reader, run_id, total=total, weight=ema, since=since, metrics=names,
+                    max_points=max_points, limit=limit, best=best))
+            body = await store.in_thread(lambda: steps_body(store.reader, run_id, total=total, since=since,
                                                             metrics=names, max_points=max_points, limit=limit,
                                                             best=best))
+            return {**body, "ema": None}
+        if ema is not None and total > EMA_MAX_STEPS:
+            raise invalid("ema", ema, str(TooLongToSmooth(total)))
         last = summary.get("last_step")
-        return await _answer(ctx, run_id, "steps", (since, names, max_points, limit), build,
+        return await _answer(ctx, run_id, "steps", (since, names, max_points, limit, ema), build,
                              lambda: since is not None and (last is None or last <= since),
                              steps_arrow if format == "arrow" else None)
 
