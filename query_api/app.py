@@ -14,7 +14,7 @@ from query_api.deps import ReadContext, require_token
 from query_api.fastpath import ConditionalFastPath
 from query_api.limits import WATCH_INTERVAL_S
 from query_api.middleware import ReadOnlyMiddleware
-from query_api.routes import health, runs, series, ui
+from query_api.routes import docs, health, runs, series, ui
 from query_api.store import RunNotFound, RunStore
 from query_api.watch import ChangeWatcher
 
@@ -37,7 +37,9 @@ def create_app(settings: Settings) -> FastAPI:
         yield
         await watcher.close()
 
-    app = FastAPI(title="epochstream", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    # docs_url/redoc_url None: FastAPI's own pages load their scripts from a CDN; routes/docs.py serves them offline.
+    app = FastAPI(title="epochstream", version="0.1.0", description=DESCRIPTION, lifespan=lifespan, docs_url=None,
+                  redoc_url=None)
     app.state.settings = settings
     app.state.read = ReadContext(settings, RunStore(reader), watcher)
     # Starlette runs the last added middleware first: read-only guard, then the 304 fast path, then routes.
@@ -59,6 +61,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(runs.router, dependencies=protected)
     app.include_router(series.router, dependencies=protected)
     app.include_router(ui.router)  # the web page at `/`: static files only, no data
+    app.include_router(docs.router)  # /docs and /redoc with their assets shipped, no CDN
     return app
 
 
