@@ -1,195 +1,323 @@
-// The epochstream page: polls the read-only JSON API with ETags and draws what it gets.
-"use strict";
+// The epochstream page: the state lives in the URL hash; the page polls the read-only JSON API with ETags
+// and draws what it gets. Nothing here filters, sorts or downsamples: the API does, so 10 runs or 100,000
+// cost the page the same.
+
+import { getJSON, setToken, tryJSON } from "./api.js";
+import { renderComparison, renderParallel } from "./compare.js";
+import { attachHover, drawChart, metricNames, pointsOf, renderGrid } from "./charts.js";
+import { PALETTE, badge, el, fieldOf, fmtNum, runLabel } from "./format.js";
+import { MAX_SELECTED, formatHash, listingQuery, parseHash, sameFilters } from "./hashstate.js";
+import { renderRunDetail } from "./run_detail.js";
+import { rememberProjects, renderRunsTable } from "./runs_table.js";
 
 const POLL_MS = 2000;
-const state = { selected: null, cache: new Map(), token: null };
+const EPOCH_POINTS = 1000, STEP_POINTS = 600, SYSTEM_POINTS = 400;  // about one point per pixel of a chart
+const $ = id => document.getElementById(id);
 
-// A token can be given once as #token=... (kept for this tab only) when the API requires one.
-(function readToken() {
-  const m = location.hash.match(/token=([^&]+)/);
-  if (m) { sessionStorage.setItem("epochstream-token", decodeURIComponent(m[1])); }
-  state.token = sessionStorage.getItem("epochstream-token");
-  const r = location.hash.match(/run=([^&]+)/);
-  if (r) state.selected = decodeURIComponent(r[1]);
+let state;
+const view = { pages: 1, listing: null, projects: new Set(), autoPicked: false, drawn: null };
+let generation = 0, timer = null;
+window.__epochstream = { renders: 0, firstRender: null };
+
+(function init() {
+  const { state: parsed, token } = parseHash(location.hash);
+  if (token) sessionStorage.setItem("epochstream-token", token);
+  setToken(sessionStorage.getItem("epochstream-token"));
+  state = parsed;
+  if (token) history.replaceState(null, "", formatHash(state));  // a token never stays in a link to share
 })();
 
-// GET with If-None-Match: a 304 answer reuses the body we already have for that URL.
-async function getJSON(url) {
-  const cached = state.cache.get(url);
-  const headers = { Accept: "application/json" };
-  if (cached) headers["If-None-Match"] = cached.etag;
-  if (state.token) headers.Authorization = `Bearer ${state.token}`;
-  const res = await fetch(url, { headers, cache: "no-store" });
-  if (res.status === 304 && cached) return { body: cached.body, fresh: false };
-  if (!res.ok) {
-    let detail = res.statusText;
-    try { detail = (await res.json()).detail || detail; } catch (e) { /* not JSON */ }
-    const err = new Error(`${res.status}: ${detail}`); err.status = res.status; throw err;
-  }
-  const body = await res.json();
-  const etag = res.headers.get("ETag");
-  if (etag) state.cache.set(url, { etag, body });
-  return { body, fresh: true };
-}
+const colorOf = id => PALETTE[Math.max(0, state.runs.indexOf(id)) % PALETTE.length];
 
-function el(tag, attrs, text) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
-  if (text !== undefined) e.textContent = text;  // always text: names and errors are user data
-  return e;
-}
-
-// A metric of an API row, with the `non_finite` marker turned back into NaN/±Infinity.
-function metric(row, name) {
-  const nf = (row.non_finite || {})[name];
-  if (nf) return nf === "nan" ? NaN : (nf.startsWith("-") ? -Infinity : Infinity);
-  const v = (row.metrics || {})[name];
-  return typeof v === "number" ? v : null;
-}
-
-function topValue(obj, name) {
-  const nf = (obj.non_finite || {})[name];
-  if (nf) return nf === "nan" ? NaN : (nf.startsWith("-") ? -Infinity : Infinity);
-  return obj[name];
-}
-
-function trendsOf(run) {
-  if (run.trends) return run.trends;
-  const t = {};
-  for (const k of ["is_overfitting", "is_plateaued", "is_diverging", "recommendation", "epochs_since_improvement"]) {
-    if (k in run) t[k] = run[k];
-  }
-  return t;
-}
-
-function flagList(t) {
-  const out = [];
-  if (t.is_diverging) out.push(["diverging", "bad"]);
-  if (t.is_overfitting) out.push(["overfitting", ""]);
-  if (t.is_plateaued) out.push(["plateau", ""]);
-  if (t.epochs_since_improvement > 0) out.push([`${t.epochs_since_improvement} epochs since improvement`, ""]);
-  for (const [m, why] of Object.entries(t.suspect_metrics || {})) out.push([`${m}: ${why}`, "bad"]);
-  return out;
-}
-
-function renderRuns(runs) {
-  const body = document.querySelector("#runs tbody");
-  body.replaceChildren();
-  document.getElementById("no-runs").hidden = runs.length > 0;
-  for (const run of runs) {
-    const tr = el("tr", { "data-run-id": run.run_id });
-    if (run.run_id === state.selected) tr.className = "selected";
-    const name = el("td");
-    name.appendChild(el("div", {}, run.name || run.run_id.slice(0, 12)));
-    name.appendChild(el("div", { class: "muted" }, `${run.project || ""} · ${run.run_id.slice(0, 12)}`));
-    tr.appendChild(name);
-    tr.appendChild(el("td", { class: `status ${run.status}` }, run.status));
-    tr.appendChild(el("td", {}, String(run.epochs ?? "–")));
-    tr.appendChild(el("td", {}, run.best_epoch == null ? "–" : `${run.best_epoch} (${fmtNum(topValue(run, "best_value"))})`));
-    tr.appendChild(el("td", {}, flagList(trendsOf(run)).map(f => f[0]).join(", ") || "–"));
-    tr.addEventListener("click", () => select(run.run_id));
-    body.appendChild(tr);
+// Every change of what is shown goes through the hash: a new history entry (Back undoes it) unless `replace`.
+function navigate(patch, replace = false) {
+  const next = { ...state, ...patch };
+  if (formatHash(next) === formatHash(state)) return;
+  if (replace) {
+    history.replaceState(null, "", formatHash(next));
+    apply(next);
+  } else {
+    location.hash = formatHash(next);  // -> hashchange -> apply
   }
 }
 
-function select(runId) {
-  state.selected = runId;
-  history.replaceState(null, "", `#run=${encodeURIComponent(runId)}`);
-  for (const tr of document.querySelectorAll("#runs tbody tr")) {
-    tr.className = tr.dataset.runId === runId ? "selected" : "";
-  }
+function apply(next) {
+  if (!sameFilters(next, state)) view.pages = 1;
+  state = next;
+  syncControls();
   refresh();
 }
 
-function renderRun(run, epochs, system) {
-  document.getElementById("pick").hidden = true;
-  document.getElementById("run-panel").hidden = false;
-  document.getElementById("run-title").textContent = `${run.name || run.run_id} — ${run.status}`;
-  const meta = [run.project && `project ${run.project}`, `run ${run.run_id}`, run.host && `host ${run.host}`,
-    run.started_at && `started ${new Date(run.started_at).toLocaleString()}`,
-    run.duration_s != null && `${run.duration_s.toFixed(1)} s`].filter(Boolean);
-  document.getElementById("run-meta").textContent = meta.join(" · ");
+window.addEventListener("hashchange", () => apply(parseHash(location.hash).state));
 
-  const metricName = run.best_metric || "val/loss";
-  document.getElementById("best-epoch").textContent = run.best_epoch == null ? "–" : String(run.best_epoch);
-  document.getElementById("best-value").textContent =
-    run.best_epoch == null ? "" : `${metricName} = ${fmtNum(topValue(run, "best_value"))}`;
+// -- controls ---------------------------------------------------------------------------------------------
+const typing = new Map();
 
-  const t = trendsOf(run);
-  const flags = document.getElementById("flags");
-  flags.replaceChildren();
-  const list = flagList(t);
-  if (!list.length) flags.appendChild(el("span", { class: "ok" }, "no flags"));
-  for (const [text, cls] of list) flags.appendChild(el("span", { class: cls }, text));
-  const rec = t.recommendation ? `Recommendation: ${t.recommendation.replace("_", " ")}` +
-    (t.recommendation === "use_checkpoint" && t.recommendation_epoch != null ? ` (epoch ${t.recommendation_epoch})` : "") +
-    (t.reason ? ` — ${t.reason}` : "") : "";
-  document.getElementById("recommendation").textContent = rec;
-
-  const errorBox = document.getElementById("error-box");
-  errorBox.hidden = !(run.error || run.traceback);
-  document.getElementById("error-text").textContent = [run.error, run.traceback].filter(Boolean).join("\n\n");
-
-  const rows = epochs.epochs || [];
-  const series = [["train/loss", "train"], ["val/loss", "val"]]
-    .map(([name, cls]) => ({ name, cls, points: rows.map(r => ({ x: r.epoch, y: metric(r, name) })).filter(p => p.y !== null) }))
-    .filter(s => s.points.length);
-  drawLineChart(document.getElementById("loss-chart"), series, {
-    bestX: run.best_epoch, bestLabel: run.best_epoch == null ? "" : `best epoch ${run.best_epoch}`,
-    xLabel: "epoch", yLabel: "loss", integerX: true, empty: "no epochs yet" });
-
-  // System points carry flat values: "gpu<i>/mem_allocated_mb", "gpu<i>/utilization_pct", cpu_percent, ...
-  const points = (system && system.points) || [];
-  const gpuIds = [...new Set(points.flatMap(p => Object.keys(p.values || {})
-    .map(k => k.match(/^gpu(\d+)\//)).filter(Boolean).map(m => m[1])))].sort();
-  document.getElementById("gpu-empty").hidden = gpuIds.length > 0;
-  for (const id of ["gpu-mem-chart", "gpu-util-chart"]) document.getElementById(id).style.display = gpuIds.length ? "" : "none";
-  if (gpuIds.length) {
-    const t0 = Date.parse(points[0].ts);
-    const x = p => (Date.parse(p.ts) - t0) / 1000;
-    const per = (field, cls) => gpuIds.map(i => ({ name: `GPU ${i}`, cls,
-      points: points.map(p => ({ x: x(p), y: (p.values || {})[`gpu${i}/${field}`] ?? null })) }));
-    drawLineChart(document.getElementById("gpu-mem-chart"), per("mem_allocated_mb", "mem"), { xLabel: "seconds", yLabel: "memory allocated (MB)" });
-    drawLineChart(document.getElementById("gpu-util-chart"), per("utilization_pct", "util"), { xLabel: "seconds", yLabel: "utilisation (%)" });
+function syncControls() {
+  for (const [id, key] of [["f-q", "q"], ["f-project", "project"], ["f-tag", "tag"], ["f-status", "status"],
+    ["f-sort", "sort"], ["f-per", "per"]]) {
+    if (!typing.has(id) && $(id).value !== String(state[key])) $(id).value = String(state[key]);
   }
+  $("smoothing").value = String(state.smooth);
+  $("smoothing-value").textContent = state.smooth ? state.smooth.toFixed(2) : "off";
+}
 
-  const config = document.querySelector("#config tbody");
-  config.replaceChildren();
-  for (const [k, v] of Object.entries(run.config || {})) {
-    const tr = el("tr");
-    tr.appendChild(el("th", {}, k));
-    tr.appendChild(el("td", {}, typeof v === "object" ? JSON.stringify(v) : String(v)));
-    config.appendChild(tr);
+for (const [id, key] of [["f-q", "q"], ["f-project", "project"], ["f-tag", "tag"]]) {
+  const input = $(id);
+  const commit = () => { clearTimeout(typing.get(id)); typing.delete(id); navigate({ [key]: input.value.trim() }); };
+  input.addEventListener("input", () => { clearTimeout(typing.get(id)); typing.set(id, setTimeout(commit, 350)); });
+  input.addEventListener("change", commit);
+}
+$("filters").addEventListener("submit", ev => ev.preventDefault());
+$("f-status").addEventListener("change", ev => navigate({ status: ev.target.value }));
+$("f-sort").addEventListener("change", ev => navigate({ sort: ev.target.value }));
+$("f-per").addEventListener("change", ev => navigate({ per: Number(ev.target.value) }));
+$("smoothing").addEventListener("input", ev => {
+  $("smoothing-value").textContent = Number(ev.target.value) ? Number(ev.target.value).toFixed(2) : "off";
+});
+$("smoothing").addEventListener("change", ev => navigate({ smooth: Number(ev.target.value) }));
+$("compare-all-config").addEventListener("change", () => refresh());
+$("more").addEventListener("click", () => { view.pages += 1; refresh(); });
+$("clear-selection").addEventListener("click", () => navigate({ runs: [] }));
+$("select-shown").addEventListener("click", () => {
+  const shown = (view.listing ? view.listing.runs : []).slice(0, 5).map(r => r.run_id);
+  if (shown.length) navigate({ runs: shown });
+});
+
+const tableHandlers = {
+  toggle: id => navigate({ runs: state.runs.includes(id) ? state.runs.filter(r => r !== id)
+    : [...state.runs, id].slice(0, MAX_SELECTED) }),
+  only: id => navigate({ runs: [id] }),
+};
+
+// -- loading ----------------------------------------------------------------------------------------------
+async function loadListing() {
+  const runs = [];
+  const bodies = [];
+  let cursor = null, total = 0;
+  for (let page = 0; page < view.pages; page++) {
+    const { body } = await getJSON(listingQuery(state, cursor));
+    bodies.push(body);
+    runs.push(...body.runs);
+    total = body.total;
+    cursor = body.next_cursor;
+    if (!cursor) break;
   }
+  return { runs, total, nextCursor: cursor, bodies };
+}
+
+async function loadRun(id, smooth) {
+  const enc = encodeURIComponent(id);
+  const summary = await tryJSON(`/runs/${enc}`);
+  if (summary.error) return { id, error: summary.error };
+  const run = summary.body;
+  const ema = smooth ? `&ema=${smooth}` : "";
+  const none = Promise.resolve(null);
+  const [epochs, epochsSmooth, steps, stepsSmooth, system] = await Promise.all([
+    run.epochs ? tryJSON(`/runs/${enc}/epochs?max_points=${EPOCH_POINTS}`) : none,
+    run.epochs && smooth ? tryJSON(`/runs/${enc}/epochs?max_points=${EPOCH_POINTS}${ema}`) : none,
+    run.steps ? tryJSON(`/runs/${enc}/steps?max_points=${STEP_POINTS}`) : none,
+    run.steps && smooth ? tryJSON(`/runs/${enc}/steps?max_points=${STEP_POINTS}${ema}`) : none,
+    run.system_samples ? tryJSON(`/runs/${enc}/system?max_points=${SYSTEM_POINTS}`) : none,
+  ]);
+  const body = r => (r && !r.error ? r.body : null);
+  const notes = [];
+  if (stepsSmooth && stepsSmooth.error) notes.push(`${runLabel(run, id)}: not smoothed — ${stepsSmooth.error.detail}`);
+  return { id, summary: run, epochs: body(epochs), epochsSmooth: body(epochsSmooth), steps: body(steps),
+    stepsSmooth: body(stepsSmooth), system: body(system), notes };
 }
 
 async function refresh() {
-  const status = document.getElementById("poll-status");
+  const gen = ++generation;
+  clearTimeout(timer);
+  const status = $("poll-status");
   try {
-    const runs = await getJSON("/runs?limit=200");
-    const list = runs.body.runs || [];
-    if (runs.fresh) renderRuns(list);
-    if (!state.selected && list.length) state.selected = list[0].run_id;
-    if (state.selected) {
-      const id = encodeURIComponent(state.selected);
-      const [run, epochs, system] = await Promise.all([
-        getJSON(`/runs/${id}`), getJSON(`/runs/${id}/epochs`),
-        getJSON(`/runs/${id}/system?max_points=300`).catch(() => ({ body: null, fresh: false })),
-      ]);
-      if (run.fresh || epochs.fresh || system.fresh || state.rendered !== state.selected) {
-        renderRun(run.body, epochs.body, system.body);
-        state.rendered = state.selected;
-      }
+    const [listing, loaded] = await Promise.all([loadListing(),
+      Promise.all(state.runs.map(id => loadRun(id, state.smooth)))]);
+    if (gen !== generation) return;  // a newer refresh (the user changed something) has taken over
+    view.listing = listing;
+    if (!state.runs.length && !view.autoPicked && listing.runs.length && !location.hash.replace("#", "")) {
+      view.autoPicked = true;  // an empty link shows the newest run; an emptied selection stays empty
+      navigate({ runs: [listing.runs[0].run_id] }, true);
+      return;
     }
-    status.textContent = `updated ${new Date().toLocaleTimeString()} · polling every ${POLL_MS / 1000}s`;
+    view.autoPicked = true;
+    render(listing, loaded);
+    status.textContent = `updated ${new Date().toLocaleTimeString()} · polling every ${POLL_MS / 1000} s`;
   } catch (err) {
-    status.textContent = `cannot reach the API: ${err.message}`;
-    if (err.status === 404 && state.selected) state.selected = null;
+    if (gen === generation) status.textContent = `cannot read the API: ${err.message}`;
+  } finally {
+    if (gen === generation) timer = setTimeout(refresh, POLL_MS);
   }
 }
 
-async function loop() {
-  await refresh();
-  setTimeout(loop, POLL_MS);
+// -- drawing ----------------------------------------------------------------------------------------------
+// Bodies are the very objects the ETag cache returns: unchanged data (304) gives the same references, so a
+// part is redrawn only when what it shows changed (an open traceback stays open while other runs move on).
+function changed(part, refs) {
+  const last = view.drawn && view.drawn[part];
+  if (last && last.length === refs.length && last.every((r, i) => r === refs[i])) return false;
+  view.drawn = { ...(view.drawn || {}), [part]: refs };
+  return true;
 }
-loop();
+
+function render(listing, loaded) {
+  const hash = formatHash(state);
+  const live = loaded.filter(r => !r.error).map(r => ({ ...r, color: colorOf(r.id), label: runLabel(r.summary, r.id) }));
+  const series = live.flatMap(r => [r.id, r.color, r.epochs, r.epochsSmooth, r.steps, r.stepsSmooth, r.system]);
+  const parts = {
+    table: changed("table", [hash, view.pages, ...listing.bodies]),
+    selection: changed("selection", [hash, $("compare-all-config").checked,
+      ...loaded.flatMap(r => [r.id, r.error ? r.error.message : r.summary, r.epochs])]),
+    charts: changed("charts", [hash, ...series]),
+  };
+  if (!parts.table && !parts.selection && !parts.charts) return;
+  if (parts.table) renderTable(listing);
+  if (parts.selection) renderSelection(loaded, live);
+  if (parts.charts) {
+    renderEpochCharts(live);
+    renderStepCharts(live);
+    renderSystemCharts(live);
+  }
+  window.__epochstream.renders += 1;
+  if (window.__epochstream.firstRender === null) window.__epochstream.firstRender = performance.now();
+  document.body.dataset.ready = "true";
+  document.dispatchEvent(new CustomEvent("epochstream:rendered", { detail: { runs: [...state.runs] } }));
+}
+
+function renderTable(listing) {
+  rememberProjects($("projects"), view.projects, listing.runs);
+  renderRunsTable(document.querySelector("#runs tbody"), listing.runs, state.runs, colorOf, tableHandlers);
+  const filtered = ["project", "status", "tag", "q"].some(k => state[k]);
+  $("runs-count").textContent = `${listing.total.toLocaleString("en")} ${filtered ? "matching " : ""}run` +
+    `${listing.total === 1 ? "" : "s"}${listing.total > listing.runs.length ? ` · showing ${listing.runs.length}` : ""}`;
+  $("no-runs").hidden = listing.runs.length > 0;
+  $("no-runs").textContent = filtered ? "No run matches these filters."
+    : "No runs yet. Train with producer.start_run, or try `epochstream demo`.";
+  $("more").hidden = !listing.nextCursor;
+}
+
+function renderSelection(loaded, live) {
+  renderNotice(loaded.filter(r => r.error));
+  renderLegend(live);
+  $("pick").hidden = state.runs.length > 0;
+  $("toolbar").hidden = !live.length;
+  $("run-detail").hidden = live.length !== 1;
+  $("comparison").hidden = live.length < 2;
+  if (live.length === 1) renderRunDetail($("run-detail"), live[0].summary);
+  if (live.length >= 2) {
+    const differ = renderComparison($("compare"), live, $("compare-all-config").checked);
+    renderParallel($("parallel"), live, differ);
+  }
+}
+
+function renderNotice(missing) {
+  const box = $("notice");
+  box.replaceChildren();
+  box.hidden = !missing.length;
+  for (const r of missing) {
+    const p = el("p", { class: "missing", "data-run": r.id });
+    p.textContent = r.error.status === 404
+      ? `No run “${r.id}” in this data directory: the link may name a run from elsewhere, or one not ingested yet. `
+      : `Run “${r.id}” could not be read: ${r.error.detail} `;
+    const drop = el("button", { type: "button" }, "remove from selection");
+    drop.addEventListener("click", () => navigate({ runs: state.runs.filter(x => x !== r.id) }));
+    p.appendChild(drop);
+    box.appendChild(p);
+  }
+}
+
+function renderLegend(live) {
+  const legend = $("legend");
+  legend.replaceChildren();
+  for (const r of live) {
+    const entry = el("span", { class: "legend-entry", "data-run": r.id });
+    entry.appendChild(el("span", { class: "swatch", style: `background:${r.color}` }));
+    entry.appendChild(el("span", { class: "legend-name", title: r.id }, r.label));
+    entry.appendChild(badge(r.summary));
+    const drop = el("button", { type: "button", class: "drop", title: "remove from the selection",
+      "aria-label": `remove ${r.label}` }, "×");
+    drop.addEventListener("click", () => navigate({ runs: state.runs.filter(x => x !== r.id) }));
+    entry.appendChild(drop);
+    legend.appendChild(entry);
+  }
+}
+
+function curves(live, name, rowsOf, smoothOf, xOf, bestOf) {
+  const out = [];
+  for (const r of live) {
+    const raw = pointsOf(rowsOf(r), name, xOf);
+    if (!raw.length) continue;
+    const smoothRows = smoothOf(r);
+    const s = { id: r.id, name: r.label, color: r.color, points: raw };
+    if (smoothRows) { s.points = pointsOf(smoothRows, name, xOf); s.raw = raw; }
+    if (bestOf) s.best = bestOf(r, name);
+    out.push(s);
+  }
+  return out;
+}
+
+function renderEpochCharts(live) {
+  const rowsOf = r => (r.epochs ? r.epochs.epochs : []);
+  const names = metricNames(live.map(rowsOf));
+  $("epochs-section").hidden = !live.length;
+  const single = live.length === 1 ? live[0].summary : null;
+  const bestOf = (r, name) => (name === r.summary.best_metric && r.summary.best_epoch != null
+    ? { x: r.summary.best_epoch, y: fieldOf(r.summary, "best_value"),
+        label: `${r.label}: best epoch ${r.summary.best_epoch}, ${name} = ${fmtNum(fieldOf(r.summary, "best_value"))}` }
+    : undefined);
+  renderGrid($("epoch-charts"), "epoch", names, (name, svg) => {
+    const best = single && name === single.best_metric && single.best_epoch != null
+      ? { x: single.best_epoch, label: `best epoch ${single.best_epoch}` } : null;
+    drawChart(svg, curves(live, name, rowsOf, r => (r.epochsSmooth ? r.epochsSmooth.epochs : null),
+      row => row.epoch, bestOf), { xLabel: "epoch", integerX: true, bestLine: best });
+  });
+  if (live.length && !names.length) {
+    $("epoch-charts").appendChild(el("p", { class: "muted", id: "no-epochs" }, "No epochs logged yet."));
+  }
+}
+
+function renderStepCharts(live) {
+  const rowsOf = r => (r.steps ? r.steps.steps : []);
+  const names = metricNames(live.map(rowsOf));
+  $("steps-section").hidden = !names.length;
+  const notes = live.flatMap(r => r.notes);
+  $("steps-note").hidden = !notes.length;
+  $("steps-note").textContent = notes.join(" ");
+  renderGrid($("step-charts"), "step", names, (name, svg) => {
+    drawChart(svg, curves(live, name, rowsOf, r => (r.stepsSmooth ? r.stepsSmooth.steps : null), row => row.step),
+      { xLabel: "step", integerX: true });
+  });
+}
+
+const SYSTEM_TITLES = { cpu_percent: "CPU (%)", rss_mb: "RSS (MB)" };
+function systemTitle(name) {
+  if (SYSTEM_TITLES[name]) return SYSTEM_TITLES[name];
+  const m = name.match(/^gpu(\d+)\/(.+)$/);
+  if (!m) return name;
+  const what = { mem_allocated_mb: "memory allocated (MB)", mem_reserved_mb: "memory reserved (MB)",
+    utilization_pct: "utilisation (%)" }[m[2]] || m[2];
+  return `GPU ${m[1]} ${what}`;
+}
+
+function renderSystemCharts(live) {
+  const rowsOf = r => (r.system ? r.system.points : []);
+  // The total memory of a GPU is a constant, not a curve.
+  const names = metricNames(live.map(rowsOf)).filter(n => !n.endsWith("/mem_total_mb"));
+  $("system-section").hidden = !live.length || (!names.length && live.length > 1);
+  $("system-empty").hidden = names.length > 0;
+  const t0 = new Map(live.map(r => [r.id, rowsOf(r).length ? Date.parse(rowsOf(r)[0].ts) : 0]));
+  renderGrid($("system-charts"), "system", names, (name, svg) => {
+    const series = [];
+    for (const r of live) {
+      const x = row => (Date.parse(row.ts) - t0.get(r.id)) / 1000;
+      const points = pointsOf(rowsOf(r), name, x);
+      if (points.length) series.push({ id: r.id, name: r.label, color: r.color, points });
+    }
+    drawChart(svg, series, { xLabel: "seconds since the first sample" });
+  }, systemTitle);
+}
+
+attachHover(document.getElementById("view"), $("tooltip"));
+syncControls();
+refresh();

@@ -43,3 +43,17 @@ def one_clear_line(result: subprocess.CompletedProcess) -> str:
 @pytest.fixture
 def cli(settings):
     return lambda *args, **kw: epochstream(settings, *args, **kw)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium for one test module (Debian's binary, driven by path)."""
+    from tests.people.browser import CHROMIUM, launch
+
+    if CHROMIUM is None:
+        pytest.skip("no Chromium: `apt-get install -y chromium` (Debian) to run the browser tests; .ci/run does this")
+    playwright = pytest.importorskip("playwright.sync_api", reason="pip install playwright (in the dev extra)")
+    with playwright.sync_playwright() as p:
+        b = launch(p)
+        yield b
+        b.close()
