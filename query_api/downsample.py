@@ -17,7 +17,19 @@ from typing import Literal
 Mode = Literal["min", "max"]
 
 
+def _all_finite(values: Sequence[float | None]) -> bool:
+    """True when every value is a finite number, at C speed: a None stops `sum`, a NaN or inf carries through
+    it (finite values whose sum overflows say False, and only take the slow path)."""
+    try:
+        return math.isfinite(sum(values))
+    except TypeError:
+        return False
+
+
 def _extreme(values: Sequence[float | None], mode: Mode) -> int | None:
+    if isinstance(values, list) and values and _all_finite(values):
+        # min/max return the first extreme, index the first equal one: the earliest index, as below.
+        return values.index(min(values) if mode == "min" else max(values))
     best_i: int | None = None
     best_v = 0.0
     for i, v in enumerate(values):
@@ -42,6 +54,8 @@ def must_keep(n: int, series: Mapping[str, Sequence[float | None]],
             if (i := _extreme(series[name], mode)) is not None:
                 ordered.append(i)
     for name in sorted(series):
+        if isinstance(series[name], list) and _all_finite(series[name]):
+            continue
         first_bad = next((i for i, v in enumerate(series[name]) if v is not None and not math.isfinite(v)), None)
         if first_bad is not None:
             ordered.append(first_bad)

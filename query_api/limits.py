@@ -15,3 +15,4 @@ CACHE_ENTRIES = 4096  # parsed runs and series kept (summaries, histories, syste
 RESPONSE_CACHE_ENTRIES = 2048  # rendered bodies kept for hot polls
 RESPONSE_CACHE_BYTES = 64 * 1024 * 1024
 EMA_MAX_STEPS = 200_000  # `ema=` on /steps reads every step row of the run: refused (422) for longer runs
+STEP_COLUMNS_CACHE_BYTES = 96 * 1024 * 1024  # step columns kept for smoothing (~8 MB per 100,000 steps, 3 metrics)

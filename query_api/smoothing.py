@@ -25,25 +25,38 @@ def check_weight(weight: float) -> float:
 class Ema:
     """The running state of one series: feed values in order, get each one's smoothed value back."""
 
-    __slots__ = ("weight", "last", "count")
+    __slots__ = ("weight", "last", "count", "w_n")
 
     def __init__(self, weight: float):
         self.weight = check_weight(weight)
         self.last = 0.0
         self.count = 0
+        self.w_n = 1.0  # weight ** count, kept as a product (one multiplication a value, as `ema` does)
 
     def add(self, value: float | None) -> float | None:
         if value is None or not math.isfinite(value):
             return value
         self.last = self.last * self.weight + (1.0 - self.weight) * value
         self.count += 1
-        return self.last / (1.0 - self.weight ** self.count)
+        self.w_n *= self.weight
+        return self.last / (1.0 - self.w_n)
 
 
 def ema(values: Iterable[float | None], weight: float) -> list[float | None]:
-    """The debiased EMA of `values`, one output per input."""
-    state = Ema(weight)
-    return [state.add(v) for v in values]
+    """The debiased EMA of `values`, one output per input. (A tight loop: it runs over every step of a run.)"""
+    w = check_weight(weight)
+    keep = 1.0 - w
+    last, w_n = 0.0, 1.0
+    out: list[float | None] = []
+    append = out.append
+    for v in values:
+        if v is None or v - v != 0.0:  # missing, NaN or infinite: passed through, not folded in
+            append(v)
+            continue
+        last = last * w + keep * v
+        w_n *= w
+        append(last / (1.0 - w_n))
+    return out
 
 
 def smooth_rows(rows: Sequence[Mapping[str, float]], weight: float,

@@ -28,7 +28,7 @@ def _asset_dir() -> Path:
 
 
 @router.get("/docs")
-def swagger_ui() -> HTMLResponse:
+async def swagger_ui() -> HTMLResponse:
     # validatorUrl None: Swagger UI would otherwise send the schema to validator.swagger.io for a badge.
     return get_swagger_ui_html(
         openapi_url=OPENAPI_URL, title="epochstream API", oauth2_redirect_url=OAUTH2_REDIRECT_URL,
@@ -37,12 +37,12 @@ def swagger_ui() -> HTMLResponse:
 
 
 @router.get(OAUTH2_REDIRECT_URL)
-def swagger_ui_redirect() -> HTMLResponse:
+async def swagger_ui_redirect() -> HTMLResponse:
     return get_swagger_ui_oauth2_redirect_html()
 
 
 @router.get("/redoc")
-def redoc() -> HTMLResponse:
+async def redoc() -> HTMLResponse:
     return get_redoc_html(openapi_url=OPENAPI_URL, title="epochstream API",
                           redoc_js_url="/docs/assets/redoc.standalone.js",
                           redoc_favicon_url="/docs/assets/favicon.png", with_google_fonts=False)

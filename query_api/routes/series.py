@@ -106,8 +106,8 @@ async def run_steps(run_id: RunIdParam, request: Request, ctx: Ctx, since: Since
         async def build() -> dict:
             if ema is not None:
                 return await store.in_thread(lambda: smoothed_steps_body(
-                    store.reader, run_id, total=total, weight=ema, since=since, metrics=names,
-                    max_points=max_points, limit=limit, best=best))
+                    store.reader, run_id, version=(versions.generation, versions.steps), total=total, weight=ema,
+                    since=since, metrics=names, max_points=max_points, limit=limit, best=best))
             body = await store.in_thread(lambda: steps_body(store.reader, run_id, total=total, since=since,
                                                             metrics=names, max_points=max_points, limit=limit,
                                                             best=best))

@@ -5,7 +5,8 @@
 export const MAX_SELECTED = 10;  // one colour each; beyond ten the curves stop being readable
 export const STATUSES = ["running", "completed", "failed", "interrupted", "stale"];
 export const SORTS = ["newest", "oldest", "best", "best_desc", "epochs"];
-export const PAGE_SIZES = [50, 100, 200, 500];
+export const PAGE_SIZES = [50, 100, 200, 500, 1000];
+export const API_PAGE = 500;  // the most rows /runs gives in one answer: a larger page is several of them
 export const DEFAULTS = Object.freeze({ runs: [], project: "", status: "", tag: "", q: "", sort: "newest",
   smooth: 0, per: 100 });
 const KEYS = ["runs", "project", "status", "tag", "q", "sort", "smooth", "per"];
@@ -62,11 +63,11 @@ export function formatHash(state) {
 }
 
 // The /runs query string for a state's filters (the API does the filtering, sorting and paging).
-export function listingQuery(state, cursor) {
+export function listingQuery(state, cursor, limit) {
   const p = new URLSearchParams();
   for (const key of ["project", "status", "tag", "q"]) if (state[key]) p.set(key, state[key]);
   if (state.sort !== "newest") p.set("sort", state.sort);
-  p.set("limit", String(state.per));
+  p.set("limit", String(limit || Math.min(state.per, API_PAGE)));
   if (cursor) p.set("cursor", cursor);
   return `/runs?${p.toString()}`;
 }

@@ -4,42 +4,83 @@
 import { MAX_SELECTED } from "./hashstate.js";
 import { badge, el, fieldOf, fmtNum, fmtWhen } from "./format.js";
 
-export function renderRunsTable(tbody, runs, selected, colorOf, handlers) {
-  const frag = document.createDocumentFragment();
-  const full = selected.length >= MAX_SELECTED;
-  for (const run of runs) {
-    const picked = selected.includes(run.run_id);
-    const tr = el("tr", { "data-run-id": run.run_id, class: picked ? "selected" : "" });
-    const pickCell = el("td", { class: "pick" });
-    const box = el("input", { type: "checkbox", class: "pick", "aria-label": `compare ${run.name || run.run_id}`,
-      checked: picked, disabled: !picked && full,
-      title: !picked && full ? `at most ${MAX_SELECTED} runs at once` : "add to the comparison" });
-    box.addEventListener("click", ev => { ev.stopPropagation(); handlers.toggle(run.run_id); });
-    pickCell.appendChild(box);
-    if (picked) pickCell.appendChild(el("span", { class: "swatch", style: `background:${colorOf(run.run_id)}` }));
-    tr.appendChild(pickCell);
+const FIRST_ROWS = 60;  // more than a screenful: drawn at once, the rest right after the first paint
+const CHUNK = 250;
+let drawing = 0;
 
-    const name = el("td", { class: "name" });
-    name.appendChild(el("div", { class: "run-name" }, run.name || run.run_id.slice(0, 12)));
-    const tags = (run.tags || []).length ? ` · ${run.tags.join(", ")}` : "";
-    name.appendChild(el("div", { class: "muted small" },
-      `${run.project || "–"} · ${run.run_id.slice(0, 12)} · ${fmtWhen(run.started_at)}${tags}`));
-    tr.appendChild(name);
-    const st = el("td");
-    st.appendChild(badge(run));
-    if (run.dropped) st.appendChild(el("div", { class: "muted small" }, `${run.dropped} dropped`));
-    tr.appendChild(st);
-    const epochs = el("td", { class: "num" }, String(run.epochs ?? "–"));
-    if (run.steps) epochs.appendChild(el("div", { class: "muted small" }, `${run.steps.toLocaleString("en")} steps`));
-    tr.appendChild(epochs);
-    const best = fieldOf(run, "best_value");
-    const bestCell = el("td", { class: "num", title: run.best_metric || "" }, run.best_epoch == null ? "–" : fmtNum(best));
-    if (run.best_epoch != null) bestCell.appendChild(el("div", { class: "muted small" }, `epoch ${run.best_epoch}`));
-    tr.appendChild(bestCell);
-    tr.addEventListener("click", () => handlers.only(run.run_id));
-    frag.appendChild(tr);
+function rowOf(run, selected, colorOf, handlers) {
+  const picked = selected.includes(run.run_id);
+  const full = selected.length >= MAX_SELECTED;
+  const tr = el("tr", { "data-run-id": run.run_id, class: picked ? "selected" : "" });
+  const pickCell = el("td", { class: "pick" });
+  const box = el("input", { type: "checkbox", class: "pick", "aria-label": `compare ${run.name || run.run_id}`,
+    checked: picked, disabled: !picked && full,
+    title: !picked && full ? `at most ${MAX_SELECTED} runs at once` : "add to the comparison" });
+  box.addEventListener("click", ev => { ev.stopPropagation(); handlers.toggle(run.run_id); });
+  pickCell.appendChild(box);
+  if (picked) pickCell.appendChild(el("span", { class: "swatch", style: `background:${colorOf(run.run_id)}` }));
+  tr.appendChild(pickCell);
+
+  const name = el("td", { class: "name" });
+  name.appendChild(el("div", { class: "run-name" }, run.name || run.run_id.slice(0, 12)));
+  const tags = (run.tags || []).length ? ` · ${run.tags.join(", ")}` : "";
+  name.appendChild(el("div", { class: "muted small" },
+    `${run.project || "–"} · ${run.run_id.slice(0, 12)} · ${fmtWhen(run.started_at)}${tags}`));
+  tr.appendChild(name);
+  const st = el("td");
+  st.appendChild(badge(run));
+  if (run.dropped) st.appendChild(el("div", { class: "muted small" }, `${run.dropped} dropped`));
+  tr.appendChild(st);
+  const epochs = el("td", { class: "num" }, String(run.epochs ?? "–"));
+  if (run.steps) epochs.appendChild(el("div", { class: "muted small" }, `${run.steps.toLocaleString("en")} steps`));
+  tr.appendChild(epochs);
+  const best = fieldOf(run, "best_value");
+  const bestCell = el("td", { class: "num", title: run.best_metric || "" }, run.best_epoch == null ? "–" : fmtNum(best));
+  if (run.best_epoch != null) bestCell.appendChild(el("div", { class: "muted small" }, `epoch ${run.best_epoch}`));
+  tr.appendChild(bestCell);
+  tr.addEventListener("click", () => handlers.only(run.run_id));
+  return tr;
+}
+
+// Draws the first rows now and the rest in chunks after the first paint (1,000 rows are ~15,000 elements);
+// the promise resolves when every row is in, or when a newer call has taken over. `selected()` is asked for
+// each chunk: the selection may change while the rows go in.
+export function renderRunsTable(tbody, runs, selected, colorOf, handlers) {
+  const mine = ++drawing;
+  const append = (lo, hi) => {
+    const frag = document.createDocumentFragment();
+    const now = selected();
+    for (const run of runs.slice(lo, hi)) frag.appendChild(rowOf(run, now, colorOf, handlers));
+    return frag;
+  };
+  tbody.replaceChildren(append(0, FIRST_ROWS));
+  return new Promise(done => {
+    const next = lo => {
+      if (mine !== drawing || lo >= runs.length) { done(); return; }
+      tbody.appendChild(append(lo, lo + CHUNK));
+      setTimeout(() => next(lo + CHUNK));
+    };
+    requestAnimationFrame(() => setTimeout(() => next(FIRST_ROWS)));  // after the first screenful is painted
+  });
+}
+
+// A new selection on the rows already drawn: boxes, highlight and colour swatches, nothing rebuilt.
+export function markSelection(tbody, selected, colorOf) {
+  const full = selected.length >= MAX_SELECTED;
+  for (const tr of tbody.rows) {
+    const id = tr.dataset.runId;
+    const picked = selected.includes(id);
+    tr.className = picked ? "selected" : "";
+    const cell = tr.cells[0];
+    const box = cell.firstChild;
+    box.checked = picked;
+    box.disabled = !picked && full;
+    box.title = !picked && full ? `at most ${MAX_SELECTED} runs at once` : "add to the comparison";
+    let swatch = cell.querySelector(".swatch");
+    if (picked && !swatch) swatch = cell.appendChild(el("span", { class: "swatch" }));
+    if (picked) swatch.style.background = colorOf(id);
+    else if (swatch) swatch.remove();
   }
-  tbody.replaceChildren(frag);
 }
 
 // The <datalist> of projects: what the pages seen so far named (the API has no project index to ask).

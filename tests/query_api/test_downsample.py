@@ -73,3 +73,14 @@ def test_spike_survives_heavy_downsampling():
 def test_length_mismatch_is_rejected():
     with pytest.raises(ValueError):
         keep_indices(3, {"a": [1.0]}, 2)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from([0.0, -0.0, 1.0, -1.0]), st.floats(allow_nan=False, allow_infinity=False)),
+                min_size=1, max_size=80), st.sampled_from(["min", "max"]))
+def test_all_finite_series_take_the_fast_path_to_the_same_extreme(vals, mode):
+    """Series of finite numbers only (the usual case) are scanned by min/max at C speed: same answer."""
+    from query_api.downsample import _extreme as fast
+
+    assert fast(vals, mode) == _extreme(vals, mode)
+    assert fast(tuple(vals), mode) == _extreme(vals, mode)  # the general path
