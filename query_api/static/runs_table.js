@@ -4,6 +4,7 @@
 import { MAX_SELECTED } from "./hashstate.js";
 import { badge, el, fieldOf, fmtNum, fmtWhen } from "./format.js";
 
+const compact = n => (n < 1e3 ? String(n) : n < 1e6 ? `${+(n / 1e3).toPrecision(3)}k` : `${+(n / 1e6).toPrecision(3)}M`);
 const FIRST_ROWS = 60;  // more than a screenful: drawn at once, the rest right after the first paint
 const CHUNK = 250;
 let drawing = 0;
@@ -32,7 +33,8 @@ function rowOf(run, selected, colorOf, handlers) {
   if (run.dropped) st.appendChild(el("div", { class: "muted small" }, `${run.dropped} dropped`));
   tr.appendChild(st);
   const epochs = el("td", { class: "num" }, String(run.epochs ?? "–"));
-  if (run.steps) epochs.appendChild(el("div", { class: "muted small" }, `${run.steps.toLocaleString("en")} steps`));
+  if (run.steps) epochs.appendChild(el("div", { class: "muted small", title: `${run.steps.toLocaleString("en")} steps` },
+    `${compact(run.steps)} steps`));
   tr.appendChild(epochs);
   const best = fieldOf(run, "best_value");
   const bestCell = el("td", { class: "num", title: run.best_metric || "" }, run.best_epoch == null ? "–" : fmtNum(best));

@@ -70,9 +70,11 @@ class Page:
     def shot(self, tmp_path: Path, name: str) -> None:
         self.page.screenshot(path=str(tmp_path / name), full_page=True)
         folder = os.environ.get(SCREENSHOTS)
-        if folder:
+        if folder:  # for the README: the top of the page, tall enough to show the first charts
             Path(folder).mkdir(parents=True, exist_ok=True)
+            self.page.set_viewport_size({"width": VIEWPORT["width"], "height": 1500})
             self.page.screenshot(path=str(Path(folder) / name), full_page=False)
+            self.page.set_viewport_size(VIEWPORT)
 
     def close(self) -> None:
         self.page.close()

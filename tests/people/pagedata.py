@@ -35,9 +35,9 @@ def healthy(n: int, scale: float = 1.0) -> list[dict[str, float]]:
     out = []
     for e in range(n):
         val = scale * (1.2 / (e + 1) + 0.3)
-        out.append({"train/loss": scale * 2.0 / (e + 1), "val/loss": val, "val/accuracy": 0.5 + 0.4 * e / max(n, 1),
-                    "val/perplexity": math.exp(val), "learning_rate": 0.1 * 0.5 ** e, "gradient_norm": 1.0 + e % 3,
-                    "custom_metric": float(e * e)})
+        out.append({"train/loss": scale * 2.0 / (e + 1), "val/loss": val,
+                    "val/accuracy": 0.5 + 0.4 * e / max(n, 1) / scale, "val/perplexity": math.exp(val),
+                    "learning_rate": 0.1 * 0.5 ** e, "gradient_norm": 1.0 + e % 3, "custom_metric": float(e * e)})
     return out
 
 
