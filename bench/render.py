@@ -5,7 +5,8 @@
 Data, straight into the read model with the drain's own writer (as bench/api.py; no Redis): `--runs` runs in
 all, `--long` of them with `--steps` steps (train/loss, learning_rate, gradient_norm at every step), 30
 epochs of 6 metrics and 60 system samples with one GPU; the others 3 epochs each. Each round starts a fresh
-API server (its caches cold) and a fresh browser page (its own HTTP cache), then measures:
+API server (its caches cold) and one browser tab, loads each page from about:blank with the browser's HTTP
+cache cleared, and measures:
 
 - first meaningful paint, once right after the server started and once more (a new page) with it running:
   navigation start -> the frame after the page's first render of
@@ -21,7 +22,10 @@ API server (its caches cold) and a fresh browser page (its own HTTP cache), then
   one-line HTML page.
 
 Figures are the median of --repeats rounds, each round's value printed too; the load average of the host
-(other processes on this shared machine) is printed before and after.
+(other processes on this shared machine) is printed before and after. On a busy host wall times mostly
+measure waiting for a CPU, so the CPU time the browser and the API server used for the first paint and the
+selection change is printed as well: page renderer / the rest of the browser (its main, GPU and network
+processes and the playwright driver) / the API server, in ms.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -140,34 +146,100 @@ SMOOTH = f"""v => new Promise(done => {{ {REDRAWN}
     const e = document.getElementById("smoothing"); e.value = v; e.dispatchEvent(new Event("change")); }})"""
 
 
-def first_paint(browser, url: str, check) -> tuple[float, object]:
-    page = browser.new_page(viewport=VIEWPORT)
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(url)
-    page.wait_for_function(PAINTED, timeout=60_000)
-    ms = page.evaluate("window.__epochstream.firstPaint")
-    check(page)
-    if errors:
-        raise SystemExit(f"page errors: {errors}")
-    return ms, page
+class CpuMeter:
+    """CPU time of this process's descendants: the API server, and the browser (Chromium's processes and the
+    playwright driver). Unlike wall time, hardly moved by what else runs on the host."""
+
+    def __init__(self, server: int):
+        self.server = server
+        self.start = self._read()
+
+    renderers: set[int] = set()  # Chromium's renderer processes (web pages), not its browser/GPU/network ones
+
+    @classmethod
+    def _read(cls) -> dict[int, float]:
+        out = {}
+        for proc in psutil.Process().children(recursive=True):
+            try:
+                t = proc.cpu_times()
+                out[proc.pid] = t.user + t.system
+                if proc.pid not in cls.renderers and any(
+                        a == "--type=renderer" for a in proc.cmdline()) and "--top-chrome-webui" not in proc.cmdline():
+                    cls.renderers.add(proc.pid)
+            except psutil.Error:
+                pass
+        return out
+
+    def used_ms(self) -> tuple[float, float, float]:
+        """(page renderers, the rest of the browser and the playwright driver, the API server): CPU ms since the
+        meter was made."""
+        now = self._read()
+        delta = {pid: t - self.start.get(pid, 0.0) for pid, t in now.items()}
+        server = delta.pop(self.server, 0.0)
+        pages = sum(v for pid, v in delta.items() if pid in self.renderers)
+        return pages * 1000, (sum(delta.values()) - pages) * 1000, server * 1000
+
+
+class Tab:
+    """One browser tab for a whole round. Each load starts from about:blank with the HTTP cache cleared (a first
+    visit: every file and answer fetched), but in a tab that exists already: opening a window costs headless
+    Chromium ~2 s of CPU of its own (its tab-strip UI), which no page load of a person's pays."""
+
+    def __init__(self, browser):
+        self.page = browser.new_page(viewport=VIEWPORT)
+        self.cdp = self.page.context.new_cdp_session(self.page)
+        self.errors: list[str] = []
+        self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+        self.page.goto("about:blank")
+        settle()
+
+    def load(self, url: str) -> None:
+        self.cdp.send("Network.clearBrowserCache")
+        self.page.goto("about:blank")
+        self.page.goto(url)
+
+    def first_paint(self, url: str, check) -> float:
+        self.load(url)
+        self.page.wait_for_function(PAINTED, timeout=60_000)
+        ms = self.page.evaluate("window.__epochstream.firstPaint")
+        self.page.wait_for_function("window.__epochstream.firstDrawn !== null", timeout=60_000)  # every row in
+        check(self.page)
+        if self.errors:
+            raise SystemExit(f"page errors: {self.errors}")
+        return ms
+
+    def close(self) -> None:
+        self.page.close()
+
+
+def settle(quiet_ms: float = 30, max_s: float = 10) -> None:
+    """Wait until this process's descendants use (almost) no CPU: a new window's own work is over."""
+    deadline = time.monotonic() + max_s
+    last = sum(CpuMeter._read().values())
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+        now = sum(CpuMeter._read().values())
+        if (now - last) * 1000 < quiet_ms:
+            return
+        last = now
 
 
 def round_(browser, data: Path, empty: Path, ids: list[str], runs: int) -> dict[str, float]:
     out: dict[str, float] = {}
-    page = browser.new_page()
-    page.goto("data:text/html,<p>one line</p>")
+    tab = Tab(browser)
+    page = tab.page
+    tab.load("data:text/html,<p>one line</p>")
     page.wait_for_function("performance.getEntriesByType('paint').length > 0")
     out["baseline: a one-line HTML page, first contentful paint"] = page.evaluate(
         "performance.getEntriesByName('first-contentful-paint')[0].startTime")
-    page.close()
 
     proc, base = start_api({"EPOCHSTREAM_DATA_DIR": str(empty), "EPOCHSTREAM_PARTITIONS": str(PARTITIONS)})
     try:
         for label in ("server just started", "server running"):
-            ms, page = first_paint(browser, f"{base}/", lambda p: p.wait_for_selector("#no-runs:not([hidden])"))
+            meter = CpuMeter(proc.pid)
+            ms = tab.first_paint(f"{base}/", lambda p: p.wait_for_selector("#no-runs:not([hidden])"))
             out[f"baseline: the page on an empty read model, {label}"] = ms
-            page.close()
+            out[f"  ... CPU: page renderer / rest of the browser / API server, empty, {label}"] = meter.used_ms()
     finally:
         proc.terminate()
         proc.wait(10)
@@ -182,14 +254,17 @@ def round_(browser, data: Path, empty: Path, ids: list[str], runs: int) -> dict[
 
         shown = f"{base}/#runs={','.join(ids[:5])}"
         for label in ("server just started", "server running"):
-            ms, page = first_paint(browser, f"{shown}&per=1000", drawn)
+            meter = CpuMeter(proc.pid)
+            ms = tab.first_paint(f"{shown}&per=1000", drawn)
+            cpu = meter.used_ms()
             out[f"first meaningful paint ({runs} runs listed, 5 x 100k steps), {label}"] = ms
             out[f"  ... every one of the {runs} table rows in, {label}"] = page.evaluate(
                 "window.__epochstream.firstDrawn")
-            if label == "server just started":
-                page.close()
+            out[f"  ... CPU: page renderer / rest of the browser / API server, {label}"] = cpu
         extra = f"#runs tr[data-run-id='{ids[5]}'] input.pick"
+        meter = CpuMeter(proc.pid)
         out["selection change: tick a 6th long run (its data new to the server)"] = page.evaluate(CHANGE, extra)
+        out["  ... CPU: page renderer / rest of the browser / API server"] = meter.used_ms()
         if page.locator("figure[data-kind=step][data-metric='train/loss'] path.curve").count() != 6:
             raise SystemExit("the sixth run was not drawn")
         out["selection change: untick it again"] = page.evaluate(CHANGE, extra)
@@ -197,14 +272,17 @@ def round_(browser, data: Path, empty: Path, ids: list[str], runs: int) -> dict[
         if page.locator("figure[data-kind=step] path.raw").count() != 15:
             raise SystemExit("the smoothed curves were not drawn")
         out["(for scale) smoothing weight changed, step columns cached"] = page.evaluate(SMOOTH, "0.8")
-        page.close()
-        ms, page = first_paint(browser, shown, lambda p: None)
-        out["(for scale) first meaningful paint at the default page size (100 rows)"] = ms
-        page.close()
+        out["(for scale) first meaningful paint at the default page size (100 rows)"] = tab.first_paint(
+            shown, lambda p: None)
     finally:
+        tab.close()
         proc.terminate()
         proc.wait(10)
     return out
+
+
+def show(value: float | tuple) -> str:
+    return "/".join(f"{v:.0f}" for v in value) if isinstance(value, tuple) else f"{value:.0f}"
 
 
 def main() -> None:
@@ -236,12 +314,16 @@ def main() -> None:
                   f"load average now {os.getloadavg()[0]:.1f}")
             for r in range(args.repeats):
                 rounds.append(round_(browser, data, empty, ids, args.runs))
-                print(f"round {r + 1}: " + ", ".join(f"{v:.0f}" for v in rounds[-1].values()) + " ms")
+                print(f"round {r + 1}: " + ", ".join(show(v) for v in rounds[-1].values()) + " ms")
             browser.close()
     print(f"\n{'figure (ms, median of ' + str(args.repeats) + ')':80} {'median':>7}  rounds")
     for name in rounds[0]:
         values = [r[name] for r in rounds]
-        print(f"{name:80} {statistics.median(values):7.0f}  " + " ".join(f"{v:.0f}" for v in values))
+        if isinstance(values[0], tuple):  # CPU ms of the page renderer / the rest of the browser / the server
+            median = tuple(statistics.median(v[i] for v in values) for i in range(len(values[0])))
+            print(f"{name:80} {show(median):>7}  " + " ".join(show(v) for v in values))
+        else:
+            print(f"{name:80} {statistics.median(values):7.0f}  " + " ".join(f"{v:.0f}" for v in values))
     print(f"load average at the end: {os.getloadavg()[0]:.1f} (1 min), {os.getloadavg()[1]:.1f} (5 min)")
 
 

@@ -91,7 +91,7 @@ const tableHandlers = {
 };
 
 // -- loading ----------------------------------------------------------------------------------------------
-const FIRST_PAGE = 100;  // the first listing request: a screenful and more, so a first paint never waits for 1,000 rows
+const FIRST_PAGE = 50;  // the first listing request: two screenfuls, so a first paint never waits for 1,000 rows
 
 const filtersOf = st => formatHash({ ...st, runs: [], smooth: 0 });
 const listingKey = st => `${filtersOf(st)}|${view.pages}`;
@@ -226,8 +226,11 @@ async function render(listing, loaded, gen, partial) {
 
 function renderTable(listing) {
   rememberProjects($("projects"), view.projects, listing.runs);
+  const sameList = view.tableFilters === listing.filters && view.tableComplete;
   const rows = renderRunsTable(document.querySelector("#runs tbody"), listing.runs, () => state.runs, colorOf,
-    tableHandlers);
+    tableHandlers, sameList);
+  view.tableFilters = listing.filters;
+  view.tableComplete = listing.complete;
   const filtered = ["project", "status", "tag", "q"].some(k => state[k]);
   $("runs-count").textContent = `${listing.total.toLocaleString("en")} ${filtered ? "matching " : ""}run` +
     `${listing.total === 1 ? "" : "s"}${listing.total > listing.runs.length ? ` · showing ${listing.runs.length}` : ""}`;

@@ -5,7 +5,7 @@ import { MAX_SELECTED } from "./hashstate.js";
 import { badge, el, fieldOf, fmtNum, fmtWhen } from "./format.js";
 
 const compact = n => (n < 1e3 ? String(n) : n < 1e6 ? `${+(n / 1e3).toPrecision(3)}k` : `${+(n / 1e6).toPrecision(3)}M`);
-const FIRST_ROWS = 60;  // more than a screenful: drawn at once, the rest right after the first paint
+const FIRST_ROWS = 50;  // two screenfuls: drawn at once, the rest right after the first paint
 const CHUNK = 250;
 let drawing = 0;
 
@@ -41,14 +41,45 @@ function rowOf(run, selected, colorOf, handlers) {
   if (run.best_epoch != null) bestCell.appendChild(el("div", { class: "muted small" }, `epoch ${run.best_epoch}`));
   tr.appendChild(bestCell);
   tr.addEventListener("click", () => handlers.only(run.run_id));
+  tr.__sig = signature(run);
   return tr;
+}
+
+// What a row shows, in short: `version` moves with every change of the run; status and age are read-time.
+function signature(run) {
+  return `${run.version}|${run.status}|${fmtWhen(run.started_at)}|${run.dropped}`;
+}
+
+// The rows already on screen brought up to date: only the runs that changed get a new row, the rest are
+// moved into place (a poll while runs train changes a few rows of 1,000, not all of them).
+function reconcile(tbody, runs, selected, colorOf, handlers) {
+  const old = new Map([...tbody.rows].map(tr => [tr.dataset.runId, tr]));
+  let at = tbody.firstElementChild;
+  for (const run of runs) {
+    let tr = old.get(run.run_id);
+    if (tr) old.delete(run.run_id);
+    if (!tr || tr.__sig !== signature(run)) {
+      const fresh = rowOf(run, selected, colorOf, handlers);
+      if (tr) tr.replaceWith(fresh);
+      if (tr === at) at = fresh;
+      tr = fresh;
+    }
+    if (tr !== at) tbody.insertBefore(tr, at); else at = at.nextElementSibling;
+  }
+  for (const tr of old.values()) tr.remove();
 }
 
 // Draws the first rows now and the rest in chunks after the first paint (1,000 rows are ~15,000 elements);
 // the promise resolves when every row is in, or when a newer call has taken over. `selected()` is asked for
-// each chunk: the selection may change while the rows go in.
-export function renderRunsTable(tbody, runs, selected, colorOf, handlers) {
+// each chunk: the selection may change while the rows go in. `sameList`: the rows on screen are of the same
+// filters (a poll, more pages): reconciled instead.
+export function renderRunsTable(tbody, runs, selected, colorOf, handlers, sameList) {
   const mine = ++drawing;
+  if (sameList) {  // the same filters as the rows on screen: update them in place
+    reconcile(tbody, runs, selected(), colorOf, handlers);
+    markSelection(tbody, selected(), colorOf);
+    return Promise.resolve();
+  }
   const append = (lo, hi) => {
     const frag = document.createDocumentFragment();
     const now = selected();

@@ -185,11 +185,15 @@ def test_a_training_that_goes_on_is_redrawn_by_polling_and_what_was_folded_stays
     curve = "figure[data-kind=epoch][data-metric='val/loss'] path.curve"
     assert p.locator(curve).get_attribute("data-points") == "3"
     p.click("#config-box summary")  # the reader folds the config away
+    p.evaluate("document.querySelector(\"tr[data-run-id='cmp-a']\").marked = true")
     site.data.more_epochs("live", 3, healthy(8)[3:5])
     site.data.write()
     p.wait_for_function(f"document.querySelector(\"{curve}\").dataset.points === '5'", timeout=20_000)
     assert p.inner_text("#run-meta").count("5 epochs") == 1
     assert p.evaluate("document.getElementById('config-box').open") is False
+    p.wait_for_function("document.querySelector(\"tr[data-run-id='live'] td.num\").textContent === '5'")
+    # Only the row of the run that changed was redrawn: the others are the very same elements.
+    assert p.evaluate("document.querySelector(\"tr[data-run-id='cmp-a']\").marked") is True
 
 
 def test_a_run_without_data_draws_no_curve_and_says_so(page, tmp_path):
