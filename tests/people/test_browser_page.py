@@ -82,6 +82,9 @@ def test_three_selected_runs_give_three_curves_per_chart_and_three_legend_entrie
     strokes = p.locator("figure[data-metric='val/loss'] path.curve").evaluate_all(
         "ps => ps.map(p => p.getAttribute('stroke'))")
     assert len(set(strokes)) == 3  # one colour per run
+    p.hover("figure[data-metric='val/loss'] svg.chart", position={"x": 300, "y": 100})
+    tip = p.inner_text("#tooltip")  # every run's value at the pointer
+    assert tip.startswith("epoch ") and all(f"resnet-{k}:" in tip for k in "abc"), tip
     # Step curves: the two runs that log steps, nothing for the one that does not.
     assert page.charts("step") == {"train/loss": 2, "learning_rate": 2}
     # The comparison: the config keys that differ (nested ones by their dotted name), best value and epoch.
