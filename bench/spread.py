@@ -125,18 +125,39 @@ def stop_up(proc: subprocess.Popen) -> None:
         proc.kill()
 
 
-def pipeline_cpu(proc: subprocess.Popen) -> float:
-    total = 0.0
+def _role(proc: psutil.Process) -> str:
+    line = " ".join(proc.cmdline())
+    for role in ("api", "scheduler", "worker"):
+        if f" {role}" in line and "epochstream" in line:
+            return role
+    return "broker" if "valkey" in line or "redis-server" in line else "supervisor"
+
+
+def pipeline_cpu(proc: subprocess.Popen) -> dict[str, float]:
+    """CPU seconds so far of `up` and its children, by role."""
+    out: dict[str, float] = {}
     try:
         parent = psutil.Process(proc.pid)
         for p in [parent, *parent.children(recursive=True)]:
             try:
-                t = p.cpu_times()
-                total += t.user + t.system
+                t = p.cpu_times()  # children_*: RQ's work horses, forked per job and waited for by their worker
+                role = _role(p) if p.pid != parent.pid else "supervisor"
+                out[role] = out.get(role, 0.0) + t.user + t.system + t.children_user + t.children_system
             except psutil.Error:
                 pass
     except psutil.Error:
         pass
+    return out
+
+
+def procs_cpu(procs: list[subprocess.Popen]) -> float:
+    total = 0.0
+    for proc in procs:
+        try:
+            t = psutil.Process(proc.pid).cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            pass
     return total
 
 
@@ -203,6 +224,12 @@ def publish(data_dir: Path, url: str | None, runs: int, publishers: int, seconds
     return [procs, outs], start_at
 
 
+def host_busy() -> float:
+    """CPU seconds the whole host spent busy (every process, ours or not) since boot."""
+    t = psutil.cpu_times()
+    return t.user + t.nice + t.system + getattr(t, "irq", 0) + getattr(t, "softirq", 0)
+
+
 def one(runs: int, seconds: float, publishers: int, workers: int) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="es-spread-"))
     data_dir = tmp / "data"
@@ -214,10 +241,10 @@ def one(runs: int, seconds: float, publishers: int, workers: int) -> dict:
         prober = Prober(base, sampled)
         prober.start()
         time.sleep(max(0.0, start_at - time.time()))
-        cpu0, wall0 = pipeline_cpu(proc), time.monotonic()
+        cpu0, pub0, host0, wall0 = pipeline_cpu(proc), procs_cpu(procs), host_busy(), time.monotonic()
         time.sleep(seconds)
         left = backlog(broker)
-        cpu1, wall1 = pipeline_cpu(proc), time.monotonic()
+        cpu1, pub1, host1, wall1 = pipeline_cpu(proc), procs_cpu(procs), host_busy(), time.monotonic()
         for p in procs:
             p.wait(timeout=600)
         drained_at = time.monotonic()
@@ -238,7 +265,9 @@ def one(runs: int, seconds: float, publishers: int, workers: int) -> dict:
         stop_up(proc)
         shutil.rmtree(tmp, ignore_errors=True)
     return {"p50": lat[len(lat) // 2] if lat else math.nan, "p99": lat[int(len(lat) * 0.99)] if lat else math.nan,
-            "backlog": left, "rest_s": rest, "cores": (cpu1 - cpu0) / (wall1 - wall0), "missing": missing,
+            "backlog": left, "rest_s": rest, "cores": (sum(cpu1.values()) - sum(cpu0.values())) / (wall1 - wall0),
+            "roles": {k: (v - cpu0.get(k, 0.0)) / (wall1 - wall0) for k, v in cpu1.items()}, "missing": missing,
+            "publisher_cores": (pub1 - pub0) / (wall1 - wall0), "host_cores": (host1 - host0) / (wall1 - wall0),
             "flushed": flushed, "dropped": dropped, "probe_errors": prober.errors, "samples": len(lat)}
 
 
@@ -261,6 +290,10 @@ def baseline(runs: int, seconds: float, publishers: int) -> float:
     return total / seconds
 
 
+def median_run(results: list[dict]) -> dict:
+    return sorted(results, key=lambda r: r["p99"])[len(results) // 2]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=1000)
@@ -276,12 +309,17 @@ def main() -> None:
         repeats = 1 if args.find else args.repeats
         base = statistics.median(baseline(runs, min(args.seconds, 30), args.publishers) for _ in range(repeats))
         results = [one(runs, args.seconds, args.publishers, args.workers) for _ in range(repeats)]
-        med = {k: statistics.median(r[k] for r in results) for k in ("p50", "p99", "backlog", "rest_s", "cores")}
+        med = {k: statistics.median(r[k] for r in results) for k in ("p50", "p99", "backlog", "rest_s", "cores",
+                                                                  "publisher_cores", "host_cores")}
         keeps_up = med["backlog"] < runs * 1.1 and med["p99"] < 2.0
         print(f"N={runs:,} runs (~{runs * 1.1:,.0f} events/s) for {args.seconds:.0f} s, {args.workers} workers: "
               f"publish->queryable p50 {med['p50']:.2f} s, p99 {med['p99']:.2f} s; backlog at the end "
               f"{med['backlog']:,.0f} events, drained {med['rest_s']:.1f} s after; pipeline CPU {med['cores']:.2f} "
-              f"cores; {'keeps up' if keeps_up else 'FALLS BEHIND'} | baseline (XADD only, same publishers): "
+              f"cores ({med['cores'] / (runs * 1.1) * 1e6:.0f} us/event), publishers {med['publisher_cores']:.2f} "
+              f"cores, whole host busy {med['host_cores']:.2f} of {psutil.cpu_count()} cores; "
+              f"{'keeps up' if keeps_up else 'FALLS BEHIND'} | pipeline cores by role (median run): "
+              + ", ".join(f"{k} {v:.2f}" for k, v in sorted(median_run(results)["roles"].items()))
+              + " | baseline (XADD only, same publishers): "
               f"{base:,.0f} events/s | per run: "
               + "; ".join(f"p99 {r['p99']:.2f} s, backlog {r['backlog']}, samples {r['samples']}, missing "
                           f"{r['missing']}, flushed {r['flushed']}, dropped {r['dropped']}" for r in results))
