@@ -1,6 +1,6 @@
 """Where everything lives under the data directory, and how files appear there atomically.
 
-    log/<event_type>/seg-<utc>-p<partition>-<id>.parquet   immutable log segments (the truth)
+    log/<event_type>/seg-<utc>-p<partition>-<id>-s<last id>.parquet   immutable log segments (the truth)
     readmodel/CURRENT, readmodel/rm-<generation>.sqlite    the read model (`epochstream.readmodel`)
     snapshots/runs-<utc>-<id>.parquet                      the read model's runs, for SQL (`workers.snapshots`)
     epochstream.duckdb                                     the catalog: views over the log and the snapshots

@@ -10,7 +10,8 @@ left out.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -25,23 +26,41 @@ log = logging.getLogger("epochstream.catch_up")
 SEGMENT_PARTITION, SEGMENT_LAST_ID = b"epochstream.partition", b"epochstream.last_stream_id"
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MARGIN_S = 600  # clocks of worker hosts may differ this much; a segment older than its tracking record is in
 
 
+def segment_name(now: datetime, partition: int, last_id: str) -> str:
+    """`seg-<utc>-p<partition>-<random>-s<newest stream id>.parquet`: the newest id in the name lets a drain
+    taking a partition see which segments are ahead of its tracking record without opening any."""
+    return (f"seg-{now.strftime('%Y%m%dT%H%M%S%fZ')}-p{partition}-{uuid.uuid4().hex[:8]}-s"
+            f"{last_id.replace('-', '.')}.parquet")
+
+
+def name_last_id(name: str) -> str | None:
+    """The newest stream id a segment's name records (None: a name from before names carried it)."""
+    stem = name.removesuffix(".parquet")
+    _, marker, last = stem.rpartition("-s")
+    if not marker or "." not in last:
+        return None
+    millis, _, seq = last.partition(".")
+    return f"{millis}-{seq}" if millis.isdigit() and seq.isdigit() else None
+
+
 def segment_time_us(name: str) -> int | None:
-    """The time a drain wrote a segment, from its name (`seg-<utc>-p<partition>-<id>.parquet`)."""
+    """The time a drain wrote a segment, from its name (`seg-<utc>-p<partition>-...`)."""
     try:
-        stamp = datetime.strptime(name[4:24], "%Y%m%dT%H%M%S%f").replace(tzinfo=UTC)
+        stamp = datetime.strptime(name[4:25], "%Y%m%dT%H%M%S%f").replace(tzinfo=UTC)
     except ValueError:
         return None
-    return int(stamp.timestamp() * 1_000_000)
+    return (stamp - EPOCH) // timedelta(microseconds=1)  # exact: a float timestamp loses the last digit
 
 
 def segments_ahead(layout: DataLayout, partition: int, position: str,
                    since_us: int | None = None) -> list[tuple[str, Path]]:
-    """(event type, path) of the partition's drain segments holding entries above `position`. With
-    `since_us` (when the tracking record was last written), only segments written after it minus a margin
-    are opened: the check stays cheap however many segments the log holds."""
+    """(event type, path) of the partition's drain segments holding entries above `position`. A name that
+    carries its newest id decides alone; of older names, with `since_us` (when the tracking record was last
+    written), only those written after it minus a margin are opened. No segment behind is ever opened."""
     applied = stream_key(position)
     floor = None if since_us is None else since_us - MARGIN_S * 1_000_000
     out = []
@@ -52,8 +71,11 @@ def segments_ahead(layout: DataLayout, partition: int, position: str,
         for path in directory.glob(f"seg-*-p{partition}-*.parquet"):
             if "-compacted-" in path.name:
                 continue
+            named = name_last_id(path.name)
+            if named is not None and stream_key(named) <= applied:
+                continue  # the common case, decided by the name alone
             written = segment_time_us(path.name)
-            if floor is not None and written is not None and written < floor:
+            if named is None and floor is not None and written is not None and written < floor:
                 continue
             try:
                 meta = pq.read_schema(path).metadata or {}

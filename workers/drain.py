@@ -22,7 +22,6 @@ from __future__ import annotations
 import os
 import socket
 import time
-import uuid
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
@@ -39,7 +38,7 @@ from schemas.codec import decode
 from schemas.errors import SchemaError
 from schemas.keys import PAYLOAD_FIELD, Keys
 from workers.catalog import ensure_seeds
-from workers.catch_up import SEGMENT_LAST_ID, SEGMENT_PARTITION, catch_up
+from workers.catch_up import SEGMENT_LAST_ID, SEGMENT_PARTITION, catch_up, segment_name
 from workers.log_schema import DEAD_LETTERS, dead_letter_table, tables_by_type
 
 FAIR_SHARE_S = 0.5  # once caught up after this long, a drain yields its worker to other partitions
@@ -152,10 +151,6 @@ def _to_tables(good: list, bad: list[tuple[Entry, str]], batch: list[Entry], now
     return tables_by_type(good, now)
 
 
-def _segment_name(now: datetime, partition: int) -> str:
-    return f"seg-{now.strftime('%Y%m%dT%H%M%S%fZ')}-p{partition}-{uuid.uuid4().hex[:8]}.parquet"
-
-
 def _stamped(table: pa.Table, partition: int, last_id: str) -> pa.Table:
     return table.replace_schema_metadata({**(table.schema.metadata or {}), SEGMENT_PARTITION: str(partition),
                                           SEGMENT_LAST_ID: last_id})
@@ -170,7 +165,8 @@ def process_batch(client: redis.Redis, settings: Settings, partition: int, entri
     good, bad = _decode_batch(entries, settings)
     tables = _to_tables(good, bad, entries, now)
     crash_point("before_write")
-    name, last_id = _segment_name(now, partition), entries[-1].stream_id
+    last_id = entries[-1].stream_id
+    name = segment_name(now, partition, last_id)
     for event_type, table in tables.items():
         atomic_write_parquet(_stamped(table, partition, last_id), layout.log_dir(event_type) / name)
     if bad:
