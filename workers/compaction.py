@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from epochstream.faults import crash_point
 from epochstream.layout import DataLayout, atomic_write_bytes, atomic_write_parquet, fsync_dir
 from epochstream.settings import Settings
 from workers.leftovers import clean_leftovers
@@ -98,6 +99,7 @@ def _merge(layout: DataLayout, event_type: str, partition: int | None, parts: li
     name = first.name.removesuffix(".parquet").split("-compacted")[0]
     atomic_write_parquet(merged, first.with_name(f"{name}-compacted-{uuid.uuid4().hex[:8]}.parquet"),
                          **_options(merged.schema))
+    crash_point("compaction_after_merge")  # a kill here leaves every event twice: views and readers dedupe
     for path, _ in parts:
         atomic_write_bytes(superseded_marker(path), b"", fsync=False)
     fsync_dir(first.parent)

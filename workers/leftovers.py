@@ -41,7 +41,7 @@ def _remove(path: Path) -> bool:
     return True
 
 
-def clean_leftovers(layout: DataLayout) -> list[Path]:
+def clean_leftovers(layout: DataLayout, stale_s: float = STALE_S) -> list[Path]:
     """Remove what crashed compactions, rebuilds, drains and snapshots left; returns what was removed. Call it
     only while holding the maintenance lock."""
     doomed: list[Path] = []
@@ -52,11 +52,11 @@ def clean_leftovers(layout: DataLayout) -> list[Path]:
         directory = layout.log_dir(event_type)
         if directory.exists():
             for tmp in directory.glob(f".*{TMP_SUFFIX}"):
-                if "-compacted-" in tmp.name or _older_than(tmp, STALE_S):
+                if "-compacted-" in tmp.name or _older_than(tmp, stale_s):
                     doomed.append(tmp)
     snapshots = layout.root / "snapshots"
     if snapshots.exists():
-        doomed += [p for p in snapshots.glob(".runs-*") if _older_than(p, STALE_S)]
+        doomed += [p for p in snapshots.glob(".runs-*") if _older_than(p, stale_s)]
     removed = []
     for path in doomed:
         with contextlib.suppress(OSError):

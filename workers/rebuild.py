@@ -21,6 +21,7 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
+from epochstream.faults import crash_point
 from epochstream.layout import DataLayout, fsync_dir
 from epochstream.readmodel import ReadModelWriter
 from epochstream.readmodel.location import Location
@@ -97,6 +98,7 @@ def _rebuild(settings: Settings, layout: DataLayout) -> int:
             writer.con.execute("PRAGMA journal_mode = WAL")
         finally:
             writer.close()
+        crash_point("rebuild_before_swap")
         final = location.path_of(generation)
         os.replace(building, final)  # nothing has it open now, and it has no -wal yet: a rename is safe
         fsync_dir(location.directory)
