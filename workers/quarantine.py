@@ -32,13 +32,14 @@ import pyarrow.parquet as pq
 from epochstream.layout import DataLayout, atomic_write_bytes
 from workers.log_reader import superseded_marker, superseded_names
 from workers.log_schema import LOG_SCHEMAS
-from workers.segment_meta import partition_in_name, stamps_of
+from workers.segment_meta import partition_in_name, stamps_of, written_us
 
 log = logging.getLogger("epochstream.quarantine")
 SIDECAR = ".json"
 SEED = "_seed.json"  # the view's glob always matches at least this empty file
 CHECKED = ".checked"  # in quarantine/: its mtime is when the last check of the log began
 CHECK_SLACK_S = 60.0  # a segment renamed into place this long after its last write is still checked
+REWRITTEN_AFTER_S = 120.0  # a drain's segment is complete this soon after the time in its name
 
 
 @dataclass
@@ -158,10 +159,28 @@ def damage_of(path: Path) -> str | None:
     return None
 
 
+def _changed_after_written(path: Path, mtime: float) -> bool:
+    """Modified well after the time in its name: something wrote to it after it was renamed into place (or it
+    is a merged segment, named after its oldest part)."""
+    written = written_us(path.name)
+    return written is None or mtime * 1e6 > written + REWRITTEN_AFTER_S * 1e6
+
+
+def _damage_in_data(path: Path) -> str | None:
+    try:
+        pq.read_table(path)
+    except FileNotFoundError:
+        return None
+    except Exception as exc:  # noqa: BLE001 - only damage is reported, see is_damage
+        return f"{type(exc).__name__}: {exc}" if is_damage(exc) else None
+    return None
+
+
 def check_log(layout: DataLayout, found_by: str) -> list[QuarantinedFile]:
-    """Quarantine every segment whose footer is unreadable. Only files modified since the last check began
-    are opened (a truncation or an overwrite changes a file's mtime; segments are never rewritten), so this
-    is cheap enough to run before every `epochstream sql`."""
+    """Quarantine every segment that cannot be read. Only files modified since the last check began are
+    opened (a truncation or an overwrite changes a file's mtime; segments are never rewritten), so this is
+    cheap enough to run before every `epochstream sql`: a segment a drain just wrote has its footer read; one
+    modified after its name's time is read whole once (a damaged data page, its footer intact)."""
     marker = layout.quarantine / CHECKED
     try:
         since = marker.stat().st_mtime - CHECK_SLACK_S
@@ -175,11 +194,14 @@ def check_log(layout: DataLayout, found_by: str) -> list[QuarantinedFile]:
             continue
         for path in directory.glob("seg-*.parquet"):
             try:
-                if path.stat().st_mtime < since:
-                    continue
+                mtime = path.stat().st_mtime
             except FileNotFoundError:
                 continue
+            if mtime < since:
+                continue
             reason = damage_of(path)
+            if reason is None and _changed_after_written(path, mtime):
+                reason = _damage_in_data(path)
             if reason is not None:
                 item = quarantine(layout, event_type, path, reason, found_by)
                 if item is not None:

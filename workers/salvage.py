@@ -10,7 +10,7 @@ segment (`workers.quarantine`) still `pending`:
 2. every entry of that stream up to that bound is decoded; those of the segment's type whose event is in
    no live segment of the log are written to `seg-<now>-p<partition>-recovered-<id>.parquet` (stamped);
 3. what is lost: exact when the damaged file still names its event ids (an unreadable data page, a
-   readable footer); otherwise none when the stream never lost an entry (`max-deleted-entry-id` is 0-0),
+   readable footer); otherwise none when the stream never lost an entry (`entries-added` equals its length),
    else unknown, and the sidecar says up to which entry the broker had trimmed.
 The read model keeps the events it applied when they were first drained; the recovered segment is what
 a later `rebuild` replays instead of the damaged one.
@@ -99,13 +99,17 @@ def _delivered(client: redis.Redis, stream: str, group: str) -> str | None:
     return None
 
 
-def _max_deleted(client: redis.Redis, stream: str) -> str | None:
+def _removed(client: redis.Redis, stream: str) -> tuple[bool | None, str | None]:
+    """(whether the stream ever lost an entry to XTRIM or XDEL, the oldest entry it still holds); None for
+    the first when the server does not say (`entries-added` is Redis 7 / Valkey)."""
     try:
         info = client.xinfo_stream(stream)
     except redis.ResponseError:
-        return None
-    value = info.get("max-deleted-entry-id")
-    return value.decode() if isinstance(value, bytes) else value
+        return None, None
+    added = info.get("entries-added")
+    first = info.get("first-entry")
+    first_id = first[0].decode() if first else None
+    return (None if added is None else int(added) > int(info["length"])), first_id
 
 
 def _ids_in_log(layout: DataLayout, event_type: str) -> set[str]:
@@ -173,21 +177,22 @@ def recover(layout: DataLayout, settings: Settings, client: redis.Redis, item: Q
                              layout.log_dir(item.event_type) / name)
         item.recovery_note = f"recovered into log/{item.event_type}/{name}; "
     item.recovered_events = len(found)
-    max_deleted = _max_deleted(client, stream)
+    removed, first_held = _removed(client, stream)
     bound = f"entries of {stream} up to {upper} (bound from {upper_from})"
     if expected is not None:
         lost = expected - present - set(found)
         item.lost_events = len(lost)
         detail = f"; lost event ids: {sorted(lost)[:20]}" if lost else ""
         item.recovery_note += f"its footer still names its {len(expected)} events; {bound}{detail}"
-    elif max_deleted == "0-0":
+    elif removed is False:
         item.lost_events = 0
         item.recovery_note += f"the broker never trimmed {stream}, so every event it held was among {bound}"
     else:
+        held = f"it now holds entries from {first_held} on" if first_held else "it now holds none"
         item.lost_events = None
         item.recovery_note += (f"its footer is unreadable, so how many events it held is unknown; the broker has "
-                               f"trimmed {stream} up to {max_deleted}: events of this segment older than that are "
-                               f"lost; searched {bound}")
+                               f"trimmed {stream} ({held}): events of this segment older than that are lost; "
+                               f"searched {bound}")
     if item.lost_events == 0:
         item.recovery = "recovered"
     else:
