@@ -148,10 +148,10 @@ def read_checked(layout: DataLayout, event_type: str, path: Path, found_by: str,
         return None
 
 
-def damage_of(path: Path) -> str | None:
-    """Why a segment's footer cannot be read, or None if it can (or the file is gone)."""
+def damage_of(path: Path, whole: bool = False) -> str | None:
+    """Why a segment's footer (`whole`: any of it) cannot be read, or None if it can (or the file is gone)."""
     try:
-        pq.read_metadata(path)
+        pq.read_table(path) if whole else pq.read_metadata(path)
     except FileNotFoundError:
         return None
     except Exception as exc:  # noqa: BLE001 - only damage is reported, see is_damage
@@ -164,16 +164,6 @@ def _changed_after_written(path: Path, mtime: float) -> bool:
     is a merged segment, named after its oldest part)."""
     written = written_us(path.name)
     return written is None or mtime * 1e6 > written + REWRITTEN_AFTER_S * 1e6
-
-
-def _damage_in_data(path: Path) -> str | None:
-    try:
-        pq.read_table(path)
-    except FileNotFoundError:
-        return None
-    except Exception as exc:  # noqa: BLE001 - only damage is reported, see is_damage
-        return f"{type(exc).__name__}: {exc}" if is_damage(exc) else None
-    return None
 
 
 def check_log(layout: DataLayout, found_by: str) -> list[QuarantinedFile]:
@@ -201,7 +191,7 @@ def check_log(layout: DataLayout, found_by: str) -> list[QuarantinedFile]:
                 continue
             reason = damage_of(path)
             if reason is None and _changed_after_written(path, mtime):
-                reason = _damage_in_data(path)
+                reason = damage_of(path, whole=True)
             if reason is not None:
                 item = quarantine(layout, event_type, path, reason, found_by)
                 if item is not None:
