@@ -12,10 +12,16 @@ Views (every one counts each event once, by event_id, whatever the log physicall
 - `run_started`, `run_config`, `run_finished`  the lifecycle events;
 - `system`        one row per system sample; `system_gpus` one row per GPU per sample;
   `system_1m`     per-run one-minute rollups (mean CPU, max RSS, mean/max GPU utilisation and memory);
-- `dead_letters`  every dead-lettered entry with its reason and original payload.
+- `dead_letters`  every dead-lettered entry with its reason and original payload;
+- `quarantine`    every log segment moved aside as unreadable: why, when, and what was recovered (`workers.quarantine`).
 The file is written once by a short-lived connection and only read afterwards, so any number of processes
 may open it read-only while workers run. Every glob always matches at least a zero-row `_seed.parquet`
 with the right schema: a fresh data directory is queryable before the first event arrives.
+
+Paths in the views are relative to the data directory, so a copy of it, or the same volume mounted at
+another path, answers the same queries. DuckDB resolves them against `file_search_path`, which
+`open_catalog` sets to the data directory (an analyst's own session: `SET file_search_path = '<data dir>'`,
+or start DuckDB in the data directory).
 """
 
 from __future__ import annotations
@@ -26,13 +32,21 @@ import duckdb
 import pyarrow as pa
 
 from epochstream.errors import TransientError
-from epochstream.layout import DataLayout, atomic_write_parquet
+from epochstream.layout import DataLayout, atomic_write_bytes, atomic_write_parquet
 from epochstream.settings import Settings
 from schemas.epoch import CORE_METRICS
 from workers.log_schema import DEAD_LETTERS, LOG_SCHEMAS
+from workers.quarantine import SEED as QUARANTINE_SEED
+from workers.quarantine import check_log
 
-CATALOG_VERSION = 3
+CATALOG_VERSION = 4
 SEED = "_seed.parquet"  # leading underscore: pyarrow datasets skip it, DuckDB globs see it
+QUARANTINE_COLUMNS = {
+    "event_type": "VARCHAR", "name": "VARCHAR", "original": "VARCHAR", "path": "VARCHAR", "reason": "VARCHAR",
+    "when": "TIMESTAMPTZ", "found_by": "VARCHAR", "partition": "BIGINT", "last_stream_id": "VARCHAR",
+    "events": "BIGINT", "recovery": "VARCHAR", "recovered_events": "BIGINT", "lost_events": "BIGINT",
+    "recovery_note": "VARCHAR",
+}
 
 
 class CatalogBusy(TransientError):
@@ -48,14 +62,27 @@ def ensure_seeds(layout: DataLayout) -> None:
     for path, schema in targets.items():
         if not path.exists():
             atomic_write_parquet(schema.empty_table(), path, fsync=False)
+    seed = layout.quarantine / QUARANTINE_SEED
+    if not seed.exists():
+        atomic_write_bytes(seed, b"", fsync=False)
 
 
-def _glob(path: Path) -> str:
-    return "'" + str(path.resolve()).replace("'", "''") + "'"
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
-def _parquet(directory: Path) -> str:
-    return f"read_parquet({_glob(directory / '*.parquet')}, union_by_name = true)"
+def _glob(layout: DataLayout, path: Path) -> str:
+    """A path the catalog names relative to the data directory (see the module docstring)."""
+    return _literal(layout.relative(path))
+
+
+def _parquet(layout: DataLayout, directory: Path) -> str:
+    return f"read_parquet({_glob(layout, directory / '*.parquet')}, union_by_name = true)"
+
+
+def _session(con: duckdb.DuckDBPyConnection, layout: DataLayout) -> None:
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(f"SET file_search_path = {_literal(str(layout.root.resolve()))}")
 
 
 def _q(name: str) -> str:
@@ -78,11 +105,12 @@ def view_sql(layout: DataLayout) -> dict[str, str]:
     from workers.snapshots import snapshot_dir
 
     def events(event_type: str) -> str:
-        return (f"SELECT * FROM {_parquet(layout.log_dir(event_type))} "
+        return (f"SELECT * FROM {_parquet(layout, layout.log_dir(event_type))} "
                 "QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY stream_id, ingested_at) = 1")
 
     wide = ", ".join(f"map_extract(metrics, '{m}')[1] AS {_q(m)}" for m in CORE_METRICS)
-    snapshots = _glob(snapshot_dir(layout) / "*.parquet")
+    snapshots = _glob(layout, snapshot_dir(layout) / "*.parquet")
+    columns = ", ".join(f"{_literal(k)}: {_literal(v)}" for k, v in QUARANTINE_COLUMNS.items())
     return {
         # The newest snapshot only: a new one is a new file, so no query ever reads one being replaced. Newest
         # among those that had appeared when the query started (`workers.snapshots._publish` sets the mtimes):
@@ -114,8 +142,13 @@ def view_sql(layout: DataLayout) -> dict[str, str]:
                      "max(g.mem_allocated_mb) AS gpu_mem_allocated_max_mb "
                      "FROM system AS s LEFT JOIN system_gpus AS g ON g.run_id = s.run_id AND g.seq = s.seq "
                      "GROUP BY ALL",
-        "dead_letters": f"SELECT * FROM {_parquet(layout.log_dir(DEAD_LETTERS))} "
+        "dead_letters": f"SELECT * FROM {_parquet(layout, layout.log_dir(DEAD_LETTERS))} "
                         "QUALIFY row_number() OVER (PARTITION BY stream, stream_id ORDER BY dead_lettered_at) = 1",
+        "quarantine": "SELECT event_type, original AS file, 'quarantine/' || event_type || '/' || path AS moved_to, "
+                      "reason, \"when\" AS quarantined_at, found_by, \"partition\", last_stream_id, events, recovery, "
+                      "recovered_events, lost_events, recovery_note "
+                      f"FROM read_json({_glob(layout, layout.quarantine / '**' / '*.json')}, columns = {{{columns}}}, "
+                      "format = 'newline_delimited') WHERE event_type IS NOT NULL ORDER BY quarantined_at",
     }
 
 
@@ -138,6 +171,7 @@ def ensure_catalog(settings: Settings) -> Path:
     """Create (or upgrade) the catalog with a short-lived read-write connection."""
     layout = DataLayout(settings.data_dir)
     ensure_seeds(layout)
+    check_log(layout, "catalog")
     path = layout.catalog
     if _current(path):
         return path
@@ -146,7 +180,7 @@ def ensure_catalog(settings: Settings) -> Path:
     except duckdb.IOException as exc:
         raise CatalogBusy(f"{path} is open for writing elsewhere: {exc}") from None
     try:
-        con.execute("SET TimeZone = 'UTC'")
+        _session(con, layout)
         for name, sql in view_sql(layout).items():
             con.execute(f"CREATE OR REPLACE VIEW {_q(name)} AS {sql}")
         con.execute("CREATE OR REPLACE TABLE epochstream_catalog AS SELECT ? AS version", [CATALOG_VERSION])
@@ -158,22 +192,28 @@ def ensure_catalog(settings: Settings) -> Path:
 def open_catalog(settings: Settings, read_only: bool = True, fresh: bool = False) -> duckdb.DuckDBPyConnection:
     """A connection to the catalog (created first if missing). Read-only unless asked otherwise. `fresh`: take
     a new snapshot of the read model first if it changed since the newest (what `epochstream sql` does)."""
-    path = DataLayout(settings.data_dir).catalog
+    layout = DataLayout(settings.data_dir)
+    path = layout.catalog
     if fresh:
         refresh_snapshot(settings)
     if not _current(path):
         ensure_catalog(settings)
     con = duckdb.connect(str(path), read_only=read_only)
-    con.execute("SET TimeZone = 'UTC'")
+    _session(con, layout)
     return con
 
 
 def refresh_snapshot(settings: Settings) -> Path | None:
+    """A new snapshot of the read model if it changed; first, quarantine any segment that turned unreadable
+    since the last look (so no view fails on it) and recover what the broker still holds of one."""
     from epochstream.readmodel.reader import ReadModelReader
+    from workers.salvage import recover_pending
     from workers.snapshots import refresh
 
     layout = DataLayout(settings.data_dir)
     ensure_seeds(layout)
+    check_log(layout, "catalog")
+    recover_pending(settings)
     reader = ReadModelReader(settings.data_dir)
     try:
         return refresh(layout, reader)

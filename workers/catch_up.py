@@ -1,59 +1,40 @@
 """Bringing a read model that is behind the log up to date, from the log alone.
 
-Each segment a drain writes records its partition and the newest stream id it holds. When a drain takes a
+Each segment a drain writes records its partition and the newest stream id it holds, and so does each
+segment compaction merges from one partition's parts (`workers.compaction`). When a drain takes a
 partition, any of its segments whose newest id is above the tracking record's position holds events the
 read model does not have (a database restored from a backup, a commit lost with its disk): those rows are
-applied before anything new is read. Segments merged by compaction are only ever older ones, so they are
-left out.
+applied before anything new is read. Drained segments are only opened when their name says they were
+written after the tracking record minus a margin; compacted ones are few and carry their parts' oldest
+time in their name, so their stamps are always read. A segment that cannot be read is quarantined.
 """
 
 from __future__ import annotations
 
 import logging
-import uuid
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-import pyarrow.parquet as pq
 
 from epochstream.layout import DataLayout
 from epochstream.readmodel import ReadModelWriter
 from epochstream.readmodel.batch import stream_key
 from workers.log_events import events_of
+from workers.log_reader import live_segments
 from workers.log_schema import SCHEMAS, conform
+from workers.quarantine import damage_of, quarantine, read_checked
+from workers.segment_meta import (
+    SEGMENT_LAST_ID,
+    SEGMENT_PARTITION,
+    is_compacted,
+    last_id_in_name,
+    stamps,
+    written_us,
+)
 
+__all__ = ["SEGMENT_LAST_ID", "SEGMENT_PARTITION", "catch_up", "segments_ahead"]
 log = logging.getLogger("epochstream.catch_up")
-SEGMENT_PARTITION, SEGMENT_LAST_ID = b"epochstream.partition", b"epochstream.last_stream_id"
 
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MARGIN_S = 600  # clocks of worker hosts may differ this much; a segment older than its tracking record is in
-
-
-def segment_name(now: datetime, partition: int, last_id: str) -> str:
-    """`seg-<utc>-p<partition>-<random>-s<newest stream id>.parquet`: the newest id in the name lets a drain
-    taking a partition see which segments are ahead of its tracking record without opening any."""
-    return (f"seg-{now.strftime('%Y%m%dT%H%M%S%fZ')}-p{partition}-{uuid.uuid4().hex[:8]}-s"
-            f"{last_id.replace('-', '.')}.parquet")
-
-
-def name_last_id(name: str) -> str | None:
-    """The newest stream id a segment's name records (None: a name from before names carried it)."""
-    stem = name.removesuffix(".parquet")
-    _, marker, last = stem.rpartition("-s")
-    if not marker or "." not in last:
-        return None
-    millis, _, seq = last.partition(".")
-    return f"{millis}-{seq}" if millis.isdigit() and seq.isdigit() else None
-
-
-def segment_time_us(name: str) -> int | None:
-    """The time a drain wrote a segment, from its name (`seg-<utc>-p<partition>-...`)."""
-    try:
-        stamp = datetime.strptime(name[4:25], "%Y%m%dT%H%M%S%f").replace(tzinfo=UTC)
-    except ValueError:
-        return None
-    return (stamp - EPOCH) // timedelta(microseconds=1)  # exact: a float timestamp loses the last digit
 
 
 def segments_ahead(layout: DataLayout, partition: int, position: str,
@@ -65,25 +46,24 @@ def segments_ahead(layout: DataLayout, partition: int, position: str,
     floor = None if since_us is None else since_us - MARGIN_S * 1_000_000
     out = []
     for event_type in SCHEMAS:
-        directory = layout.log_dir(event_type)
-        if not directory.exists():
-            continue
-        for path in directory.glob(f"seg-*-p{partition}-*.parquet"):
-            if "-compacted-" in path.name:
-                continue
-            named = name_last_id(path.name)
+        for path in live_segments(layout.log_dir(event_type), f"seg-*-p{partition}-*.parquet"):
+            named = last_id_in_name(path.name)
             if named is not None and stream_key(named) <= applied:
                 continue  # the common case, decided by the name alone
-            written = segment_time_us(path.name)
-            if named is None and floor is not None and written is not None and written < floor:
+            written = written_us(path.name)
+            if named is None and floor is not None and written is not None and written < floor \
+                    and not is_compacted(path.name):
                 continue
             try:
-                meta = pq.read_schema(path).metadata or {}
-            except (OSError, ValueError):
-                continue  # unreadable: issue-12's quarantine deals with it; the broker still has its entries
-            last = meta.get(SEGMENT_LAST_ID)
-            if last is not None and int(meta.get(SEGMENT_PARTITION, b"-1")) == partition \
-                    and stream_key(last.decode()) > applied:
+                stamped_partition, last = stamps(path)
+            except FileNotFoundError:
+                continue
+            except Exception:  # noqa: BLE001 - damage is quarantined; anything else is not ours to judge
+                reason = damage_of(path)
+                if reason is not None:
+                    quarantine(layout, event_type, path, reason, "catch-up")
+                continue
+            if last is not None and stamped_partition == partition and stream_key(last) > applied:
                 out.append((event_type, path))
     return sorted(out, key=lambda item: item[1].name)
 
@@ -94,7 +74,10 @@ def catch_up(writer: ReadModelWriter, layout: DataLayout, partition: int, fence:
     ahead = segments_ahead(layout, partition, position, updated_us)
     applied = 0
     for event_type, path in ahead:
-        table = conform(pq.read_table(path), SCHEMAS[event_type])
+        raw = read_checked(layout, event_type, path, "catch-up")
+        if raw is None:
+            continue
+        table = conform(raw, SCHEMAS[event_type])
         for chunk in events_of(event_type, table):
             newer = [e for e in chunk if stream_key(e[0]) > stream_key(position)]
             if newer:

@@ -1,25 +1,41 @@
-"""Compaction: merge a type's small log segments into one, deduplicated, without changing any query result.
+"""Compaction: merge each partition's small log segments of a type into one, without changing any result.
 
-Safe next to running drains: drains only ever add new segment files, and compaction works on a snapshot
-of the files listed when it starts (only those older than `min_age_s`). The merged file is renamed into
-place *before* the inputs are deleted, so a reader sees every event at all times; in between it may see
-an event twice, which every view and projection reader dedupes by event_id anyway.
+Safe at any time:
+- one compaction (or rebuild) at a time per data directory: the maintenance lock (`workers.maintenance_lock`);
+  what a crashed one left is removed first (`workers.leftovers`);
+- drains only ever add new segment files; compaction works on the files listed when it starts (only those
+  older than `min_age_s`);
+- the merged file is written durably *before* any part goes, and a part is not deleted at once: it is marked
+  superseded (`.<name>.superseded`) and deleted by a compaction at least `keep_s` later. A SQL query lists a
+  view's files when it is planned and opens them afterwards, so deleting a part at once failed queries with
+  "Cannot open file"; meanwhile views see its events twice and count them once (they dedupe by event_id),
+  and every Python reader of the log skips superseded parts (`workers.log_reader.segments`);
+- per partition, so a merged segment is stamped like a drained one: its partition and the newest stream id
+  of its parts (what catch-up needs to find what the read model lacks);
+- a part that cannot be read is quarantined (`workers.quarantine`), not merged, and the rest goes on.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import pyarrow as pa
 
-from epochstream.layout import DataLayout, atomic_write_parquet
+from epochstream.faults import crash_point
+from epochstream.layout import DataLayout, atomic_write_bytes, atomic_write_parquet, fsync_dir
 from epochstream.settings import Settings
-from workers.log_reader import dedupe, read_files, segments
-from workers.log_schema import LOG_SCHEMAS
+from workers.leftovers import clean_leftovers
+from workers.log_reader import SUPERSEDED, dedupe, segments, superseded_marker
+from workers.log_schema import LOG_SCHEMAS, SCHEMAS, conform
+from workers.maintenance_lock import maintenance_lock
+from workers.quarantine import read_checked
+from workers.segment_meta import newest_id, partition_in_name, stamp, stamps_of
 
 SMALL_BYTES = 64 * 1024 * 1024  # segments at or above this size are left alone
+KEEP_S = 600.0  # a superseded part outlives any query that listed it by far (as snapshots do)
 SORT_KEYS = {"dead_letters": ["stream", "stream_id"]}
 
 
@@ -29,27 +45,92 @@ class CompactResult:
     files_in: int = 0
     rows_in: int = 0
     rows_out: int = 0
+    files_out: int = 0
+    removed: int = 0  # superseded parts deleted (their grace period over)
+    quarantined: list[str] = field(default_factory=list)
 
 
-def compact_type(layout: DataLayout, event_type: str, min_age_s: float = 0.0) -> CompactResult:
-    result = CompactResult(event_type)
-    cutoff = time.time() - min_age_s
-    files = [f for f in segments(layout, event_type)
-             if f.stat().st_size < SMALL_BYTES and f.stat().st_mtime <= cutoff]
-    if len(files) < 2:
-        return result
-    table = read_files(files, event_type)
-    merged = dedupe(table, event_type)
+def _small_and_old(path: Path, cutoff: float) -> bool:
+    try:
+        st = path.stat()
+    except FileNotFoundError:  # quarantined meanwhile by a reader's check
+        return False
+    return st.st_size < SMALL_BYTES and st.st_mtime <= cutoff
+
+
+def remove_superseded(directory: Path, keep_s: float) -> int:
+    """Delete the parts marked superseded at least `keep_s` ago (then their markers)."""
+    removed = 0
+    now = time.time()
+    for marker in directory.glob(f".seg-*.parquet{SUPERSEDED}"):
+        try:
+            if now - marker.stat().st_mtime < keep_s:
+                continue
+        except FileNotFoundError:
+            continue
+        part = directory / marker.name[1:-len(SUPERSEDED)]
+        if part.exists():
+            part.unlink(missing_ok=True)
+            removed += 1
+        marker.unlink(missing_ok=True)
+    return removed
+
+
+def _merge(layout: DataLayout, event_type: str, partition: int | None, parts: list[tuple[Path, pa.Table]],
+           result: CompactResult) -> None:
+    schema = LOG_SCHEMAS[event_type]
+    tables = [conform(table, schema) for _, table in parts]
+    lasts = []
+    for _, table in parts:
+        last = stamps_of(table.schema.metadata)[1]
+        if last is None and table.num_rows:
+            last = newest_id(table.column("stream_id").to_pylist())
+        if last is not None:
+            lasts.append(last)
+    combined = pa.concat_tables(tables)
+    merged = dedupe(combined, event_type)
     # Rows of one run side by side, in seq order: the columns compress far better that way.
     keys = SORT_KEYS.get(event_type, ["run_id", "seq", "event_id"])
     merged = merged.sort_by([(k, "ascending") for k in keys])
+    if event_type in SCHEMAS and partition is not None and lasts:
+        merged = stamp(merged, partition, newest_id(lasts))
     # The new name sorts where the oldest input sorted, so "oldest name first" still means oldest data.
-    name = files[0].name.removesuffix(".parquet").split("-compacted")[0]
-    target = files[0].with_name(f"{name}-compacted-{uuid.uuid4().hex[:8]}.parquet")
-    atomic_write_parquet(merged, target, **_options(merged.schema))
-    for f in files:
-        f.unlink(missing_ok=True)
-    result.files_in, result.rows_in, result.rows_out = len(files), table.num_rows, merged.num_rows
+    first = parts[0][0]
+    name = first.name.removesuffix(".parquet").split("-compacted")[0]
+    atomic_write_parquet(merged, first.with_name(f"{name}-compacted-{uuid.uuid4().hex[:8]}.parquet"),
+                         **_options(merged.schema))
+    crash_point("compaction_after_merge")  # a kill here leaves every event twice: views and readers dedupe
+    for path, _ in parts:
+        atomic_write_bytes(superseded_marker(path), b"", fsync=False)
+    fsync_dir(first.parent)
+    result.files_in += len(parts)
+    result.files_out += 1
+    result.rows_in += combined.num_rows
+    result.rows_out += merged.num_rows
+
+
+def compact_type(layout: DataLayout, event_type: str, min_age_s: float = 0.0, keep_s: float = KEEP_S) -> CompactResult:
+    result = CompactResult(event_type)
+    directory = layout.log_dir(event_type)
+    if not directory.exists():
+        return result
+    cutoff = time.time() - min_age_s
+    groups: dict[int | None, list[tuple[Path, pa.Table]]] = {}
+    for path in segments(layout, event_type):
+        if not _small_and_old(path, cutoff):
+            continue
+        table = read_checked(layout, event_type, path, "compaction")
+        if table is None:
+            if not path.exists():
+                result.quarantined.append(path.name)
+            continue
+        partition = stamps_of(table.schema.metadata)[0]
+        groups.setdefault(partition if partition is not None else partition_in_name(path.name), []).append(
+            (path, table))
+    for partition, parts in groups.items():
+        if len(parts) >= 2:
+            _merge(layout, event_type, partition, parts, result)
+    result.removed = remove_superseded(directory, keep_s)
     return result
 
 
@@ -59,6 +140,15 @@ def _options(schema: pa.Schema) -> dict:
             "use_dictionary": [f.name for f in schema if pa.types.is_string(f.type)]}
 
 
-def compact(settings: Settings, event_types: list[str] | None = None, min_age_s: float = 0.0) -> list[CompactResult]:
+def compact(settings: Settings, event_types: list[str] | None = None, min_age_s: float = 0.0,
+            keep_s: float = KEEP_S, wait_s: float = 0.0) -> list[CompactResult]:
+    """Compact every type (or those named) under the maintenance lock (waiting up to `wait_s` for it, else
+    `MaintenanceBusy`); then recover what it had to quarantine, where the broker still has it."""
+    from workers.salvage import recover_pending
+
     layout = DataLayout(settings.data_dir)
-    return [compact_type(layout, name, min_age_s) for name in (event_types or list(LOG_SCHEMAS))]
+    with maintenance_lock(layout, "compact", wait_s):
+        clean_leftovers(layout)
+        results = [compact_type(layout, name, min_age_s, keep_s) for name in (event_types or list(LOG_SCHEMAS))]
+    recover_pending(settings)
+    return results

@@ -25,7 +25,6 @@ import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
-import pyarrow as pa
 import redis
 from rq import Queue
 
@@ -38,8 +37,9 @@ from schemas.codec import decode
 from schemas.errors import SchemaError
 from schemas.keys import PAYLOAD_FIELD, Keys
 from workers.catalog import ensure_seeds
-from workers.catch_up import SEGMENT_LAST_ID, SEGMENT_PARTITION, catch_up, segment_name
+from workers.catch_up import catch_up
 from workers.log_schema import DEAD_LETTERS, dead_letter_table, tables_by_type
+from workers.segment_meta import segment_name, stamp
 
 FAIR_SHARE_S = 0.5  # once caught up after this long, a drain yields its worker to other partitions
 LINGER_MS = 500  # a caught-up drain with nobody waiting blocks this long for new entries before looking again
@@ -151,11 +151,6 @@ def _to_tables(good: list, bad: list[tuple[Entry, str]], batch: list[Entry], now
     return tables_by_type(good, now)
 
 
-def _stamped(table: pa.Table, partition: int, last_id: str) -> pa.Table:
-    return table.replace_schema_metadata({**(table.schema.metadata or {}), SEGMENT_PARTITION: str(partition),
-                                          SEGMENT_LAST_ID: last_id})
-
-
 def process_batch(client: redis.Redis, settings: Settings, partition: int, entries: list[Entry],
                   writer: ReadModelWriter, fence: int, lock_key: str | None = None) -> tuple[int, int]:
     """Steps 2-5 of the module docstring for one batch; returns (stored, dead-lettered)."""
@@ -168,7 +163,7 @@ def process_batch(client: redis.Redis, settings: Settings, partition: int, entri
     last_id = entries[-1].stream_id
     name = segment_name(now, partition, last_id)
     for event_type, table in tables.items():
-        atomic_write_parquet(_stamped(table, partition, last_id), layout.log_dir(event_type) / name)
+        atomic_write_parquet(stamp(table, partition, last_id), layout.log_dir(event_type) / name)
     if bad:
         rows = [{"stream": stream, "stream_id": e.stream_id, "partition": partition, "reason": reason,
                  "payload": e.payload, "deliveries": e.deliveries, "dead_lettered_at": now} for e, reason in bad]

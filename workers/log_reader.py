@@ -1,4 +1,9 @@
-"""Reading the Parquet log back: every segment of a type, each event once (by event_id)."""
+"""Reading the Parquet log back: every live segment of a type, each event once (by event_id).
+
+A segment compaction merged stays on disk under its name for a while (`workers.compaction`), marked
+superseded by a hidden `.<name>.superseded` file: SQL views may still open it (and dedupe its rows against
+the merged copy); everything reading the log from Python skips it.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +17,27 @@ from epochstream.layout import DataLayout
 from workers.arrow_ops import first_per_key
 from workers.log_schema import DEAD_LETTERS, LOG_SCHEMAS, conform
 
+SUPERSEDED = ".superseded"
+
+
+def superseded_marker(path: Path) -> Path:
+    return path.with_name(f".{path.name}{SUPERSEDED}")
+
+
+def superseded_names(directory: Path) -> set[str]:
+    return {m.name[1:-len(SUPERSEDED)] for m in directory.glob(f".seg-*.parquet{SUPERSEDED}")}
+
 
 def segments(layout: DataLayout, event_type: str) -> list[Path]:
-    """The segment files of a type (seeds and temporary files excluded), oldest name first."""
-    directory = layout.log_dir(event_type)
-    return sorted(directory.glob("seg-*.parquet")) if directory.exists() else []
+    """The live segment files of a type (seeds, temporary and superseded files excluded), oldest name first."""
+    return live_segments(layout.log_dir(event_type))
+
+
+def live_segments(directory: Path, pattern: str = "seg-*.parquet") -> list[Path]:
+    if not directory.exists():
+        return []
+    gone = superseded_names(directory)
+    return sorted(p for p in directory.glob(pattern) if p.name not in gone)
 
 
 def identity(event_type: str) -> list[str]:

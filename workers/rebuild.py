@@ -6,8 +6,11 @@ log. Segments are replayed in name order (the order drains wrote them) so almost
 append path. The new database is built under a name no reader looks at (`building-<generation>.sqlite`,
 unsynced: a crash means starting over), switched to WAL, renamed to its final name while nothing has it
 open, and only then named in `readmodel/CURRENT`: a poller reads the old database until that instant and
-the new, complete one after it. A failed rebuild removes what it built. Run it with the drains paused
-(the CLI holds every partition's drain lock).
+the new, complete one after it. A failed rebuild removes what it built, and one killed outright leaves
+its `building-*` to the next maintenance job (`workers.leftovers`). Run it with the drains paused (the CLI
+holds every partition's drain lock); it holds the maintenance lock itself, so no compaction deletes a
+segment under it. A segment it cannot read is quarantined and its events recovered from the broker
+(`workers.salvage`) before the swap; what could not be recovered is reported, never silently left out.
 """
 
 from __future__ import annotations
@@ -18,27 +21,33 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
+from epochstream.faults import crash_point
 from epochstream.layout import DataLayout, fsync_dir
 from epochstream.readmodel import ReadModelWriter
 from epochstream.readmodel.location import Location
 from epochstream.settings import Settings
 from schemas.keys import partition_of
+from workers.leftovers import clean_leftovers
 from workers.log_events import events_of
 from workers.log_reader import segments
 from workers.log_schema import SCHEMAS, conform
+from workers.maintenance_lock import maintenance_lock
+from workers.quarantine import read_checked
 
 
-def replay(writer: ReadModelWriter, layout: DataLayout, partitions: int) -> int:
-    """Apply every event of the log; returns the events read."""
-    files = sorted((path.name, event_type, path) for event_type in SCHEMAS for path in segments(layout, event_type))
+def replay(writer: ReadModelWriter, layout: DataLayout, partitions: int, skip: frozenset[Path] = frozenset()) -> int:
+    """Apply every event of the log (but the segments in `skip`); returns the events read."""
+    files = sorted((path.name, event_type, path) for event_type in SCHEMAS for path in segments(layout, event_type)
+                   if path not in skip)
     read = 0
     now = datetime.now(UTC)
     for _, group in itertools.groupby(files, key=lambda f: f[0]):
         entries = []
         for _, event_type, path in group:
-            table = conform(pq.read_table(path), SCHEMAS[event_type])
+            raw = read_checked(layout, event_type, path, "rebuild")
+            if raw is None:
+                continue
+            table = conform(raw, SCHEMAS[event_type])
             for chunk in events_of(event_type, table):
                 entries.extend(chunk)
         read += len(entries)
@@ -58,9 +67,22 @@ def _remove(path: Path) -> None:
             extra.unlink()
 
 
-def rebuild(settings: Settings) -> int:
-    """Rebuild and swap; returns the number of runs in the new read model."""
+def _all_segments(layout: DataLayout) -> frozenset[Path]:
+    return frozenset(path for event_type in SCHEMAS for path in segments(layout, event_type))
+
+
+def rebuild(settings: Settings, wait_s: float = 0.0) -> int:
+    """Rebuild and swap under the maintenance lock (waiting up to `wait_s` for it, else `MaintenanceBusy`);
+    returns the number of runs in the new read model."""
     layout = DataLayout(settings.data_dir)
+    with maintenance_lock(layout, "rebuild", wait_s):
+        clean_leftovers(layout)
+        return _rebuild(settings, layout)
+
+
+def _rebuild(settings: Settings, layout: DataLayout) -> int:
+    from workers.salvage import recover_pending
+
     location = Location.of(settings.data_dir)
     location.directory.mkdir(parents=True, exist_ok=True)
     generation = Location.new_generation()
@@ -68,11 +90,15 @@ def rebuild(settings: Settings) -> int:
     try:
         writer = ReadModelWriter(building, durable=False, generation=generation)
         try:
+            replayed = _all_segments(layout)
             replay(writer, layout, settings.partitions)
+            if recover_pending(settings):  # segments it quarantined: replay what the broker gave back
+                replay(writer, layout, settings.partitions, skip=replayed)
             runs = writer.con.execute("SELECT count(*) FROM runs").fetchone()[0]
             writer.con.execute("PRAGMA journal_mode = WAL")
         finally:
             writer.close()
+        crash_point("rebuild_before_swap")
         final = location.path_of(generation)
         os.replace(building, final)  # nothing has it open now, and it has no -wal yet: a rename is safe
         fsync_dir(location.directory)

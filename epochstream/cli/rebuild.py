@@ -14,12 +14,14 @@ from epochstream.cli.common import build_settings
 @app.command()
 def rebuild(
     data_dir: Path = typer.Option(None, help="Data directory (EPOCHSTREAM_DATA_DIR)."),
-    wait: float = typer.Option(120.0, help="Seconds to wait for running drains to finish."),
+    wait: float = typer.Option(120.0, help="Seconds to wait for running drains (and a running compact) to finish."),
 ) -> None:
     """Rebuild the read model from the log and swap it in (drains pause meanwhile: their locks are held)."""
     from epochstream.broker import connect, resolve_url
     from epochstream.cli.client import fail
+    from epochstream.cli.quarantine import unresolved_line
     from schemas.keys import Keys
+    from workers.maintenance_lock import MaintenanceBusy
     from workers.rebuild import rebuild as do_rebuild
 
     settings = build_settings(data_dir=data_dir)
@@ -41,8 +43,14 @@ def rebuild(
                         fail(f"partition {partition} is still draining after {wait}s; retry later")
                     time.sleep(0.2)
                 held.append(lock)
-        runs = do_rebuild(settings)
+        try:
+            runs = do_rebuild(settings, wait_s=wait)
+        except MaintenanceBusy as exc:
+            fail(str(exc))
         typer.echo(f"rebuilt the read model of {runs} run(s) from the log")
+        line = unresolved_line(settings)
+        if line:
+            typer.echo(line)
     finally:
         if client is not None and held:
             client.delete(*held)

@@ -422,13 +422,10 @@ def test_a_read_model_restored_from_an_older_copy_catches_up_from_the_log(settin
     assert content(settings) == incremental
 
 
-@pytest.mark.xfail(strict=True, reason="defect reported, not fixed here: catch-up skips compacted segments, "
-                                       "but compaction (CLI default: older than 60 s) also merges segments newer "
-                                       "than a restored copy's tracking record")
 def test_a_restored_copy_catches_up_even_when_the_log_was_compacted_since(settings, redis_client):
     """As above, but `epochstream compact` ran between the copy and its restore: the epochs logged since the
-    copy sit in a compacted segment, which catch-up never opens, so the read model stays behind, silently.
-    Strict: the day catch-up handles it, this test fails until the marker goes."""
+    copy sit in a compacted segment, stamped with its parts' partition and newest stream id, which catch-up
+    reads like a drained one."""
     settings = settings.model_copy(update={"partitions": 1, "drain_batch": 7})
     runs = [RawRun(f"k{i}") for i in range(2)]
     xadd(redis_client, settings, [run.event(RunStartedV2, project="cu") for run in runs])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from epochstream.layout import DataLayout
 from epochstream.readmodel.location import Location
-from schemas.keys import PAYLOAD_FIELD, Keys
+from schemas.keys import PAYLOAD_FIELD, Keys, partition_of
 from tests.readmodel import content
 from tests.workers.helpers import drain_all, publish_runs
 from tests.workers.test_drain import POISON
@@ -12,6 +12,7 @@ from workers.catalog import query
 from workers.compaction import compact
 from workers.log_reader import count_by_id, segments
 from workers.rebuild import rebuild
+from workers.segment_meta import stamps
 
 VIEWS = {
     "epochs": "SELECT * EXCLUDE (metrics), map_entries(metrics) AS m FROM epochs ORDER BY run_id, epoch",
@@ -74,11 +75,20 @@ def test_compaction_changes_no_query_result_and_removes_duplicates(settings, red
     assert results["epoch"].files_in == files_before
     assert results["epoch"].rows_in == sum(copies.values())
     assert results["epoch"].rows_out == len(copies) == 105  # 4 runs x 25 + 5 late epochs
-    assert len(segments(layout, "epoch")) == 1
+    partitions = {partition_of(run, settings.partitions) for run in ("r0", "r1", "r2", "r3", "late0")}
+    merged = segments(layout, "epoch")
+    assert len(merged) == len(partitions) == results["epoch"].files_out  # one per partition, each stamped:
+    assert {stamps(path)[0] for path in merged} == partitions
+    assert all(stamps(path)[1] is not None for path in merged)
+    # the parts stay on disk (marked superseded) for queries that listed them; views count them once
+    assert len(list(layout.log_dir("epoch").glob("seg-*.parquet"))) == files_before + len(partitions)
     assert set(count_by_id(layout, "epoch").values()) == {1}
     after = {name: query(settings, sql).to_pylist() for name, sql in VIEWS.items()}
     assert after == before
     assert compact(settings)[1].files_in == 0  # nothing left to merge
+    assert compact(settings, keep_s=0)[1].removed == files_before  # their grace period over, the parts go
+    assert len(list(layout.log_dir("epoch").glob("*seg-*"))) == len(partitions)  # markers and all
+    assert {name: query(settings, sql).to_pylist() for name, sql in VIEWS.items()} == before
 
 
 def test_compaction_next_to_a_running_drain_loses_nothing(settings, redis_client):

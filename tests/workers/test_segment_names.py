@@ -7,19 +7,20 @@ from datetime import UTC, datetime
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-import workers.catch_up as catch_up
+import workers.segment_meta as segment_meta
 from epochstream.layout import DataLayout
-from workers.catch_up import SEGMENT_LAST_ID, SEGMENT_PARTITION, name_last_id, segment_name, segments_ahead
+from workers.catch_up import segments_ahead
+from workers.segment_meta import SEGMENT_LAST_ID, SEGMENT_PARTITION, last_id_in_name, segment_name, written_us
 
 
 def test_a_segment_name_round_trips_its_newest_id():
     now = datetime(2026, 12, 2, 3, 4, 5, 678901, tzinfo=UTC)
     name = segment_name(now, 3, "1733108645123-17")
     assert name.startswith("seg-20261202T030405678901Z-p3-") and name.endswith("-s1733108645123.17.parquet")
-    assert name_last_id(name) == "1733108645123-17"
-    assert catch_up.segment_time_us(name) == 1796180645678901
-    assert name_last_id("seg-20261202T030405678901Z-p3-ab12cd34.parquet") is None  # older names
-    assert name_last_id("seg-20261202T030405678901Z-p3-ab12cd34-compacted-x.parquet") is None
+    assert last_id_in_name(name) == "1733108645123-17"
+    assert written_us(name) == 1796180645678901
+    assert last_id_in_name("seg-20261202T030405678901Z-p3-ab12cd34.parquet") is None  # older names
+    assert last_id_in_name(f"{name.removesuffix('.parquet')}-compacted-ab12cd34.parquet") is None  # holds newer
 
 
 def _segment(layout: DataLayout, partition: int, last_id: str, *, named: bool) -> str:
@@ -42,7 +43,7 @@ def test_only_segments_ahead_are_opened(tmp_path, monkeypatch):
     old_style = _segment(layout, 0, "101-0", named=False)
     opened: list[str] = []
     real = pq.read_schema
-    monkeypatch.setattr(catch_up.pq, "read_schema", lambda path: opened.append(path.name) or real(path))
+    monkeypatch.setattr(segment_meta.pq, "read_schema", lambda path: opened.append(path.name) or real(path))
     found = [path.name for _, path in segments_ahead(layout, 0, "50-0")]
     assert found == sorted([ahead, old_style])
     assert sorted(opened) == sorted([ahead, old_style])  # none of the 39 behind was opened
