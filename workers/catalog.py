@@ -1,6 +1,6 @@
 """The DuckDB catalog `epochstream.duckdb`: views over the Parquet log and read-model snapshots, no data of its own.
 
-Views (every one counts each event once, by event_id, whatever the log physically holds):
+Views (every one counts each event once, by (run_id, event_id), whatever the log physically holds):
 - `runs`          one row per run, from the newest read-model snapshot (`workers.snapshots`): status,
                   timestamps, config, error, best epoch, flags;
 - `trends`        the trend flags and recommendation of each run;
@@ -31,7 +31,7 @@ from epochstream.settings import Settings
 from schemas.epoch import CORE_METRICS
 from workers.log_schema import DEAD_LETTERS, LOG_SCHEMAS
 
-CATALOG_VERSION = 3
+CATALOG_VERSION = 4
 SEED = "_seed.parquet"  # leading underscore: pyarrow datasets skip it, DuckDB globs see it
 
 
@@ -79,7 +79,7 @@ def view_sql(layout: DataLayout) -> dict[str, str]:
 
     def events(event_type: str) -> str:
         return (f"SELECT * FROM {_parquet(layout.log_dir(event_type))} "
-                "QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY stream_id, ingested_at) = 1")
+                "QUALIFY row_number() OVER (PARTITION BY run_id, event_id ORDER BY stream_id, ingested_at) = 1")
 
     wide = ", ".join(f"map_extract(metrics, '{m}')[1] AS {_q(m)}" for m in CORE_METRICS)
     snapshots = _glob(snapshot_dir(layout) / "*.parquet")

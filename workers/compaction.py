@@ -3,7 +3,7 @@
 Safe next to running drains: drains only ever add new segment files, and compaction works on a snapshot
 of the files listed when it starts (only those older than `min_age_s`). The merged file is renamed into
 place *before* the inputs are deleted, so a reader sees every event at all times; in between it may see
-an event twice, which every view and projection reader dedupes by event_id anyway.
+an event twice, which every view and projection reader dedupes by (run_id, event_id) anyway.
 """
 
 from __future__ import annotations

@@ -67,6 +67,15 @@ class Lookup:
                 found[(run_id, seq)] = stored
         return found
 
+    def newest_seqs(self, run_ids: Sequence[str]) -> dict[str, int]:
+        """run -> the highest seq applied to it, for runs that have any (one index seek per run)."""
+        found: dict[str, int] = {}
+        for run_id in run_ids:
+            (seq,) = self.con.execute("SELECT max(seq) FROM events WHERE run_id = ?", (run_id,)).fetchone()
+            if seq is not None:
+                found[run_id] = seq
+        return found
+
     def lifecycle(self, run_id: str) -> list[LifecycleEvent]:
         rows = self.con.execute("SELECT type, seq, event_id, ts_us, body, config FROM run_events WHERE run_id = ?",
                                 (run_id,))

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
-from pydantic import ValidationError
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from schemas import (
     EpochV1,
@@ -27,8 +27,8 @@ from schemas import (
     encode,
 )
 from schemas.drops import DropReport
-from schemas.errors import EventIdMismatch
 from schemas.epoch import V1_METRIC_NAMES
+from schemas.errors import EventIdMismatch
 from schemas.registry import CURRENT_VERSION
 from schemas.run_config import RunConfigV1
 from schemas.run_finished import RunFinishedV2

@@ -144,7 +144,7 @@ def test_valid_event_that_parquet_cannot_hold_is_dead_lettered_alone(settings, r
     keys = Keys(settings.namespace, settings.partitions)
     stream = keys.stream_for_run("big")
     huge = orjson.loads(good_event("big", 2, 2))
-    huge["seq"] = 2**63  # valid for the contract, one more than int64 holds
+    huge["seq"], huge["event_id"] = 2**63, f"big:{2**63}"  # valid for the contract, one more than int64 holds
     for payload in (good_event("big", 1, 1), json.dumps(huge).encode(), good_event("big", 3, 3)):
         redis_client.xadd(stream, {PAYLOAD_FIELD: payload})
     assert drain_all(redis_client, settings) == (2, 1)
