@@ -236,7 +236,7 @@ def drain(client: redis.Redis, settings: Settings, partition: int, *, lock_key: 
     result = DrainResult(partition)
     consumer = consumer_name()
     waiting = Queue(keys.drain_queue, connection=client).key if linger else None  # other partitions' drains
-    writer = ReadModelWriter.open(settings.data_dir)
+    writer = ReadModelWriter.open(settings.data_dir, settings.future_skew_s)
     try:
         fence = take_fence(client, keys, partition)
         writer.claim(partition, fence)

@@ -66,7 +66,7 @@ def rebuild(settings: Settings) -> int:
     generation = Location.new_generation()
     building = location.directory / f"building-{generation}.sqlite"
     try:
-        writer = ReadModelWriter(building, durable=False, generation=generation)
+        writer = ReadModelWriter(building, durable=False, generation=generation, future_skew_s=settings.future_skew_s)
         try:
             replay(writer, layout, settings.partitions)
             runs = writer.con.execute("SELECT count(*) FROM runs").fetchone()[0]

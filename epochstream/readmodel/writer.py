@@ -21,12 +21,21 @@ import logging
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple
 
 from epochstream.faults import crash_point
-from epochstream.readmodel.batch import Item, RunSlice, StoredRun, digest, newest_id, slice_by_run, stream_key
+from epochstream.readmodel.batch import (
+    DEFAULT_FUTURE_SKEW,
+    Item,
+    RunSlice,
+    StoredRun,
+    digest,
+    newest_id,
+    slice_by_run,
+    stream_key,
+)
 from epochstream.readmodel.database import SCHEMA_VERSION, connect_writer, schema_version
 from epochstream.readmodel.errors import ReadModelBusy, StaleFence
 from epochstream.readmodel.location import Location
@@ -57,16 +66,18 @@ class ApplyResult:
 
 
 class ReadModelWriter:
-    def __init__(self, path: Path, *, durable: bool = True, generation: str = ""):
+    def __init__(self, path: Path, *, durable: bool = True, generation: str = "",
+                 future_skew_s: float = DEFAULT_FUTURE_SKEW.total_seconds()):
         self.path = path
         self.generation = generation
+        self.future_skew = timedelta(seconds=future_skew_s)  # Settings.future_skew_s: see batch.order_time
         try:
             self.con = connect_writer(path, durable=durable)
         except sqlite3.OperationalError as exc:
             raise ReadModelBusy(f"cannot open the read model at {path}: {exc}") from exc
 
     @classmethod
-    def open(cls, data_dir: Path) -> ReadModelWriter:
+    def open(cls, data_dir: Path, future_skew_s: float = DEFAULT_FUTURE_SKEW.total_seconds()) -> ReadModelWriter:
         """The writer of the read model in use; the first one is created here (under a lock, so two workers
         starting at once agree on it)."""
         location = Location.of(data_dir)
@@ -82,7 +93,7 @@ class ReadModelWriter:
                     location.point_to(generation)
                     current = (generation, location.path_of(generation))
         location.retire_old()
-        return cls(current[1], generation=current[0])
+        return cls(current[1], generation=current[0], future_skew_s=future_skew_s)
 
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):
@@ -211,7 +222,7 @@ class ReadModelWriter:
         before = self.tracking(partition)
         if before.fence > fence:
             raise StaleFence(partition, fence, before.fence)
-        slices = slice_by_run(entries)
+        slices = slice_by_run(entries, self.future_skew)
         lookup = Lookup(self.con)
         stored = lookup.runs(list(slices))
         writes = Writes()
