@@ -3,9 +3,10 @@
 One batch, in this order (a crash at any point loses nothing and duplicates nothing):
 1. entries left pending by an earlier consumer are reclaimed first (at the start every pending entry: the
    drain holds the partition, so whoever read them is gone), then new ones are read (XREADGROUP);
-2. decode each entry: validate + upcast; a poison entry (an `event_id` not of its own run included), one
-   delivered more than `max_deliveries` times, or one reusing an identity (run, seq) already taken with
-   other content (`ReadModelWriter.conflicts`) becomes a dead letter with a reason;
+2. decode each entry: validate + upcast; a poison entry (an `event_id` not of its own run, or a run of
+   another partition, included), one delivered more than `max_deliveries` times, or one reusing an identity
+   (run, seq) already taken with other content (`ReadModelWriter.conflicts`) becomes a dead letter with a
+   reason;
 3. write one Parquet segment per event type (and one of dead letters): temp name, fsync, rename; each
    segment records its partition and newest stream id, so a read model behind the log can catch up;
 4. apply the batch to the read model in one transaction with the partition's tracking record, checking
@@ -38,7 +39,7 @@ from epochstream.readmodel import ReadModelWriter, StaleFence
 from epochstream.settings import Settings
 from schemas.codec import decode
 from schemas.errors import SchemaError
-from schemas.keys import PAYLOAD_FIELD, Keys
+from schemas.keys import PAYLOAD_FIELD, Keys, partition_of
 from workers.catalog import ensure_seeds
 from workers.catch_up import SEGMENT_LAST_ID, SEGMENT_PARTITION, catch_up
 from workers.log_schema import DEAD_LETTERS, dead_letter_table, tables_by_type
@@ -115,7 +116,7 @@ def _read_new(client: redis.Redis, stream: str, group: str, consumer: str, count
     return [Entry(eid.decode(), fields.get(PAYLOAD_FIELD, b"")) for eid, fields in entries]
 
 
-def _decode_batch(entries: list[Entry], settings: Settings) -> tuple[list, list[tuple[Entry, str]]]:
+def _decode_batch(entries: list[Entry], settings: Settings, partition: int) -> tuple[list, list[tuple[Entry, str]]]:
     good, bad = [], []
     for entry in entries:
         if entry.deliveries > settings.max_deliveries:
@@ -123,7 +124,15 @@ def _decode_batch(entries: list[Entry], settings: Settings) -> tuple[list, list[
                                f"(max_deliveries={settings.max_deliveries}): a worker failed on it every time"))
             continue
         try:
-            good.append((entry.stream_id, decode(entry.payload)))
+            event = decode(entry.payload)
+            home = partition_of(event.run_id, settings.partitions)
+            if home != partition:  # applied here, its run would have two writers: the other drain races this one
+                bad.append((entry, f"run {event.run_id!r} belongs to partition {home} of {settings.partitions}, but "
+                                   f"this entry is in partition {partition}'s stream (put there by hand, or by a "
+                                   "producer with another partition count); `epochstream dlq replay` publishes it "
+                                   "to its run's partition"))
+                continue
+            good.append((entry.stream_id, event))
         except SchemaError as exc:
             bad.append((entry, str(exc)))
         except Exception as exc:  # noqa: BLE001 - decoding is pure: whatever it raises, this entry always will
@@ -182,7 +191,7 @@ def process_batch(client: redis.Redis, settings: Settings, partition: int, entri
     keys, layout = Keys(settings.namespace, settings.partitions), DataLayout(settings.data_dir)
     stream = keys.stream(partition)
     now = datetime.now(UTC)
-    good, bad = _decode_batch(entries, settings)
+    good, bad = _decode_batch(entries, settings, partition)
     _refuse_conflicts(good, bad, entries, writer)
     tables = _to_tables(good, bad, entries, now)
     crash_point("before_write")
