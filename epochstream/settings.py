@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     drain_max_s: float = Field(
         default=30.0, gt=0, description="A drain job yields its worker after this long; the scheduler requeues it."
     )
+    future_skew_s: float = Field(
+        default=86_400.0, ge=0, description="An event stamped further than this ahead of its ingestion (a wrong "
+        "clock) is ordered by its ingestion time (listing, last seen, staleness) and its run flagged "
+        "(`clock_ahead_s`); its own `ts` is stored as sent. Workers and `rebuild` must agree on it."
+    )
 
     def resolved_spool_dir(self) -> Path:
         return self.spool_dir if self.spool_dir is not None else Path.home() / ".epochstream" / "spool"

@@ -23,8 +23,9 @@ DESCRIPTION = """Read-only run history, best epochs and trend flags for ML train
 Built for polling: every answer has an `ETag`; send it back in `If-None-Match` to get `304` cheaply, add
 `since=` to get only newer rows, and `wait=` (seconds, capped at 30) to hold the request until new data
 arrives. Floats are strict JSON: NaN and ±inf are sent as `null` and named in the object's `non_finite` map.
-GET and HEAD only. When the server sets `EPOCHSTREAM_API_TOKEN`, every route but `/healthz` needs
-`Authorization: Bearer <token>`.
+GET and HEAD only. When the server sets `EPOCHSTREAM_API_TOKEN`, every route but `/healthz` and the web
+page's own files needs `Authorization: Bearer <token>`, this reference (`/docs`, `/redoc`, `/openapi.json`)
+included.
 """
 
 
@@ -38,8 +39,9 @@ def create_app(settings: Settings) -> FastAPI:
         await watcher.close()
 
     # docs_url/redoc_url None: FastAPI's own pages load their scripts from a CDN; routes/docs.py serves them offline.
+    # openapi_url None: FastAPI's own schema route takes no dependencies; routes/docs.py serves it behind the token.
     app = FastAPI(title="epochstream", version="0.1.0", description=DESCRIPTION, lifespan=lifespan, docs_url=None,
-                  redoc_url=None)
+                  redoc_url=None, openapi_url=None)
     app.state.settings = settings
     app.state.read = ReadContext(settings, RunStore(reader), watcher)
     # Starlette runs the last added middleware first: read-only guard, then the 304 fast path, then routes.
@@ -61,7 +63,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(runs.router, dependencies=protected)
     app.include_router(series.router, dependencies=protected)
     app.include_router(ui.router)  # the web page at `/`: static files only, no data
-    app.include_router(docs.router)  # /docs and /redoc with their assets shipped, no CDN
+    app.include_router(docs.router, dependencies=protected)  # /openapi.json, /docs, /redoc: assets shipped, no CDN
     return app
 
 

@@ -61,6 +61,11 @@ class DropsPublic(BaseModel):
     examples: list[str] = Field(description="A few of them in words.")
 
 
+CLOCK_AHEAD = ("Set when events came stamped further ahead of their ingestion than the workers' `future_skew_s` (a "
+               "day by default: a wrong clock): the largest lead seen, in seconds. Those events are ordered by "
+               "ingestion time (newest-first listing, last_seen, staleness); their own ts is kept as sent.")
+
+
 class RunListItemPublic(BaseModel):
     run_id: str
     project: str | None = None
@@ -86,6 +91,7 @@ class RunListItemPublic(BaseModel):
     should_stop: bool | None = None
     attempts: int = 0
     dropped: int = Field(default=0, description="Values or events the producer could not publish (see the run).")
+    clock_ahead_s: float | None = Field(default=None, description=CLOCK_AHEAD)
     version: int | None = None
     non_finite: dict[str, str] = NON_FINITE
 
@@ -133,8 +139,7 @@ class RunPublic(BaseModel):
     attempts: list[AttemptPublic] = Field(default_factory=list, description="The first start and every resumption.")
     drops: DropsPublic | None = Field(default=None, description="What the producer could not publish as given.")
     dropped: int = Field(default=0, description="Values and events lost (every kind but `renamed`).")
-    clock_ahead_s: float | None = Field(default=None, description="Set when the producer's clock ran more than a day "
-                                                                  "ahead: the largest lead seen, in seconds.")
+    clock_ahead_s: float | None = Field(default=None, description=CLOCK_AHEAD)
     version: int = Field(description="Increases with every change to the run's projections.")
     ingested_at: datetime | None = Field(default=None, description="When the workers last applied events.")
     ingest_lag_s: float | None = Field(

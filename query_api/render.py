@@ -120,7 +120,8 @@ def run_body(record: RunRecord, series: EpochSeries, now_us: int) -> dict[str, A
 
 
 LIST_FIELDS = ("run_id", "project", "name", "tags", "started_at", "finished_at", "last_seen", "epochs", "last_epoch",
-               "steps", "best_metric", "best_mode", "best_epoch", "best_value", "final_loss", "dropped", "version")
+               "steps", "best_metric", "best_mode", "best_epoch", "best_value", "final_loss", "dropped",
+               "clock_ahead_s", "version")
 _ITEM_FLAGS = ("recommendation", "is_overfitting", "is_plateaued", "is_diverging", "should_stop")
 
 

@@ -13,7 +13,9 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ValidationError
 
+from schemas.envelope import EVENT_ID_MISMATCH
 from schemas.errors import (
+    EventIdMismatch,
     InvalidEvent,
     MalformedPayload,
     PayloadTooLarge,
@@ -53,8 +55,10 @@ def _validate(model: type[BaseModel], raw: dict[str, Any], event_type: str, vers
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        problems = [(".".join(str(p) for p in err["loc"]) or "(event)", err["msg"]) for err in exc.errors()]
-        raise InvalidEvent(event_type, version, problems) from None
+        errors = exc.errors()
+        problems = [(".".join(str(p) for p in err["loc"]) or "event_id", err["msg"]) for err in errors]
+        mismatch = any(err["type"] == EVENT_ID_MISMATCH for err in errors)
+        raise (EventIdMismatch if mismatch else InvalidEvent)(event_type, version, problems) from None
 
 
 def check_type_and_version(raw: dict[str, Any]) -> tuple[str, int]:

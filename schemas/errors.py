@@ -36,6 +36,22 @@ class InvalidEvent(SchemaError):
         super().__init__(f"invalid {where} event: {detail}")
 
 
+class EventIdMismatch(InvalidEvent):
+    """The `event_id` does not belong to the event's run (the producer's rule: `<run_id>:<seq>`). Such an entry
+    could hide or overwrite another run's event wherever events are de-duplicated, so it is refused whole."""
+
+
+class IdentityConflict(SchemaError):
+    """Another event with different content was already taken under this identity (run, seq): the first one
+    stands, this one is dead-lettered (never merged, never silently dropped)."""
+
+    def __init__(self, event_type: str, event_id: str, run_id: str, seq: int, where: str):
+        self.event_id, self.run_id, self.seq = event_id, run_id, seq
+        super().__init__(f"conflict: another event was already {where} as {event_id!r} (run {run_id!r}, seq {seq}) "
+                         f"with different content; this {event_type} event is kept out and the first one stands. "
+                         "A producer reusing ids (or a hostile one) sent it: fix the producer, then discard it")
+
+
 class UnknownEventType(SchemaError):
     def __init__(self, event_type: object, known: list[str]):
         self.event_type = event_type

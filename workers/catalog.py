@@ -1,6 +1,6 @@
 """The DuckDB catalog `epochstream.duckdb`: views over the Parquet log and read-model snapshots, no data of its own.
 
-Views (every one counts each event once, by event_id, whatever the log physically holds):
+Views (every one counts each event once, by (run_id, event_id), whatever the log physically holds):
 - `runs`          one row per run, from the newest read-model snapshot (`workers.snapshots`): status,
                   timestamps, config, error, best epoch, flags;
 - `trends`        the trend flags and recommendation of each run;
@@ -39,7 +39,7 @@ from workers.log_schema import DEAD_LETTERS, LOG_SCHEMAS
 from workers.quarantine import SEED as QUARANTINE_SEED
 from workers.quarantine import check_log
 
-CATALOG_VERSION = 4
+CATALOG_VERSION = 5
 SEED = "_seed.parquet"  # leading underscore: pyarrow datasets skip it, DuckDB globs see it
 QUARANTINE_COLUMNS = {
     "event_type": "VARCHAR", "name": "VARCHAR", "original": "VARCHAR", "path": "VARCHAR", "reason": "VARCHAR",
@@ -106,7 +106,7 @@ def view_sql(layout: DataLayout) -> dict[str, str]:
 
     def events(event_type: str) -> str:
         return (f"SELECT * FROM {_parquet(layout, layout.log_dir(event_type))} "
-                "QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY stream_id, ingested_at) = 1")
+                "QUALIFY row_number() OVER (PARTITION BY run_id, event_id ORDER BY stream_id, ingested_at) = 1")
 
     wide = ", ".join(f"map_extract(metrics, '{m}')[1] AS {_q(m)}" for m in CORE_METRICS)
     snapshots = _glob(layout, snapshot_dir(layout) / "*.parquet")

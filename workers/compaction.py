@@ -8,7 +8,7 @@ Safe at any time:
 - the merged file is written durably *before* any part goes, and a part is not deleted at once: it is marked
   superseded (`.<name>.superseded`) and deleted by a compaction at least `keep_s` later. A SQL query lists a
   view's files when it is planned and opens them afterwards, so deleting a part at once failed queries with
-  "Cannot open file"; meanwhile views see its events twice and count them once (they dedupe by event_id),
+  "Cannot open file"; meanwhile views see its events twice and count them once (they dedupe by (run_id, event_id)),
   and every Python reader of the log skips superseded parts (`workers.log_reader.segments`);
 - per partition, so a merged segment is stamped like a drained one: its partition and the newest stream id
   of its parts (what catch-up needs to find what the read model lacks);

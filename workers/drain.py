@@ -3,8 +3,10 @@
 One batch, in this order (a crash at any point loses nothing and duplicates nothing):
 1. entries left pending by an earlier consumer are reclaimed first (at the start every pending entry: the
    drain holds the partition, so whoever read them is gone), then new ones are read (XREADGROUP);
-2. decode each entry: validate + upcast; a poison entry, or one delivered more than `max_deliveries`
-   times, becomes a dead letter with a reason;
+2. decode each entry: validate + upcast; a poison entry (an `event_id` not of its own run, or a run of
+   another partition, included), one delivered more than `max_deliveries` times, or one reusing an identity
+   (run, seq) already taken with other content (`ReadModelWriter.conflicts`) becomes a dead letter with a
+   reason;
 3. write one Parquet segment per event type (and one of dead letters): temp name, fsync, rename; each
    segment records its partition and newest stream id, so a read model behind the log can catch up;
 4. apply the batch to the read model in one transaction with the partition's tracking record, checking
@@ -12,7 +14,7 @@ One batch, in this order (a crash at any point loses nothing and duplicates noth
 5. in one pipelined round trip, in this order: XADD the dead letters to the DLQ stream, XACK the whole batch.
    Not a MULTI: the DLQ and the partition's stream live in different Redis Cluster slots. A crash between
    the two can only repeat a dead letter (the Parquet `dead_letters` set already holds it), never lose one.
-A crash before 4 redelivers the batch (the log may hold a row twice; every reader dedupes by event_id); a
+A crash before 4 redelivers the batch (the log may hold a row twice; every reader dedupes by (run_id, event_id)); a
 crash between 4 and 5 redelivers entries the tracking record already covers, which are checked one by one
 and change nothing.
 """
@@ -35,7 +37,7 @@ from epochstream.readmodel import ReadModelWriter, StaleFence
 from epochstream.settings import Settings
 from schemas.codec import decode
 from schemas.errors import SchemaError
-from schemas.keys import PAYLOAD_FIELD, Keys
+from schemas.keys import PAYLOAD_FIELD, Keys, partition_of
 from workers.catalog import ensure_seeds
 from workers.catch_up import catch_up
 from workers.log_schema import DEAD_LETTERS, dead_letter_table, tables_by_type
@@ -113,7 +115,7 @@ def _read_new(client: redis.Redis, stream: str, group: str, consumer: str, count
     return [Entry(eid.decode(), fields.get(PAYLOAD_FIELD, b"")) for eid, fields in entries]
 
 
-def _decode_batch(entries: list[Entry], settings: Settings) -> tuple[list, list[tuple[Entry, str]]]:
+def _decode_batch(entries: list[Entry], settings: Settings, partition: int) -> tuple[list, list[tuple[Entry, str]]]:
     good, bad = [], []
     for entry in entries:
         if entry.deliveries > settings.max_deliveries:
@@ -121,7 +123,15 @@ def _decode_batch(entries: list[Entry], settings: Settings) -> tuple[list, list[
                                f"(max_deliveries={settings.max_deliveries}): a worker failed on it every time"))
             continue
         try:
-            good.append((entry.stream_id, decode(entry.payload)))
+            event = decode(entry.payload)
+            home = partition_of(event.run_id, settings.partitions)
+            if home != partition:  # applied here, its run would have two writers: the other drain races this one
+                bad.append((entry, f"run {event.run_id!r} belongs to partition {home} of {settings.partitions}, but "
+                                   f"this entry is in partition {partition}'s stream (put there by hand, or by a "
+                                   "producer with another partition count); `epochstream dlq replay` publishes it "
+                                   "to its run's partition"))
+                continue
+            good.append((entry.stream_id, event))
         except SchemaError as exc:
             bad.append((entry, str(exc)))
         except Exception as exc:  # noqa: BLE001 - decoding is pure: whatever it raises, this entry always will
@@ -151,13 +161,28 @@ def _to_tables(good: list, bad: list[tuple[Entry, str]], batch: list[Entry], now
     return tables_by_type(good, now)
 
 
+def _refuse_conflicts(good: list, bad: list[tuple[Entry, str]], batch: list[Entry], writer: ReadModelWriter) -> None:
+    """Dead-letter the events that reuse a taken identity with other content, before anything is written."""
+    conflicts = writer.conflicts(good)
+    if conflicts:
+        entries = {e.stream_id: e for e in batch}
+        bad += [(entries[sid], conflicts[sid]) for sid, _ in good if sid in conflicts]
+        good[:] = [item for item in good if item[0] not in conflicts]
+
+
+def _letter_rows(bad: list[tuple[Entry, str]], stream: str, partition: int, now: datetime) -> list[dict]:
+    return [{"stream": stream, "stream_id": e.stream_id, "partition": partition, "reason": reason,
+             "payload": e.payload, "deliveries": e.deliveries, "dead_lettered_at": now} for e, reason in bad]
+
+
 def process_batch(client: redis.Redis, settings: Settings, partition: int, entries: list[Entry],
                   writer: ReadModelWriter, fence: int, lock_key: str | None = None) -> tuple[int, int]:
     """Steps 2-5 of the module docstring for one batch; returns (stored, dead-lettered)."""
     keys, layout = Keys(settings.namespace, settings.partitions), DataLayout(settings.data_dir)
     stream = keys.stream(partition)
     now = datetime.now(UTC)
-    good, bad = _decode_batch(entries, settings)
+    good, bad = _decode_batch(entries, settings, partition)
+    _refuse_conflicts(good, bad, entries, writer)
     tables = _to_tables(good, bad, entries, now)
     crash_point("before_write")
     last_id = entries[-1].stream_id
@@ -165,11 +190,16 @@ def process_batch(client: redis.Redis, settings: Settings, partition: int, entri
     for event_type, table in tables.items():
         atomic_write_parquet(stamp(table, partition, last_id), layout.log_dir(event_type) / name)
     if bad:
-        rows = [{"stream": stream, "stream_id": e.stream_id, "partition": partition, "reason": reason,
-                 "payload": e.payload, "deliveries": e.deliveries, "dead_lettered_at": now} for e, reason in bad]
-        atomic_write_parquet(dead_letter_table(rows), layout.log_dir(DEAD_LETTERS) / name)
+        atomic_write_parquet(dead_letter_table(_letter_rows(bad, stream, partition, now)),
+                             layout.log_dir(DEAD_LETTERS) / name)
     crash_point("after_write")
-    writer.apply(partition, [(sid, event, now) for sid, event in good], fence, now)
+    applied = writer.apply(partition, [(sid, event, now) for sid, event in good], fence, now)
+    if applied.conflicts:  # the safety net: the check before the write missed it (it is in the log, not applied)
+        by_id = {e.stream_id: e for e in entries}
+        late = [(by_id[sid], why) for sid, why in applied.conflicts]
+        atomic_write_parquet(dead_letter_table(_letter_rows(late, stream, partition, now)),
+                             layout.log_dir(DEAD_LETTERS) / name.replace(".parquet", "-conflicts.parquet"))
+        bad += late
     crash_point("before_ack")
     pipe = client.pipeline(transaction=False)  # ordered, not atomic: see step 5 above
     for entry, reason in bad:
@@ -180,7 +210,7 @@ def process_batch(client: redis.Redis, settings: Settings, partition: int, entri
     if lock_key:
         pipe.expire(lock_key, max(int(settings.drain_max_s * 4), 60))
     pipe.execute()
-    return len(good), len(bad)
+    return len(good) - len(applied.conflicts), len(bad)
 
 
 def take_fence(client: redis.Redis, keys: Keys, partition: int) -> int:
@@ -206,7 +236,7 @@ def drain(client: redis.Redis, settings: Settings, partition: int, *, lock_key: 
     result = DrainResult(partition)
     consumer = consumer_name()
     waiting = Queue(keys.drain_queue, connection=client).key if linger else None  # other partitions' drains
-    writer = ReadModelWriter.open(settings.data_dir)
+    writer = ReadModelWriter.open(settings.data_dir, settings.future_skew_s)
     try:
         fence = take_fence(client, keys, partition)
         writer.claim(partition, fence)

@@ -1,4 +1,4 @@
-"""Reading the Parquet log back: every live segment of a type, each event once (by event_id).
+"""Reading the Parquet log back: every live segment of a type, each event once (by its run and event_id).
 
 A segment compaction merged stays on disk under its name for a while (`workers.compaction`), marked
 superseded by a hidden `.<name>.superseded` file: SQL views may still open it (and dedupe its rows against
@@ -41,8 +41,11 @@ def live_segments(directory: Path, pattern: str = "seg-*.parquet") -> list[Path]
 
 
 def identity(event_type: str) -> list[str]:
-    """The columns that identify one logical row: event_id, or the stream entry for dead letters."""
-    return ["stream", "stream_id"] if event_type == DEAD_LETTERS else ["event_id"]
+    """The columns that identify one logical row: (run_id, event_id), or the stream entry for dead letters.
+
+    Never event_id alone: a row written before ids were checked against their run (or by a buggy producer)
+    could otherwise hide another run's event wherever the log is de-duplicated (views, compaction)."""
+    return ["stream", "stream_id"] if event_type == DEAD_LETTERS else ["run_id", "event_id"]
 
 
 def dedupe(table: pa.Table, event_type: str) -> pa.Table:
@@ -70,3 +73,12 @@ def count_by_id(layout: DataLayout, event_type: str) -> dict[str, int]:
     table = read_files(segments(layout, event_type), event_type)
     counts = pc.value_counts(table.column(identity(event_type)[-1]))
     return {c["values"].as_py(): c["counts"].as_py() for c in counts}
+
+
+def count_by_identity(layout: DataLayout, event_type: str) -> dict[tuple[str, str], int]:
+    """(run_id, event_id) -> physical copies in the log."""
+    table = read_files(segments(layout, event_type), event_type)
+    out: dict[tuple[str, str], int] = {}
+    for key in zip(table.column("run_id").to_pylist(), table.column("event_id").to_pylist(), strict=True):
+        out[key] = out.get(key, 0) + 1
+    return out

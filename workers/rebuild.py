@@ -88,7 +88,7 @@ def _rebuild(settings: Settings, layout: DataLayout) -> int:
     generation = Location.new_generation()
     building = location.directory / f"building-{generation}.sqlite"
     try:
-        writer = ReadModelWriter(building, durable=False, generation=generation)
+        writer = ReadModelWriter(building, durable=False, generation=generation, future_skew_s=settings.future_skew_s)
         try:
             replayed = _all_segments(layout)
             replay(writer, layout, settings.partitions)

@@ -12,7 +12,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any
 
@@ -23,6 +23,7 @@ from schemas.rollups import Tail
 from schemas.trend_state import TrendState
 
 LIFECYCLE = ("run_started", "run_config", "run_finished")
+DEFAULT_FUTURE_SKEW = timedelta(days=1)  # Settings.future_skew_s's default (tests and tools that build a writer)
 
 
 def stream_key(stream_id: str) -> tuple[int, int]:
@@ -41,6 +42,8 @@ class Item:
     event: Any  # one of schemas.registry.Event
     ingested_at: datetime  # when the drain took it (the log's `ingested_at`): clamps a clock that runs ahead
     digest: bytes
+    order_ts: datetime  # the time it is ordered by: its own ts, or `ingested_at` when that ran too far ahead
+    clock_ahead_s: float | None = None  # how far ahead its ts was, when it was clamped
 
 
 @dataclass
@@ -84,13 +87,24 @@ def digest(event: Any) -> bytes:
     return hashlib.blake2b(data, digest_size=10).digest()
 
 
-def slice_by_run(entries: Sequence[tuple[str, Event, datetime]]) -> dict[str, RunSlice]:
+def order_time(ts: datetime, ingested_at: datetime, future_skew: timedelta) -> tuple[datetime, float | None]:
+    """(the time an event is ordered by, how far ahead its own ts was when that is past `future_skew`).
+
+    A producer clock set to the year 9999 must not pin its run to the top of a newest-first listing or keep
+    it from ever going stale; its own ts stays stored as sent (the log, the epoch rows), this is for ordering."""
+    if ts > ingested_at + future_skew:
+        return ingested_at, (ts - ingested_at).total_seconds()
+    return ts, None
+
+
+def slice_by_run(entries: Sequence[tuple[str, Event, datetime]],
+                 future_skew: timedelta = DEFAULT_FUTURE_SKEW) -> dict[str, RunSlice]:
     out: dict[str, RunSlice] = {}
     for stream_id, event, ingested_at in entries:
         run = out.get(event.run_id)
         if run is None:
             run = out[event.run_id] = RunSlice(event.run_id)
-        item = Item(stream_id, event, ingested_at, digest(event))
+        item = Item(stream_id, event, ingested_at, digest(event), *order_time(event.ts, ingested_at, future_skew))
         kind = event.type
         if kind == "epoch":
             run.epochs.append(item)

@@ -58,13 +58,27 @@ class Lookup:
 
     def digests(self, keys: Sequence[tuple[str, int]]) -> dict[tuple[str, int], bytes]:
         """(run, seq) -> the digest of the event applied under that identity, for those that exist."""
+        # Per run, `seq IN (...)`: index seeks on the primary key. A row-value IN over a VALUES list scanned the
+        # whole table instead (~0.5 s for a redelivered batch of 5,000 over 100,000 stored events).
         found: dict[tuple[str, int], bytes] = {}
-        for part in chunks(list(keys), CHUNK // 2):
-            values = ",".join("(?, ?)" for _ in part)
-            flat = [v for key in part for v in key]
-            for run_id, seq, stored in self.con.execute(
-                    f"SELECT run_id, seq, digest FROM events WHERE (run_id, seq) IN (VALUES {values})", flat):
-                found[(run_id, seq)] = stored
+        by_run: dict[str, list[int]] = {}
+        for run_id, seq in keys:
+            by_run.setdefault(run_id, []).append(seq)
+        for run_id, seqs in by_run.items():
+            for part in chunks(seqs):
+                marks = ",".join("?" * len(part))
+                for seq, stored in self.con.execute(
+                        f"SELECT seq, digest FROM events WHERE run_id = ? AND seq IN ({marks})", [run_id, *part]):
+                    found[(run_id, seq)] = stored
+        return found
+
+    def newest_seqs(self, run_ids: Sequence[str]) -> dict[str, int]:
+        """run -> the highest seq applied to it, for runs that have any (one index seek per run)."""
+        found: dict[str, int] = {}
+        for run_id in run_ids:
+            (seq,) = self.con.execute("SELECT max(seq) FROM events WHERE run_id = ?", (run_id,)).fetchone()
+            if seq is not None:
+                found[run_id] = seq
         return found
 
     def lifecycle(self, run_id: str) -> list[LifecycleEvent]:

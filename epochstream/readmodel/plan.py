@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any
 
 from epochstream.readmodel.batch import Item, RunSlice, StoredRun
@@ -35,14 +34,8 @@ from schemas.lifecycle import Lifecycle, LifecycleEvent, summarise
 from schemas.trend_rules import EpochRow, TrendConfig
 from schemas.trend_state import TrendState, fold, needs_refold
 
-MAX_SKEW = timedelta(days=1)  # an event stamped further ahead of its ingestion is ordered by ingestion time
 STALE_FLOOR_S = 60.0
 SURVIVED_DROPS = frozenset({"renamed"})  # drop kinds whose value was kept (under another name)
-
-
-def effective_ts(ts: datetime, ingested_at: datetime) -> tuple[datetime, bool]:
-    """(the time used for ordering, whether the producer's clock was ahead by more than MAX_SKEW)."""
-    return (ingested_at, True) if ts > ingested_at + MAX_SKEW else (ts, False)
 
 
 def new_summary(run_id: str) -> dict[str, Any]:
@@ -81,7 +74,7 @@ def plan_lifecycle(run: RunSlice, stored: StoredRun | None, lookup: Lookup, writ
     added: list[LifecycleEvent] = []
     for item in run.lifecycle:  # new events only: the writer dropped what was applied before
         event = item.event
-        ts, _ = effective_ts(event.ts, item.ingested_at)
+        ts = item.order_ts
         body, config = _lifecycle_body(event)
         writes.add("run_events", run.run_id, event.event_id, event.seq, event.type, to_us(ts), json_text(body),
                    config)
@@ -189,7 +182,7 @@ def system_json(event: Any) -> bytes:
 def plan_system(run: RunSlice, writes: Writes) -> int:
     for item in run.system:  # new events only: the writer dropped what was applied before
         event = item.event
-        ts, _ = effective_ts(event.ts, item.ingested_at)
+        ts = item.order_ts
         writes.add("system_insert", run.run_id, event.event_id, event.seq, to_us(ts), system_json(event))
     return len(run.system)
 
@@ -201,11 +194,9 @@ def _touch(summary: dict[str, Any], run: RunSlice) -> None:
     newest, last_seq, ahead = None, summary.get("last_seq", 0), summary.get("clock_ahead_s")
     for item in run.items():
         event = item.event
-        ts = event.ts
-        if ts > item.ingested_at + MAX_SKEW:
-            lead = (ts - item.ingested_at).total_seconds()
+        ts, lead = item.order_ts, item.clock_ahead_s
+        if lead is not None:
             ahead = lead if ahead is None else max(ahead, lead)
-            ts = item.ingested_at
         if newest is None or ts > newest:
             newest = ts
         if event.seq > last_seq:

@@ -2,6 +2,7 @@
 
     writer = ReadModelWriter.open(data_dir)
     writer.claim(partition, fence)                 # a drain that takes a partition over fences out the last one
+    writer.conflicts(events)                       # before the log is written: who reuses a taken identity
     writer.apply(partition, entries, fence, now)   # entries: (stream id, event, ingested_at)
 
 `apply` plans every touched run first, reading what it needs without holding the write lock (only this
@@ -20,12 +21,21 @@ import logging
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple
 
 from epochstream.faults import crash_point
-from epochstream.readmodel.batch import Item, RunSlice, StoredRun, newest_id, slice_by_run, stream_key
+from epochstream.readmodel.batch import (
+    DEFAULT_FUTURE_SKEW,
+    Item,
+    RunSlice,
+    StoredRun,
+    digest,
+    newest_id,
+    slice_by_run,
+    stream_key,
+)
 from epochstream.readmodel.database import SCHEMA_VERSION, connect_writer, schema_version
 from epochstream.readmodel.errors import ReadModelBusy, StaleFence
 from epochstream.readmodel.location import Location
@@ -34,6 +44,7 @@ from epochstream.readmodel.plan import plan_run
 from epochstream.readmodel.recovery import recovered
 from epochstream.readmodel.values import to_us
 from epochstream.readmodel.writes import Writes
+from schemas.errors import IdentityConflict
 from schemas.registry import Event
 
 log = logging.getLogger("epochstream.readmodel")
@@ -55,16 +66,18 @@ class ApplyResult:
 
 
 class ReadModelWriter:
-    def __init__(self, path: Path, *, durable: bool = True, generation: str = ""):
+    def __init__(self, path: Path, *, durable: bool = True, generation: str = "",
+                 future_skew_s: float = DEFAULT_FUTURE_SKEW.total_seconds()):
         self.path = path
         self.generation = generation
+        self.future_skew = timedelta(seconds=future_skew_s)  # Settings.future_skew_s: see batch.order_time
         try:
             self.con = connect_writer(path, durable=durable)
         except sqlite3.OperationalError as exc:
             raise ReadModelBusy(f"cannot open the read model at {path}: {exc}") from exc
 
     @classmethod
-    def open(cls, data_dir: Path) -> ReadModelWriter:
+    def open(cls, data_dir: Path, future_skew_s: float = DEFAULT_FUTURE_SKEW.total_seconds()) -> ReadModelWriter:
         """The writer of the read model in use; the first one is created here (under a lock, so two workers
         starting at once agree on it)."""
         location = Location.of(data_dir)
@@ -80,7 +93,7 @@ class ReadModelWriter:
                     location.point_to(generation)
                     current = (generation, location.path_of(generation))
         location.retire_old()
-        return cls(current[1], generation=current[0])
+        return cls(current[1], generation=current[0], future_skew_s=future_skew_s)
 
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):
@@ -136,6 +149,34 @@ class ReadModelWriter:
         self.con.execute("COMMIT")
 
     # -- a batch ---------------------------------------------------------------------------------------
+    def conflicts(self, events: Sequence[tuple[str, Event]]) -> dict[str, str]:
+        """Stream id -> why, for the events of a batch (in stream order) that reuse an identity (run, seq)
+        already taken, by an applied event or an earlier entry of the same batch, with different content.
+
+        The drain asks before it writes the log, so a conflicting entry goes to the dead-letter stream and
+        never into the log (where a reader could pick it over the first). The same event again (a
+        redelivery, a replay) is no conflict. Cheap in the common case: only events at or below their run's
+        newest applied seq, or repeated within the batch, have their digest computed and looked up."""
+        by_identity: dict[tuple[str, int], list[tuple[str, Event]]] = {}
+        for stream_id, event in events:
+            by_identity.setdefault((event.run_id, event.seq), []).append((stream_id, event))
+        newest = Lookup(self.con).newest_seqs(list({run_id for run_id, _ in by_identity}))
+        doubtful = [key for key in by_identity if key[1] <= newest.get(key[0], -1)]
+        stored = Lookup(self.con).digests(doubtful) if doubtful else {}
+        out: dict[str, str] = {}
+        for (run_id, seq), copies in by_identity.items():
+            first = stored.get((run_id, seq))
+            if first is None and len(copies) == 1:
+                continue
+            where = "applied" if first is not None else "taken in this batch"
+            for stream_id, event in copies:
+                mine = digest(event)
+                if first is None:
+                    first = mine
+                elif mine != first:
+                    out[stream_id] = str(IdentityConflict(event.type, event.event_id, run_id, seq, where))
+        return out
+
     @staticmethod
     def _only_new(slices: dict[str, RunSlice], stored: dict, lookup: Lookup, writes: Writes,
                   result: ApplyResult) -> None:
@@ -181,7 +222,7 @@ class ReadModelWriter:
         before = self.tracking(partition)
         if before.fence > fence:
             raise StaleFence(partition, fence, before.fence)
-        slices = slice_by_run(entries)
+        slices = slice_by_run(entries, self.future_skew)
         lookup = Lookup(self.con)
         stored = lookup.runs(list(slices))
         writes = Writes()

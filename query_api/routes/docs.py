@@ -2,8 +2,11 @@
 
 FastAPI's own pages load Swagger UI and ReDoc from a CDN, so they are blank offline or behind a firewall. The
 assets here come from the `fastapi-offline` package (Swagger UI 5, which reads OpenAPI 3.1, and ReDoc's
-standalone bundle), served by exact name like the web page's files. Like `/openapi.json`, the reference
-holds no data and needs no token.
+standalone bundle), served by exact name like the web page's files. The schema itself (`/openapi.json`) is
+served here too rather than by FastAPI, so that with a token configured the whole reference needs it like
+every route but `/healthz` and the web page (`create_app` adds the check to this router): what a server
+exposes is nobody's business without the token. A browser then needs a header-setting extension; curl and
+generated clients send the header anyway.
 """
 
 from __future__ import annotations
@@ -11,9 +14,9 @@ from __future__ import annotations
 from importlib.resources import files
 from pathlib import Path
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
 ASSETS = {"swagger-ui-bundle.js": "text/javascript; charset=utf-8", "swagger-ui.css": "text/css; charset=utf-8",
           "redoc.standalone.js": "text/javascript; charset=utf-8", "favicon.png": "image/png"}
@@ -25,6 +28,18 @@ router = APIRouter(include_in_schema=False)
 
 def _asset_dir() -> Path:
     return Path(str(files("fastapi_offline") / "static"))
+
+
+@router.get(OPENAPI_URL)
+async def openapi(request: Request) -> JSONResponse:
+    # What FastAPI's own route does (it is switched off in create_app): behind a proxy's root_path, the
+    # schema names that prefix as its server so "try it out" calls go through the proxy.
+    app = request.app
+    root_path = request.scope.get("root_path", "").rstrip("/")
+    if root_path and app.root_path_in_servers and root_path not in {s.get("url") for s in app.servers}:
+        app.servers.insert(0, {"url": root_path})
+        app.openapi_schema = None
+    return JSONResponse(app.openapi())
 
 
 @router.get("/docs")

@@ -38,6 +38,26 @@ async def test_bearer_token_guards_all_but_healthz(settings, publisher, redis_cl
                                               "Authorization": "Bearer s3cret"})).status_code == 304
 
 
+async def test_bearer_token_guards_the_api_reference_too(settings):
+    app = create_app(settings.model_copy(update={"api_token": SecretStr("s3cret")}))
+    good = {"Authorization": "Bearer s3cret"}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as c:
+        for url in ("/openapi.json", "/docs", "/redoc", "/docs/assets/swagger-ui-bundle.js", "/docs/oauth2-redirect"):
+            denied = await c.get(url)
+            assert denied.status_code == 401 and "EPOCHSTREAM_API_TOKEN" in denied.json()["detail"], url
+            assert (await c.get(url, headers={"Authorization": "Bearer wrong"})).status_code == 401, url
+            assert (await c.get(url, headers=good)).status_code == 200, url
+        schema = (await c.get("/openapi.json", headers=good)).json()
+        assert "/runs/{run_id}/epochs" in schema["paths"] and "HTTPBearer" in schema["components"]["securitySchemes"]
+        assert "/openapi.json" in (await c.get("/docs", headers=good)).text
+        # What needs no token: liveness, and the web page's own files (it sends the token itself).
+        for url in ("/healthz", "/", "/static/app.js"):
+            assert (await c.get(url)).status_code == 200, url
+    open_app = create_app(settings)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=open_app), base_url="http://api") as c:
+        assert (await c.get("/openapi.json")).status_code == 200 and (await c.get("/docs")).status_code == 200
+
+
 async def test_long_poll_returns_exactly_the_new_epochs(settings, publisher, redis_client, client):
     run = make_run(publisher, "p", losses(3), finish=None)
     drain_all(redis_client, settings)

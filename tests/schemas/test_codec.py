@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from schemas import (
     EpochV1,
@@ -27,6 +28,7 @@ from schemas import (
 )
 from schemas.drops import DropReport
 from schemas.epoch import V1_METRIC_NAMES
+from schemas.errors import EventIdMismatch
 from schemas.registry import CURRENT_VERSION
 from schemas.run_config import RunConfigV1
 from schemas.run_finished import RunFinishedV2
@@ -44,10 +46,11 @@ timestamps = st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(220
 
 
 def envelopes():
-    return st.fixed_dictionaries({
-        "event_id": st.text(min_size=1, max_size=60), "run_id": run_ids, "seq": st.integers(0, 2**62),
+    fields = st.fixed_dictionaries({
+        "run_id": run_ids, "seq": st.integers(0, 2**62),
         "ts": timestamps, "host": st.text(max_size=30), "pid": st.integers(0, 2**31),
     })
+    return fields.map(lambda env: {**env, "event_id": f"{env['run_id']}:{env['seq']}"})  # the producer's id rule
 
 
 def same(a, b) -> bool:
@@ -223,3 +226,44 @@ def test_malformed_payloads(payload):
 def test_oversized_payload():
     with pytest.raises(PayloadTooLarge):
         decode(b"{" + b" " * (2 * 1024 * 1024) + b"}")
+
+
+GOLDEN_FILES = sorted(GOLDEN.glob("*.json"))
+
+
+@pytest.mark.parametrize("path", GOLDEN_FILES, ids=[p.stem for p in GOLDEN_FILES])
+def test_every_golden_payload_keeps_the_id_rule_through_its_upcasts(path):
+    raw = json.loads(path.read_bytes())
+    event = decode(path.read_bytes())
+    assert event.event_id == raw["event_id"] == f"{event.run_id}:{event.seq}"
+
+
+@pytest.mark.parametrize("path", GOLDEN_FILES, ids=[p.stem for p in GOLDEN_FILES])
+def test_an_event_id_of_another_run_is_refused_at_every_type_and_version(path):
+    raw = json.loads(path.read_bytes())
+    hostile = {**raw, "run_id": "evil"}  # the victim's id, another run
+    with pytest.raises(EventIdMismatch) as info:
+        decode(json.dumps(hostile))
+    reason = str(info.value)
+    assert f"{raw['event_id']!r}".replace('"', "'") in reason and "'evil'" in reason
+    assert f"'evil:{raw['seq']}'" in reason and "producer's rule" in reason
+    assert isinstance(info.value, InvalidEvent)  # a SchemaError: terminal, dead-lettered
+
+
+@pytest.mark.parametrize("event_id", ["r:2", "r", "r:01", "r:1:1", "s:1", " r:1", "r:1 "])
+def test_only_the_exact_run_and_seq_form_is_accepted(event_id):
+    with pytest.raises(EventIdMismatch, match="must be 'r:1'"):
+        decode(json.dumps({**GOOD, "event_id": event_id}))
+    assert decode(json.dumps(GOOD)).event_id == "r:1"
+
+
+@given(envelopes(), st.text(min_size=1, max_size=60))
+@settings(max_examples=100, deadline=None)
+def test_a_built_event_obeys_the_id_rule_or_is_refused(env, other_id):
+    ok = other_id == f"{env['run_id']}:{env['seq']}"
+    try:
+        EpochV2(**{**env, "event_id": other_id}, epoch=0)
+    except ValidationError as exc:
+        assert not ok and any(e["type"] == "event_id_mismatch" for e in exc.errors())
+    else:
+        assert ok

@@ -44,7 +44,7 @@ def test_fresh_catalog_has_every_view_and_is_empty(settings):
 def test_view_sql_uses_union_by_name_and_dedupes():
     sql = view_sql(DataLayout(ROOT / "nowhere"))
     assert "union_by_name = true" in sql["epoch_events"]
-    assert "PARTITION BY event_id" in sql["system"]
+    assert "PARTITION BY run_id, event_id" in sql["system"]
     assert "PARTITION BY stream, stream_id" in sql["dead_letters"]
 
 

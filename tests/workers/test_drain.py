@@ -8,7 +8,7 @@ import orjson
 
 from epochstream.layout import DataLayout
 from schemas.codec import MAX_PAYLOAD_BYTES
-from schemas.keys import PAYLOAD_FIELD, Keys
+from schemas.keys import PAYLOAD_FIELD, Keys, partition_of
 from schemas.read_models import RunSummary
 from tests.readmodel import content, epoch_numbers
 from tests.readmodel import summary as stored_summary
@@ -144,7 +144,7 @@ def test_valid_event_that_parquet_cannot_hold_is_dead_lettered_alone(settings, r
     keys = Keys(settings.namespace, settings.partitions)
     stream = keys.stream_for_run("big")
     huge = orjson.loads(good_event("big", 2, 2))
-    huge["seq"] = 2**63  # valid for the contract, one more than int64 holds
+    huge["seq"], huge["event_id"] = 2**63, f"big:{2**63}"  # valid for the contract, one more than int64 holds
     for payload in (good_event("big", 1, 1), json.dumps(huge).encode(), good_event("big", 3, 3)):
         redis_client.xadd(stream, {PAYLOAD_FIELD: payload})
     assert drain_all(redis_client, settings) == (2, 1)
@@ -170,3 +170,17 @@ def test_any_decoding_failure_dead_letters_that_entry_alone(settings, redis_clie
         redis_client.xadd(stream, {PAYLOAD_FIELD: payload})
     assert drain_all(redis_client, settings) == (2, 1)
     assert list_dead_letters(redis_client, settings)[0].reason == "cannot be decoded: RuntimeError('boom')"
+
+
+def test_an_entry_in_another_partitions_stream_is_dead_lettered_and_replays_home(settings, redis_client):
+    # Applied by the wrong drain, its run would have two writers racing each other; replay puts it home.
+    keys = Keys(settings.namespace, settings.partitions)
+    home = partition_of("stray", settings.partitions)
+    wrong = (home + 1) % settings.partitions
+    redis_client.xadd(keys.stream(wrong), {PAYLOAD_FIELD: good_event("stray", 1, 0)})
+    assert drain_all(redis_client, settings) == (0, 1)
+    reason = list_dead_letters(redis_client, settings)[0].reason
+    assert f"belongs to partition {home} of {settings.partitions}" in reason and f"partition {wrong}'s" in reason
+    assert replay(redis_client, settings).replayed == 1
+    assert drain_all(redis_client, settings) == (1, 0)
+    assert read_log(DataLayout(settings.data_dir), "epoch").column("run_id").to_pylist() == ["stray"]

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from epochstream.layout import DataLayout
+from datetime import UTC, datetime
+
+from epochstream.layout import DataLayout, atomic_write_parquet
 from epochstream.readmodel.location import Location
+from schemas.epoch import EpochV2
 from schemas.keys import PAYLOAD_FIELD, Keys, partition_of
-from tests.readmodel import content
+from tests.readmodel import content, epoch_numbers
 from tests.workers.helpers import drain_all, publish_runs
 from tests.workers.test_drain import POISON
 from workers.catalog import query
 from workers.compaction import compact
-from workers.log_reader import count_by_id, segments
+from workers.log_reader import count_by_id, count_by_identity, read_log, segments
+from workers.log_schema import tables_by_type
 from workers.rebuild import rebuild
 from workers.segment_meta import stamps
 
@@ -122,3 +126,32 @@ def test_compaction_next_to_a_running_drain_loses_nothing(settings, redis_client
     assert seen == sorted(seen)  # a reader never sees an event vanish, not even for a moment
     assert query(settings, "SELECT count(*) AS n FROM epochs").to_pylist() == [{"n": 160}]
     assert len(count_by_id(layout, "epoch")) == 160 and set(count_by_id(layout, "epoch").values()) == {1}
+
+
+def test_a_foreign_row_under_a_victims_event_id_in_an_old_log_hides_nothing(settings, redis_client):
+    """A log written before ids were checked against their run may hold an event of run "evil" carrying
+    "r0:5", stored before r0's own: SQL, compaction and rebuild key on (run_id, event_id), so r0 keeps it."""
+    settings = settings.model_copy(update={"drain_batch": 9})
+    publish_runs(settings, runs=1, epochs=6)
+    drain_all(redis_client, settings)
+    layout = DataLayout(settings.data_dir)
+    own = query(settings, "SELECT epoch, seq, event_id FROM epochs WHERE run_id = 'r0' ORDER BY epoch").to_pylist()
+    assert "r0:5" in [row["event_id"] for row in own]
+    # What the old drain stored: no validation then, so the model is constructed as the log reader does.
+    foreign = EpochV2.model_construct(event_id="r0:5", run_id="evil", seq=5, ts=datetime(2020, 1, 1, tzinfo=UTC),
+                                      epoch=3, metrics={"train/loss": 999.0}, samples=1, warnings=[], host="", pid=0)
+    old = layout.log_dir("epoch") / "seg-20000101T000000000000Z-p0-00000000.parquet"  # sorts first: the oldest
+    atomic_write_parquet(tables_by_type([("0-1", foreign)], datetime(2020, 1, 1, tzinfo=UTC))["epoch"], old)
+    assert read_log(layout, "epoch").num_rows == 7  # both kept: two identities
+
+    def victim() -> list:
+        return query(settings, "SELECT epoch, seq, event_id FROM epochs WHERE run_id = 'r0' ORDER BY epoch").to_pylist()
+
+    assert victim() == own
+    assert query(settings, "SELECT run_id FROM epoch_events WHERE event_id = 'r0:5' ORDER BY run_id").to_pylist() \
+        == [{"run_id": "evil"}, {"run_id": "r0"}]
+    compact(settings, ["epoch"])
+    assert count_by_identity(layout, "epoch") == {**{("r0", row["event_id"]): 1 for row in own}, ("evil", "r0:5"): 1}
+    assert victim() == own
+    rebuild(settings)
+    assert epoch_numbers(settings, "r0") == [row["epoch"] for row in own] and victim() == own
