@@ -31,6 +31,7 @@ import redis
 from rq import Queue
 
 from epochstream.broker import connect, connect_queue
+from epochstream.drain_metrics import record_batch
 from epochstream.faults import CRASH_ENV, crash_point  # noqa: F401 - CRASH_ENV: for the tests
 from epochstream.layout import DataLayout, atomic_write_parquet
 from epochstream.readmodel import ReadModelWriter, StaleFence
@@ -40,7 +41,6 @@ from schemas.errors import SchemaError
 from schemas.keys import PAYLOAD_FIELD, Keys
 from workers.catalog import ensure_seeds
 from workers.catch_up import SEGMENT_LAST_ID, SEGMENT_PARTITION, catch_up
-from workers.drain_metrics import record_batch
 from workers.log_schema import DEAD_LETTERS, dead_letter_table, tables_by_type
 
 FAIR_SHARE_S = 0.5  # once caught up after this long, a drain yields its worker to other partitions
