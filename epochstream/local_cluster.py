@@ -7,6 +7,7 @@ even share of the 16384 slots with CLUSTER ADDSLOTSRANGE: the same layout `redis
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import time
 from dataclasses import dataclass, field
@@ -38,19 +39,26 @@ class LocalCluster:
         return "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
 
     def start(self, timeout: float = 30.0) -> LocalCluster:
-        for i in range(self.masters):
-            where = self.directory / f"node-{i}"
-            node = ServerProcess(directory=where, extra_args=(
-                "--cluster-enabled", "yes", "--cluster-config-file", str((where / "nodes.conf").resolve()),
-                "--cluster-node-timeout", str(self.node_timeout_ms)))
-            self.nodes.append(node)
-            node.start()
         try:
+            for i in range(self.masters):
+                self.nodes.append(self._start_node(self.directory / f"node-{i}"))
             self._join(timeout)
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _start_node(self, where: Path, attempts: int = 3) -> ServerProcess:
+        """One master; a port another process took between our pick and the server's bind gets a new one."""
+        def node() -> ServerProcess:
+            return ServerProcess(directory=where, extra_args=(
+                "--cluster-enabled", "yes", "--cluster-config-file", str((where / "nodes.conf").resolve()),
+                "--cluster-node-timeout", str(self.node_timeout_ms)))
+
+        for _ in range(attempts - 1):
+            with contextlib.suppress(BrokerUnavailable):
+                return node().start()
+        return node().start()
 
     def _join(self, timeout: float) -> None:
         clients = [redis.Redis(port=n.port, socket_timeout=5) for n in self.nodes]

@@ -1,11 +1,11 @@
 """The figures to run the pipeline by, read from where they live: `GET /metrics` and `epochstream status`.
 
 Per partition, from the streams broker: stream length, entries pending (delivered to a drain, not yet
-acknowledged) and the age of the oldest of them; from the read model's tracking record: the position
-applied. From these, **ingest lag**: the age of the oldest entry not yet applied to the read model (now
-minus the broker time of the first entry after the applied position; 0 when the partition is caught up), and
-the age of the newest applied entry (now minus the time of the applied position, which also grows while
-nothing is published: a figure to look at, not to alert on). Stream entry ids carry the broker's
+acknowledged) and the age of the oldest of them, and **ingest lag**: the age of the oldest entry not done
+yet, pending or not delivered at all (0 when the partition is caught up). A drain acknowledges an entry only
+after the read model committed it (or it became a dead letter), so "done" is "applied". From the read
+model's tracking record: the age of the newest applied entry (now minus the time of the applied position,
+which also grows while nothing is published: a figure to look at, not to alert on). Stream entry ids carry the broker's
 millisecond clock, so no producer's clock enters either figure. Besides: dead letters (the DLQ stream's
 length), events stored in the read model, and the drain batch duration histogram (`epochstream.drain_metrics`,
 on the queue broker).
@@ -69,14 +69,15 @@ class PipelineStatus:
         return max((p.ingest_lag_s for p in self.partitions), default=None)
 
 
-def partition_status(partition: int, length: int, pending_summary: dict | None, first_unapplied: list,
+def partition_status(partition: int, length: int, pending_summary: dict | None, first_undelivered: list,
                      applied: str, now_ms: int) -> PartitionStatus:
-    """Pure: one partition's figures from its replies (`XLEN`, `XPENDING` summary, `XRANGE (applied + COUNT 1`)."""
+    """Pure: one partition's figures from its replies (`XLEN`, `XPENDING` summary, `XRANGE (last-delivered +
+    COUNT 1`) and its applied position."""
     pending = int((pending_summary or {}).get("pending") or 0)
     oldest = age_s((pending_summary or {}).get("min"), now_ms) if pending else None
-    lag = age_s(first_unapplied[0][0], now_ms) if first_unapplied else 0.0
-    return PartitionStatus(partition, int(length or 0), pending, oldest, lag or 0.0, age_s(applied, now_ms),
-                           applied)
+    waiting = age_s(first_undelivered[0][0], now_ms) if first_undelivered else None
+    lag = max(oldest or 0.0, waiting or 0.0)
+    return PartitionStatus(partition, int(length or 0), pending, oldest, lag, age_s(applied, now_ms), applied)
 
 
 def applied_positions(reader: ReadModelReader) -> dict[int, str]:
@@ -113,21 +114,32 @@ def _stream_figures(streams, keys: Keys, applied: dict[int, str], now_ms: int) -
         stream = keys.stream(partition)
         pipe.xlen(stream)
         pipe.xpending(stream, keys.group)
-        pipe.xrange(stream, min=f"({applied.get(partition, '0-0')}", count=1)
+        pipe.xinfo_groups(stream)
     pipe.xlen(keys.dlq)
     replies = pipe.execute(raise_on_error=False)
-    out = []
+    figures, delivered = [], []
     for partition in range(keys.partitions):
-        length, pending, first = replies[3 * partition:3 * partition + 3]
-        for reply in (length, first):
-            if isinstance(reply, Exception):
-                raise reply
-        if isinstance(pending, redis.ResponseError) and "NOGROUP" in str(pending):
-            pending = None  # no drain has read this stream yet
-        elif isinstance(pending, Exception):
-            raise pending
-        out.append(partition_status(partition, length, pending, first, applied.get(partition, "0-0"), now_ms))
-    dead = replies[-1]
-    if isinstance(dead, Exception):
-        raise dead
-    return out, int(dead)
+        length, pending, groups = (_no_group(r) for r in replies[3 * partition:3 * partition + 3])
+        ours = [g for g in groups or [] if _text(g["name"]) == keys.group]
+        delivered.append(_text(ours[0]["last-delivered-id"]) if ours else "0-0")
+        figures.append((length or 0, pending))
+    pipe = streams.pipeline(transaction=False)
+    for partition, last in enumerate(delivered):
+        pipe.xrange(keys.stream(partition), min=f"({last}", count=1)
+    firsts = [_no_group(r) for r in pipe.execute(raise_on_error=False)]
+    out = [partition_status(p, length, pending, firsts[p], applied.get(p, "0-0"), now_ms)
+           for p, (length, pending) in enumerate(figures)]
+    return out, int(_no_group(replies[-1]) or 0)
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _no_group(reply):
+    """A reply, None for a stream no drain has read yet (no group, or no stream), raised if another error."""
+    if isinstance(reply, redis.ResponseError) and ("NOGROUP" in str(reply) or "no such key" in str(reply)):
+        return None
+    if isinstance(reply, Exception):
+        raise reply
+    return reply

@@ -12,6 +12,7 @@ timeouts: a shard that does not answer costs a scrape 2 s and shows as `epochstr
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -20,7 +21,6 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from epochstream.broker import connect, connect_queue, resolve_queue_url, resolve_url
@@ -145,20 +145,26 @@ def pipeline_families(status: PipelineStatus) -> list:
     return families
 
 
-def route_template(app: FastAPI, scope: Scope) -> str:
-    """The path template a request matches (`/runs/{run_id}`), so the label set stays small."""
-    for route in app.router.routes:
-        match, _ = route.matches(scope)
-        if match == Match.FULL:
-            return getattr(route, "path", UNMATCHED)
+_RUN_PATH = re.compile(r"^/runs/[^/]+(/(?:epochs|best|steps|system))?$")  # the polls answered before routing
+
+
+def route_template(scope: Scope) -> str:
+    """The path template a request was routed to (`/runs/{run_id}`), so the label set stays small; a poll the
+    304 fast path answered before routing is named by the template of its path."""
+    path = getattr(scope.get("route"), "path", None)
+    if path:
+        return path
+    poll = _RUN_PATH.match(scope.get("path", ""))
+    if poll:
+        return "/runs/{run_id}" + (poll.group(1) or "")
     return UNMATCHED
 
 
 class RequestTimer:
     """Outermost middleware: times every answer (the 304 fast path's too) per route template."""
 
-    def __init__(self, app: ASGIApp, fastapi_app: FastAPI, histogram: Histogram):
-        self.app, self.fastapi_app, self.histogram = app, fastapi_app, histogram
+    def __init__(self, app: ASGIApp, histogram: Histogram):
+        self.app, self.histogram = app, histogram
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -175,7 +181,7 @@ class RequestTimer:
         try:
             await self.app(scope, receive, timed_send)
         finally:
-            route = route_template(self.fastapi_app, scope)
+            route = route_template(scope)  # routing wrote the route it chose into this very scope
             self.histogram.labels(route, str(status["code"])).observe(time.perf_counter() - started)
 
 
@@ -187,7 +193,7 @@ def install(app: FastAPI, settings: Settings, reader: ReadModelReader, protected
     registry.register(collector)
     latency = Histogram("epochstream_api_request_duration_seconds", "API answer time per route template and status",
                         ["route", "status"], buckets=LATENCY_BUCKETS_S, registry=registry)
-    app.add_middleware(RequestTimer, fastapi_app=app, histogram=latency)
+    app.add_middleware(RequestTimer, histogram=latency)
 
     router = APIRouter(tags=["operations"])
 
