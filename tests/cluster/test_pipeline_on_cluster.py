@@ -29,6 +29,7 @@ from epochstream.layout import DataLayout
 from producer import Publisher, start_run
 from schemas.keys import Keys
 from tests.conftest import ROOT, settings_env
+from tests.producer.servers import wait_until
 from workers.catalog import query
 from workers.log_reader import count_by_id
 
@@ -49,13 +50,7 @@ def on_host(name: str, args: list[str]) -> list[str]:
 
 
 def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    return wait_until(predicate, timeout, what)
 
 
 def metrics(api: str) -> dict[str, dict[tuple, float]]:
