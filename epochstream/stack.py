@@ -294,9 +294,10 @@ class Stack:
         self.api_url = f"http://{connect}:{port}"
 
     def _start_broker(self) -> None:
-        from epochstream.broker import ServerProcess, announce, answers
+        from epochstream.broker import ServerProcess, announce, answers, resolve_queue_url
 
         if self.settings.redis_url:
+            resolve_queue_url(self.settings)  # a cluster needs EPOCHSTREAM_QUEUE_URL: say so before starting anything
             if not answers(self.settings.redis_url, timeout=2.0):
                 raise BrokerUnavailable(f"Redis at {self.settings.redis_url} does not answer: start it, or unset "
                                         f"EPOCHSTREAM_REDIS_URL to use the embedded broker")

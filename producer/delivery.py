@@ -14,6 +14,13 @@ Errors (`is_permanent`): only a reply that proves the records can never be accep
 an unknown one) and every connection error or timeout keeps them: the publisher spools and retries with
 back-off. Whether a reply is permanent is decided by its error code, the first word of the reply (the
 protocol's own classification), never by its prose.
+
+On a Redis Cluster (`redis+cluster://`) the client (`redis.cluster.RedisCluster`) follows `MOVED` (and
+refreshes its slot map) and `ASK` itself, and waits out `TRYAGAIN`; what still fails (`CLUSTERDOWN`, a
+master that does not answer, a slot no node serves) is kept like any transient error, and the publisher's
+next attempt builds a fresh client, which reads the slot map anew. A batch's Lua calls go in one
+non-transactional pipeline, each call's keys within one slot (the run's partition tag), each sent as
+`EVAL` by name: `ClusterPipeline` has no `eval` method of its own.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from redis.exceptions import (
     NoScriptError,
     OutOfMemoryError,
     ReadOnlyError,
+    RedisClusterException,
     TryAgainError,
 )
 from redis.retry import Retry
@@ -91,6 +99,7 @@ _CODES: tuple[tuple[type[BaseException], str], ...] = (
     (NoPermissionError, "NOPERM"), (AuthenticationError, "AUTH"), (NoScriptError, "NOSCRIPT"),
     (ExecAbortError, "EXECABORT"), (BrokerUnavailable, "NO_BROKER"), (redis.TimeoutError, "TIMEOUT"),
     (TimeoutError, "TIMEOUT"), (redis.ConnectionError, "CONNECTION"), (OSError, "CONNECTION"),
+    (RedisClusterException, "CLUSTER"),  # not a RedisError: e.g. a slot no node serves, slots being moved
 )
 
 
@@ -110,7 +119,7 @@ def is_permanent(exc: BaseException) -> bool:
     return isinstance(exc, redis.ResponseError) and error_code(exc) in PERMANENT_CODES
 
 
-def client_for(url: str, timeout_s: float) -> redis.Redis:
+def client_for(url: str, timeout_s: float) -> redis.Redis | redis.cluster.RedisCluster:
     """A client that fails fast: the publisher does its own retrying (and spooling meanwhile)."""
     return connect(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, retry=Retry(NoBackoff(), 0))
 
@@ -164,7 +173,7 @@ def send(client: redis.Redis, records: list[Record]) -> SendResult:
     else:
         pipe = client.pipeline(transaction=False)
         for _, _, args in calls:
-            pipe.eval(*args)
+            pipe.execute_command("EVAL", *args)
         results = pipe.execute(raise_on_error=False)
     out = SendResult()
     for (seq_key, size, _), result in zip(calls, results, strict=True):
@@ -187,5 +196,7 @@ def away_reason(code: str, exc: BaseException) -> str:
         return f"broker unavailable ({exc})"
     if code in ("MOVED", "ASK"):
         return (f"the broker answered {code} ({exc}): EPOCHSTREAM_REDIS_URL points at one node of a Redis Cluster, "
-                "which holds only some partitions")
+                "which holds only some partitions; write it as redis+cluster://host:port[,host:port...]")
+    if code in ("CLUSTERDOWN", "TRYAGAIN", "CLUSTER"):
+        return f"the Redis Cluster cannot take writes for some slots now ({code}: {exc}); its slot map is read again"
     return f"the broker refuses writes for now ({code}: {exc})"

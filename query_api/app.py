@@ -13,6 +13,7 @@ from epochstream.settings import Settings
 from query_api.deps import ReadContext, require_token
 from query_api.fastpath import ConditionalFastPath
 from query_api.limits import WATCH_INTERVAL_S
+from query_api.metrics import install as install_metrics
 from query_api.middleware import ReadOnlyMiddleware
 from query_api.routes import docs, health, runs, series, ui
 from query_api.store import RunNotFound, RunStore
@@ -64,6 +65,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(series.router, dependencies=protected)
     app.include_router(ui.router)  # the web page at `/`: static files only, no data
     app.include_router(docs.router, dependencies=protected)  # /openapi.json, /docs, /redoc: assets shipped, no CDN
+    install_metrics(app, settings, reader, protected)  # /metrics, /readyz; the timer is the outermost middleware
     return app
 
 

@@ -1,6 +1,10 @@
 """Every Redis stream, group and key name, declared once.
 
-`{p}` in a stream name is a Redis Cluster hash tag: each partition lives whole on one shard.
+`{p}` in a stream name is a Redis Cluster hash tag: each partition lives whole on one shard, with the seq
+marks of its runs (one Lua call touches a stream and its marks). The dead-letter stream has a tag of its own
+(`{dlq}`): it sits whole on one shard too, whichever partition its letters came from; what moves between it
+and a partition goes in ordered, non-transactional pipelines (never a MULTI across slots). The drain queue,
+drain locks and drain metrics live on the queue broker (`EPOCHSTREAM_QUEUE_URL`), a standalone Redis.
 A run always maps to the same partition (a stable hash, not Python's salted `hash`), so its events stay
 ordered.
 """
@@ -41,7 +45,7 @@ class Keys:
 
     @property
     def dlq(self) -> str:
-        return f"{self.namespace}:dlq"
+        return f"{self.namespace}:{{dlq}}"
 
     @property
     def group(self) -> str:
@@ -60,6 +64,11 @@ class Keys:
     def drain_lock(self, partition: int) -> str:
         """Held while a drain job for this partition is queued or running: never two at once."""
         return f"{self.namespace}:drain-lock:{{{partition}}}"
+
+    @property
+    def drain_metrics(self) -> str:
+        """A hash on the queue broker: drain batch durations as histogram counters (`workers.drain_metrics`)."""
+        return f"{self.namespace}:drain-metrics"
 
     @property
     def stack_lock(self) -> str:

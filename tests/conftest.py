@@ -59,6 +59,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "EPOCHSTREAM_PARTITIONS": str(settings.partitions),
         "EPOCHSTREAM_SPOOL_DIR": str(settings.resolved_spool_dir()),
     })
+    if settings.queue_url:
+        env["EPOCHSTREAM_QUEUE_URL"] = settings.queue_url
     if settings.api_token is not None:
         env["EPOCHSTREAM_API_TOKEN"] = settings.api_token.get_secret_value()
     return env

@@ -30,7 +30,8 @@ from datetime import UTC, datetime
 import redis
 from rq import Queue
 
-from epochstream.broker import connect
+from epochstream.broker import connect, connect_queue
+from epochstream.drain_metrics import record_batch
 from epochstream.faults import CRASH_ENV, crash_point  # noqa: F401 - CRASH_ENV: for the tests
 from epochstream.layout import DataLayout, atomic_write_parquet
 from epochstream.readmodel import ReadModelWriter, StaleFence
@@ -70,7 +71,7 @@ _groups_made: set[tuple[int, str, str]] = set()  # (client, stream, group) this 
 def ensure_group(client: redis.Redis, stream: str, group: str) -> None:
     """The consumer group exists (made once per stream and process: a drain job should not pay a round trip
     for it every time)."""
-    key = (id(client.connection_pool), stream, group)
+    key = (id(getattr(client, "connection_pool", client)), stream, group)  # a RedisCluster has no one pool
     if key in _groups_made:
         return
     try:
@@ -86,13 +87,17 @@ def consumer_name() -> str:
 
 
 def drain_partition(settings_json: str, redis_url: str, partition: int, lock_key: str | None = None) -> dict:
-    """RQ job entry point: arguments are plain values so any worker host can run it."""
+    """RQ job entry point: arguments are plain values so any worker host can run it. The streams are on
+    `redis_url`; the drain queue and locks on `settings.queue_url` (the same server when unset)."""
     settings = Settings.model_validate_json(settings_json)
     client = connect(redis_url)
+    queue = connect_queue(settings.queue_url) if settings.queue_url else client
     try:
-        return asdict(drain(client, settings, partition, lock_key=lock_key, linger=True))
+        return asdict(drain(client, settings, partition, lock_key=lock_key, linger=True, queue=queue))
     finally:
         client.close()
+        if queue is not client:
+            queue.close()
 
 
 def _reclaim(client: redis.Redis, stream: str, group: str, consumer: str, settings: Settings,
@@ -176,7 +181,7 @@ def _letter_rows(bad: list[tuple[Entry, str]], stream: str, partition: int, now:
 
 
 def process_batch(client: redis.Redis, settings: Settings, partition: int, entries: list[Entry],
-                  writer: ReadModelWriter, fence: int, lock_key: str | None = None) -> tuple[int, int]:
+                  writer: ReadModelWriter, fence: int) -> tuple[int, int]:
     """Steps 2-5 of the module docstring for one batch; returns (stored, dead-lettered)."""
     keys, layout = Keys(settings.namespace, settings.partitions), DataLayout(settings.data_dir)
     stream = keys.stream(partition)
@@ -207,10 +212,18 @@ def process_batch(client: redis.Redis, settings: Settings, partition: int, entri
                              b"entry_id": entry.stream_id, b"deliveries": str(entry.deliveries),
                              b"at": now.isoformat()})
     pipe.xack(stream, keys.group, *[e.stream_id for e in entries])
-    if lock_key:
-        pipe.expire(lock_key, max(int(settings.drain_max_s * 4), 60))
     pipe.execute()
     return len(good) - len(applied.conflicts), len(bad)
+
+
+def after_batch(queue: redis.Redis, settings: Settings, lock_key: str | None, seconds: float) -> None:
+    """On the queue broker (never a cluster's shards), one round trip: refresh the drain lock, count the
+    batch's duration for `/metrics`."""
+    pipe = queue.pipeline(transaction=False)
+    if lock_key:
+        pipe.expire(lock_key, max(int(settings.drain_max_s * 4), 60))
+    record_batch(pipe, Keys(settings.namespace, settings.partitions), seconds)
+    pipe.execute()
 
 
 def take_fence(client: redis.Redis, keys: Keys, partition: int) -> int:
@@ -219,7 +232,7 @@ def take_fence(client: redis.Redis, keys: Keys, partition: int) -> int:
 
 
 def drain(client: redis.Redis, settings: Settings, partition: int, *, lock_key: str | None = None,
-          max_seconds: float | None = None, linger: bool = False) -> DrainResult:
+          max_seconds: float | None = None, linger: bool = False, queue: redis.Redis | None = None) -> DrainResult:
     """Drain one partition until it is caught up (or `max_seconds` passed: the scheduler queues the rest).
 
     Caught up means a read came back empty, or (after FAIR_SHARE_S) less than a full batch: the job then
@@ -227,7 +240,11 @@ def drain(client: redis.Redis, settings: Settings, partition: int, *, lock_key: 
     waiting for a worker. While no other drain waits for a worker, though, it lingers on its partition
     with a blocking read (up to LINGER_MS at a time): a new event is then drained as it arrives instead of
     after the next scheduling round and job start.
+
+    `client` holds the streams (maybe a Redis Cluster); `queue` the drain queue, lock and metrics
+    (default: `client`, one standalone server for both).
     """
+    queue = client if queue is None else queue
     keys = Keys(settings.namespace, settings.partitions)
     stream, group = keys.stream(partition), keys.group
     layout = DataLayout(settings.data_dir)
@@ -235,7 +252,7 @@ def drain(client: redis.Redis, settings: Settings, partition: int, *, lock_key: 
     ensure_group(client, stream, group)
     result = DrainResult(partition)
     consumer = consumer_name()
-    waiting = Queue(keys.drain_queue, connection=client).key if linger else None  # other partitions' drains
+    waiting = Queue(keys.drain_queue, connection=queue).key if linger else None  # other partitions' drains
     writer = ReadModelWriter.open(settings.data_dir, settings.future_skew_s)
     try:
         fence = take_fence(client, keys, partition)
@@ -252,11 +269,13 @@ def drain(client: redis.Redis, settings: Settings, partition: int, *, lock_key: 
                 idle_ms = settings.claim_idle_ms
                 entries = _read_new(client, stream, group, consumer, settings.drain_batch)
             if not entries and waiting is not None and time.monotonic() + LINGER_MS / 1000 < deadline \
-                    and not client.llen(waiting):
+                    and not queue.llen(waiting):
                 entries = _read_new(client, stream, group, consumer, settings.drain_batch, LINGER_MS)
             if not entries:
                 break
-            stored, dead = process_batch(client, settings, partition, entries, writer, fence, lock_key)
+            batch_started = time.monotonic()
+            stored, dead = process_batch(client, settings, partition, entries, writer, fence)
+            after_batch(queue, settings, lock_key, time.monotonic() - batch_started)
             result.stored += stored
             result.dead_lettered += dead
             result.batches += 1

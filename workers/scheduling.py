@@ -3,6 +3,10 @@
 The lock `drain-lock:{p}` is taken (SET NX) before a drain is queued and released when it ends; the drain
 refreshes its TTL every batch, so the lock of a worker that died frees the partition after LOCK_TTL_S at
 most. The scheduler loop also trims the streams.
+
+Two clients where the streams are on a Redis Cluster: `client` for the streams (backlog, trimming), `queue`
+for RQ and the locks (`EPOCHSTREAM_QUEUE_URL`, a standalone Redis; by default the same server as `client`).
+Drain jobs learn the queue broker from `settings.queue_url`, resolved by the entry point.
 """
 
 from __future__ import annotations
@@ -76,9 +80,9 @@ def run_drain_and_release(settings_json: str, redis_url: str, partition: int, ho
     """
     settings = Settings.model_validate_json(settings_json)
     lock = Keys(settings.namespace, settings.partitions).drain_lock(partition)
-    from epochstream.broker import connect
+    from epochstream.broker import connect, connect_queue
 
-    client = connect(redis_url)
+    client = connect_queue(settings.queue_url) if settings.queue_url else connect(redis_url)
     try:
         if not (client.set(lock, holder.encode(), nx=True, ex=LOCK_TTL_S) or client.get(lock) == holder.encode()):
             return asdict(DrainResult(partition))
@@ -106,8 +110,9 @@ def has_backlog(client: redis.Redis, stream: str, group: str, claim_idle_ms: int
     return client.xlen(stream) > 0
 
 
-def schedule_once(client: redis.Redis, settings: Settings, redis_url: str) -> int:
+def schedule_once(client: redis.Redis, settings: Settings, redis_url: str, queue: redis.Redis | None = None) -> int:
     """Queue one drain for every partition with a backlog and none queued or running; returns how many."""
+    queue = client if queue is None else queue
     keys = Keys(settings.namespace, settings.partitions)
     queued = 0
     for partition in range(settings.partitions):
@@ -115,8 +120,8 @@ def schedule_once(client: redis.Redis, settings: Settings, redis_url: str) -> in
         ensure_group(client, stream, keys.group)
         if not has_backlog(client, stream, keys.group, settings.claim_idle_ms):
             continue
-        release_if_dead(client, settings, partition)
-        if enqueue_drain(client, settings, redis_url, partition):
+        release_if_dead(queue, settings, partition)
+        if enqueue_drain(queue, settings, redis_url, partition):
             queued += 1
     return queued
 
@@ -126,11 +131,15 @@ def trim_all(client: redis.Redis, settings: Settings) -> int:
     return sum(trim_stream(client, stream) for stream in keys.all_streams())
 
 
+# A broker (or a cluster's shard) that does not answer for now: the loop carries on. RedisClusterException is
+# no RedisError (a slot no node serves while a master is away).
+BROKER_AWAY = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ClusterError,
+               redis.exceptions.TryAgainError, redis.exceptions.RedisClusterException)
 SNAPSHOT_EVERY_S = 10.0  # the `runs`/`trends` SQL views are at most about this old for analysts' own sessions
 
 
 def run_scheduler(client: redis.Redis, settings: Settings, redis_url: str, interval: float = 1.0,
-                  trim_every: float = 30.0, stop=None) -> None:
+                  trim_every: float = 30.0, stop=None, queue: redis.Redis | None = None) -> None:
     """Schedule drains every `interval` seconds, trim every `trim_every`, and refresh the read-model snapshot
     for SQL every SNAPSHOT_EVERY_S (or 20 times what the last one took, if that is longer: a snapshot of
     100,000 runs is not taken every few seconds), until `stop()` is true."""
@@ -140,11 +149,11 @@ def run_scheduler(client: redis.Redis, settings: Settings, redis_url: str, inter
     snapshot_every = SNAPSHOT_EVERY_S
     while stop is None or not stop():
         try:
-            schedule_once(client, settings, redis_url)
+            schedule_once(client, settings, redis_url, queue)
             if time.monotonic() - last_trim >= trim_every:
                 trim_all(client, settings)
                 last_trim = time.monotonic()
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
+        except BROKER_AWAY as exc:
             log.warning("scheduler: broker unavailable, retrying: %s", exc)
         if time.monotonic() - last_snapshot >= snapshot_every:
             started = time.monotonic()

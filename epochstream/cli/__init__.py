@@ -14,7 +14,7 @@ app = typer.Typer(
 )
 
 COMMAND_MODULES = ("worker", "api", "scheduler", "dlq", "rebuild", "compact",
-                   "up", "demo", "runs", "watch", "analyze", "sql", "spool", "quarantine")
+                   "up", "demo", "runs", "watch", "analyze", "sql", "spool", "quarantine", "status")
 
 for _name in COMMAND_MODULES:
     importlib.import_module(f"epochstream.cli.{_name}")

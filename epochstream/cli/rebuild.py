@@ -17,9 +17,10 @@ def rebuild(
     wait: float = typer.Option(120.0, help="Seconds to wait for running drains (and a running compact) to finish."),
 ) -> None:
     """Rebuild the read model from the log and swap it in (drains pause meanwhile: their locks are held)."""
-    from epochstream.broker import connect, resolve_url
+    from epochstream.broker import connect_queue, resolve_queue_url
     from epochstream.cli.client import fail
     from epochstream.cli.quarantine import unresolved_line
+    from epochstream.errors import ConfigurationError
     from schemas.keys import Keys
     from workers.maintenance_lock import MaintenanceBusy
     from workers.rebuild import rebuild as do_rebuild
@@ -27,8 +28,10 @@ def rebuild(
     settings = build_settings(data_dir=data_dir)
     keys = Keys(settings.namespace, settings.partitions)
     try:
-        client = connect(resolve_url(settings))
+        client = connect_queue(resolve_queue_url(settings))  # the drain locks live on the queue broker
         client.ping()
+    except ConfigurationError:
+        raise
     except Exception as exc:  # noqa: BLE001 - no broker means no drains to pause
         typer.echo(f"no broker ({exc}); rebuilding without pausing drains")
         client = None

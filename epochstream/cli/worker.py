@@ -24,24 +24,26 @@ def worker(
     """Run an RQ worker that drains event partitions into the Parquet log."""
     from rq import Worker
 
-    from epochstream.broker import connect, resolve_url
+    from epochstream.broker import connect, connect_queue, resolve_url, with_queue_url
     from workers.catalog import CatalogBusy, ensure_catalog
     from workers.scheduling import drain_queue, run_scheduler, schedule_once
 
     settings = build_settings(data_dir=data_dir)
     url = resolve_url(settings)
+    settings = with_queue_url(settings, url)  # RQ and the drain locks: never on a cluster
     courier = spool_courier(settings, url) if spool and not burst else None
-    client = connect(url)
+    client, queue = connect(url), connect_queue(settings.queue_url)
     with contextlib.suppress(CatalogBusy):  # someone else is creating it right now
         ensure_catalog(settings)
-    schedule_once(client, settings, url)
+    schedule_once(client, settings, url, queue)
     stop = threading.Event()
     if scheduler and not burst:
         thread = threading.Thread(target=run_scheduler, args=(connect(url), settings, url, interval),
-                                  kwargs={"stop": stop.is_set}, name="epochstream-scheduler", daemon=True)
+                                  kwargs={"stop": stop.is_set, "queue": connect_queue(settings.queue_url)},
+                                  name="epochstream-scheduler", daemon=True)
         thread.start()
     try:
-        Worker([drain_queue(client, settings)], connection=client).work(burst=burst)
+        Worker([drain_queue(queue, settings)], connection=queue).work(burst=burst)
     finally:
         stop.set()
         if courier is not None:

@@ -238,3 +238,8 @@ class ReadModelReader:
     def tracking(self) -> list[tuple[int, str, int, int]]:
         return [tuple(r) for r in self._query("SELECT partition, position, fence, batches FROM tracking "
                                               "ORDER BY partition")]
+
+    def events_stored(self) -> int:
+        """Events applied (each identity once); a full count, so meant for `/metrics` scrapes, not polls."""
+        rows = self._query("SELECT count(*) FROM events")
+        return int(rows[0][0]) if rows else 0

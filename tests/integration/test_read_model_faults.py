@@ -20,6 +20,7 @@ from epochstream.readmodel.location import Location
 from epochstream.readmodel.reader import ReadModelReader
 from producer import Publisher, start_run
 from schemas.epoch import EpochV2
+from schemas.keys import Keys
 from schemas.run_finished import RunFinishedV2
 from schemas.run_started import RunStartedV2
 from schemas.step import StepV1
@@ -335,7 +336,7 @@ def test_a_config_too_deep_to_store_is_dead_lettered_alone(settings, redis_clien
     xadd(redis_client, settings, [run.event(EpochV2, epoch=e, metrics={"train/loss": 1.0}) for run in others
                                   for e in range(3)])
     assert drain_all(redis_client, settings) == (6, 1)
-    (entry,) = redis_client.xrange(f"{settings.namespace}:dlq")
+    (entry,) = redis_client.xrange(Keys(settings.namespace, settings.partitions).dlq)
     assert b"cannot be stored" in entry[1][b"reason"], entry[1][b"reason"]
     reader = ReadModelReader(settings.data_dir)
     try:

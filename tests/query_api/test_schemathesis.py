@@ -43,7 +43,7 @@ def test_api_conforms_to_its_schema(api_schema):
     # With a token, its security scheme is in the schema: schemathesis also sends bad credentials (-> 401).
     headers = {"Authorization": f"Bearer {token}"} if token else None
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 7
+    assert len(operations) == 9  # 7 data routes, /metrics, /readyz
     for operation in operations:
         @given(case=operation.as_strategy())
         @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), database=None)
