@@ -67,13 +67,17 @@ def atomic_write_parquet(table: pa.Table, path: Path, *, fsync: bool = True, **o
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_name(path)
     options.setdefault("compression", "zstd")
-    pq.write_table(table, tmp, **options)
-    if fsync:
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    os.replace(tmp, path)
+    try:
+        pq.write_table(table, tmp, **options)
+        if fsync:
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk must not keep the half-written file once space comes back
+        raise
     if fsync:
         fsync_dir(path.parent)
