@@ -66,6 +66,7 @@ class DrainResult:
     reclaimed: int = 0
     batches: int = 0
     refused: bool = False  # a newer drain holds the partition (fence, or its lock was taken over): this one stopped
+    refusal: str = ""  # why, in words
     retries: int = 0  # attempts at a batch that failed on the infrastructure, not on its entries
     stalled: str | None = None  # the infrastructure problem this drain gave up on at its deadline, if any
 
@@ -259,7 +260,7 @@ class _Drain:
         try:
             while time.monotonic() < deadline:
                 if heartbeat is not None and heartbeat.lost.is_set():
-                    self.result.refused = True
+                    self.result.refused, self.result.refusal = True, f"lock taken over: {heartbeat.keys[0]}"
                     break
                 try:
                     caught_up = self._step(deadline, soft_deadline)
@@ -273,8 +274,9 @@ class _Drain:
                 backoff = BACKOFF_FIRST_S
                 if caught_up:
                     break
-        except StaleFence:
-            self.result.refused = True  # another drain took the partition over; what we hold is reclaimed there
+        except StaleFence as exc:  # another drain took the partition over; what we hold is reclaimed there
+            self.result.refused, self.result.refusal = True, str(exc)
+            health.log.warning("%s", exc)
         finally:
             self._close_writer()
         if self.in_hand and not self.result.refused:
