@@ -103,7 +103,6 @@ def job_status(client: redis.Redis, holder: Holder) -> str | None:
 
 
 ENDED = frozenset({"failed", "stopped", "canceled", "finished"})  # rq's JobStatus values of a job that is over
-WAITING = frozenset({"queued", "deferred", "scheduled"})
 
 
 def release_if_dead(client: redis.Redis, key: str, pipeline=None) -> bool | None:

@@ -44,15 +44,15 @@ def enqueue_drain(client: redis.Redis, settings: Settings, redis_url: str, parti
 
 def keep_or_free(client: redis.Redis, settings: Settings, partition: int) -> None:
     """The scheduler's part of the TTL rule: refresh the lock of a drain still waiting in the queue, free the
-    lock of one that ended without releasing it; a running one heartbeats by itself."""
+    lock of one that ended without releasing it; a running one heartbeats by itself. Waiting means in the
+    queue's list, not RQ's status: a job dequeued just as the broker died stays "queued" but is never run."""
     lock = Keys(settings.namespace, settings.partitions).drain_lock(partition)
     holder = locks.holder_of(client, lock)
     if holder is None or holder.kind != "drain":
         return
-    status = locks.job_status(client, holder)
-    if status in locks.WAITING:
+    if client.lpos(drain_queue(client, settings).key, holder.id) is not None:
         locks.refresh(client, lock, holder)
-    elif status in locks.ENDED:
+    elif locks.job_status(client, holder) in locks.ENDED:
         locks.release(client, lock, holder)
 
 

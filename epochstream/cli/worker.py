@@ -28,6 +28,8 @@ def worker(
                                           "(--no-spool: not)."),
 ) -> None:
     """Run an RQ worker that drains event partitions into the Parquet log."""
+    import redis
+
     from epochstream.broker import connect, resolve_url
     from workers.catalog import CatalogBusy, ensure_catalog
     from workers.scheduling import drain_queue, run_scheduler, schedule_once
@@ -38,7 +40,10 @@ def worker(
     client = connect(url)
     with contextlib.suppress(CatalogBusy):  # someone else is creating it right now
         ensure_catalog(settings)
-    schedule_once(client, settings, url)
+    try:
+        schedule_once(client, settings, url)
+    except (redis.ConnectionError, redis.TimeoutError) as exc:  # the loops below wait for the broker
+        typer.echo(f"broker unavailable at start ({exc}); waiting for it", err=True)
     stop = threading.Event()
     if scheduler and not burst:
         thread = threading.Thread(target=run_scheduler, args=(connect(url), settings, url, interval),
@@ -62,6 +67,8 @@ def spool_courier(settings, url: str):
 def outage_tolerant_worker_class():
     """rq's Worker, except that a broker outage while a job runs does not end the worker's wait for it, and it
     remembers whether its work loop ended because the queues were empty (burst mode's normal end)."""
+    import contextlib
+
     import redis
     from rq import Worker
 
@@ -74,6 +81,10 @@ def outage_tolerant_worker_class():
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 self.log.warning("Worker %s: broker unavailable while job %s runs (%s); waiting for it",
                                  self.name, job.id, exc)
+
+        def set_current_job_working_time(self, *args, **kwargs):
+            with contextlib.suppress(redis.ConnectionError, redis.TimeoutError):  # bookkeeping only
+                super().set_current_job_working_time(*args, **kwargs)
 
         def dequeue_job_and_maintain_ttl(self, *args, **kwargs):
             result = super().dequeue_job_and_maintain_ttl(*args, **kwargs)
@@ -102,22 +113,6 @@ def work_through_outages(make_client, queues_of, burst: bool) -> None:
     stopping: list[int] = []
     while True:
         client = make_client()
-        worker = worker_class(queues_of(client), connection=client)
-        try:
-            worker.work(burst=burst)  # installs rq's own SIGTERM/SIGINT handlers (warm shutdown)
-        except (redis.ConnectionError, redis.TimeoutError) as exc:  # from rq's teardown, with the broker away
-            log.warning("worker: broker unavailable (%s)", exc)
-        except StopRequested:
-            return
-        # rq's handlers would talk to the broker; between work loops a signal only ends this one
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda signum, _frame: stopping.append(signum))
-        if worker.horse_pid:  # rq gave up on a running job: let the drain finish its batch (it retries by itself)
-            worker.wait_for_horse()
-        if worker._stop_requested or stopping:  # rq 2.x has no public accessor for its warm-shutdown flag
-            return
-        if burst and worker.queues_empty:
-            return
         delay = first
         while not _answers(client):
             log.warning("worker: broker unavailable; looking again in %.1fs", delay)
@@ -125,6 +120,27 @@ def work_through_outages(make_client, queues_of, burst: bool) -> None:
             delay = min(delay * 2, longest)
             if stopping:
                 return
+        worker = None
+        try:
+            worker = worker_class(queues_of(client), connection=client)
+            worker.work(burst=burst)  # installs rq's own SIGTERM/SIGINT handlers (warm shutdown)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:  # rq's start or teardown, the broker away
+            log.warning("worker: broker unavailable (%s)", exc)
+        except StopRequested:
+            return
+        # rq's handlers would talk to the broker; between work loops a signal only ends this process
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda signum, _frame: stopping.append(signum))
+        if worker is not None:
+            if worker.horse_pid:  # rq gave up on a running job: let the drain finish (it retries by itself)
+                worker.wait_for_horse()
+            # rq 2.x has no public accessor for a warm shutdown it was asked for
+            if worker._stop_requested or worker._shutdown_requested_date is not None:
+                return
+            if burst and worker.queues_empty:
+                return
+        if stopping:
+            return
         client.close()
         time.sleep(first)  # a loop that ended for another reason is not restarted in a tight loop
 

@@ -57,9 +57,9 @@ def test_pause_all_waits_for_a_drain_then_holds_every_partition_until_done(setti
     keys = Keys(settings.namespace, settings.partitions)
     all_locks = [keys.drain_lock(p) for p in range(settings.partitions)]
     assert locks.take(redis_client, all_locks[2], DRAIN)
-    with pytest.raises(locks.LocksBusy, match="still held by"):
-        with locks.pause_all(redis_client, all_locks, REBUILD, wait_s=0.5):
-            pass
+    with pytest.raises(locks.LocksBusy, match="still held by"), \
+            locks.pause_all(redis_client, all_locks, REBUILD, wait_s=0.5):
+        pass
     assert [locks.holder_of(redis_client, k) for k in all_locks] == [None, None, DRAIN, None]  # let go of all
     locks.release(redis_client, all_locks[2], DRAIN)
     with locks.pause_all(redis_client, all_locks, REBUILD, wait_s=5) as held:
