@@ -299,7 +299,7 @@ class _Drain:
         while self.in_hand:
             self._process_some()
         self.result.batches += 1
-        if self.problem is not None:
+        if self.problem is not None or self.result.batches == 1:  # also what an earlier drain gave up on
             health.clear(self.client, self.keys, self.partition)
             self.problem = self.problem_since = None
         return not reclaimed and not full and time.monotonic() > soft_deadline
