@@ -133,11 +133,18 @@ def test_a_full_disk_for_25s_during_ingest_loses_nothing_doubles_nothing_dead_le
         publisher.close()
         if api is not None:
             api.stop()
-        for w in workers:
-            w.terminate()
-        for w in workers:
-            try:
-                w.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                w.kill()
+        _stop(workers)
         log.close()
+
+
+def _stop(processes: list[subprocess.Popen]) -> None:
+    """SIGTERM (a warm shutdown: running drains finish), then SIGKILL whatever is left after 30 s."""
+    for proc in processes:
+        proc.terminate()
+    deadline = time.monotonic() + 30
+    while any(p.poll() is None for p in processes) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for proc in processes:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
