@@ -441,11 +441,12 @@ class Stack:
         queueing its job would hold its partition back from the final drain until the lock's TTL ends."""
         from epochstream.broker import connect
         from schemas.keys import Keys
+        from workers.locks import release_all
 
         keys = Keys(self.settings.namespace, self.settings.partitions)
         client = connect(self.broker_url)
         try:
-            client.delete(*(keys.drain_lock(p) for p in range(self.settings.partitions)))
+            release_all(client, [keys.drain_lock(p) for p in range(self.settings.partitions)])
         finally:
             client.close()
 

@@ -65,6 +65,16 @@ class Keys:
         """Held while a drain job for this partition is queued or running: never two at once."""
         return f"{self.namespace}:drain-lock:{{{partition}}}"
 
+    def health(self, partition: int) -> str:
+        """A hash, present while this partition's drain is held up by its infrastructure (disk full, read model
+        locked): what, where, since when, how many attempts. `epochstream status` shows it."""
+        return f"{self.namespace}:health:{{{partition}}}"
+
+    def solo_attempts(self, partition: int) -> str:
+        """A hash stream id -> drains begun on that entry alone (workers died on its batch again and again):
+        the evidence that an entry kills whoever processes it, kept apart from its delivery count."""
+        return f"{self.namespace}:solo:{{{partition}}}"
+
     @property
     def drain_metrics(self) -> str:
         """A hash on the queue broker: drain batch durations as histogram counters (`workers.drain_metrics`)."""

@@ -1,6 +1,9 @@
-"""The dead-letter stream: listing what was rejected, and replaying it after an upgrade.
+"""The dead-letter stream: the one place that writes, lists and replays what was rejected.
 
-Each DLQ entry holds the original payload, a human-readable reason, and where it came from. Replay
+Each DLQ entry holds the original payload, a human-readable reason (always the entry's own fault: it cannot
+be decoded, breaks the contract, cannot be stored, or killed the worker each time it was processed alone;
+never a full disk or a broker outage), and where it came from. The same letters are kept in the log
+(`log/dead_letters/`) for SQL. Replay
 decodes the payload again with the code running now: what decodes goes back to its run's partition
 stream (the drains then store it, exactly once by event_id) and leaves the DLQ; what still fails stays,
 with its new reason reported.
@@ -9,24 +12,45 @@ with its new reason reported.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
 
 import redis
 
+from epochstream.layout import atomic_write_parquet
 from epochstream.settings import Settings
 from schemas.codec import decode
 from schemas.errors import SchemaError
 from schemas.keys import PAYLOAD_FIELD, Keys
+from workers.log_schema import dead_letter_table
 
 
 @dataclass
 class DeadLetter:
-    id: str
+    """One rejected stream entry. `id` is its id in the DLQ stream (empty until it is there)."""
+
     stream: str
     entry_id: str
     reason: str
     payload: bytes
     deliveries: int
     at: str
+    id: str = ""
+
+    def fields(self) -> dict[bytes, bytes]:
+        return {b"payload": self.payload, b"reason": self.reason.encode(), b"stream": self.stream.encode(),
+                b"entry_id": self.entry_id.encode(), b"deliveries": str(self.deliveries).encode(),
+                b"at": self.at.encode()}
+
+    @classmethod
+    def from_fields(cls, dlq_id: str, fields: dict) -> DeadLetter:
+        return cls(_text(fields, b"stream"), _text(fields, b"entry_id"), _text(fields, b"reason"),
+                   fields.get(b"payload", b""), int(_text(fields, b"deliveries") or 1), _text(fields, b"at"), dlq_id)
+
+    def row(self, partition: int, at: datetime) -> dict:
+        """Its row in the log's `dead_letters` table."""
+        return {"stream": self.stream, "stream_id": self.entry_id, "partition": partition, "reason": self.reason,
+                "payload": self.payload, "deliveries": self.deliveries, "dead_lettered_at": at}
 
 
 def _text(fields: dict, name: bytes) -> str:
@@ -34,14 +58,20 @@ def _text(fields: dict, name: bytes) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
+def write_to_log(letters: list[DeadLetter], partition: int, at: datetime, path: Path) -> None:
+    """The letters as one `dead_letters` segment (before they are XADDed: the log never misses one)."""
+    atomic_write_parquet(dead_letter_table([letter.row(partition, at) for letter in letters]), path)
+
+
+def add(pipeline, keys: Keys, letters: list[DeadLetter]) -> None:
+    """XADD the letters to the DLQ stream in the caller's pipeline (the drain's ack round trip)."""
+    for letter in letters:
+        pipeline.xadd(keys.dlq, letter.fields())
+
+
 def list_dead_letters(client: redis.Redis, settings: Settings, count: int = 100) -> list[DeadLetter]:
     keys = Keys(settings.namespace, settings.partitions)
-    out = []
-    for dlq_id, fields in client.xrange(keys.dlq, count=count):
-        out.append(DeadLetter(dlq_id.decode(), _text(fields, b"stream"), _text(fields, b"entry_id"),
-                              _text(fields, b"reason"), fields.get(b"payload", b""),
-                              int(_text(fields, b"deliveries") or 1), _text(fields, b"at")))
-    return out
+    return [DeadLetter.from_fields(dlq_id.decode(), fields) for dlq_id, fields in client.xrange(keys.dlq, count=count)]
 
 
 @dataclass

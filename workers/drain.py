@@ -4,9 +4,9 @@ One batch, in this order (a crash at any point loses nothing and duplicates noth
 1. entries left pending by an earlier consumer are reclaimed first (at the start every pending entry: the
    drain holds the partition, so whoever read them is gone), then new ones are read (XREADGROUP);
 2. decode each entry: validate + upcast; a poison entry (an `event_id` not of its own run, or a run of
-   another partition, included), one delivered more than `max_deliveries` times, or one reusing an identity
-   (run, seq) already taken with other content (`ReadModelWriter.conflicts`) becomes a dead letter with a
-   reason;
+   another partition, included) or one reusing an identity (run, seq) already taken with other content
+   (`ReadModelWriter.conflicts`) becomes a dead letter with a reason (decoding is pure: an entry that fails
+   once fails every time);
 3. write one Parquet segment per event type (and one of dead letters): temp name, fsync, rename; each
    segment records its partition and newest stream id, so a read model behind the log can catch up;
 4. apply the batch to the read model in one transaction with the partition's tracking record, checking
@@ -17,14 +17,23 @@ One batch, in this order (a crash at any point loses nothing and duplicates noth
 A crash before 4 redelivers the batch (the log may hold a row twice; every reader dedupes by (run_id, event_id)); a
 crash between 4 and 5 redelivers entries the tracking record already covers, which are checked one by one
 and change nothing.
+
+Transient vs terminal: only an entry's own fault dead-letters it. A failure of the machinery (a full disk,
+a locked read model, the broker away) keeps the batch in hand, pending, and retries it with back-off until
+the drain's deadline, recording the problem for `epochstream status` (`workers.health`); a drain that gives
+up puts back the delivery counts it added, so an outage of any length costs the entries nothing. Delivery
+counts then grow only when a drain dies on its batch (killed, out of memory, a crash in a library): an
+entry delivered more than `max_deliveries` times is processed alone, and is dead-lettered only when drains
+have died on it alone `max_deliveries` times — the entry kills its worker; a good one never gets there.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
 import redis
@@ -32,20 +41,23 @@ from rq import Queue
 
 from epochstream.broker import connect, connect_queue
 from epochstream.drain_metrics import record_batch
-from epochstream.faults import CRASH_ENV, crash_point  # noqa: F401 - CRASH_ENV: for the tests
+from epochstream.faults import CRASH_ENV, crash_on, crash_point, pause_point  # noqa: F401 - CRASH_ENV: tests
 from epochstream.layout import DataLayout, atomic_write_parquet
 from epochstream.readmodel import ReadModelWriter, StaleFence
 from epochstream.settings import Settings
 from schemas.codec import decode
 from schemas.errors import SchemaError
 from schemas.keys import PAYLOAD_FIELD, Keys, partition_of
+from workers import dead_letters, health
 from workers.catalog import ensure_seeds
 from workers.catch_up import catch_up
-from workers.log_schema import DEAD_LETTERS, dead_letter_table, tables_by_type
+from workers.locks import Heartbeat
+from workers.log_schema import DEAD_LETTERS, tables_by_type
 from workers.segment_meta import segment_name, stamp
 
 FAIR_SHARE_S = 0.5  # once caught up after this long, a drain yields its worker to other partitions
 LINGER_MS = 500  # a caught-up drain with nobody waiting blocks this long for new entries before looking again
+BACKOFF_FIRST_S, BACKOFF_MAX_S = 0.2, 5.0  # retrying a batch held up by its infrastructure
 
 
 @dataclass
@@ -55,7 +67,10 @@ class DrainResult:
     dead_lettered: int = 0
     reclaimed: int = 0
     batches: int = 0
-    refused: bool = False  # a newer drain holds the partition (fence): this one stopped
+    refused: bool = False  # a newer drain holds the partition (fence, or its lock was taken over): this one stopped
+    refusal: str = ""  # why, in words
+    retries: int = 0  # attempts at a batch that failed on the infrastructure, not on its entries
+    stalled: str | None = None  # the infrastructure problem this drain gave up on at its deadline, if any
 
 
 @dataclass
@@ -86,14 +101,14 @@ def consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-def drain_partition(settings_json: str, redis_url: str, partition: int, lock_key: str | None = None) -> dict:
-    """RQ job entry point: arguments are plain values so any worker host can run it. The streams are on
-    `redis_url`; the drain queue and locks on `settings.queue_url` (the same server when unset)."""
+def drain_partition(settings_json: str, redis_url: str, partition: int) -> dict:
+    """Entry point for a drain in a process of its own (the fault tests): plain values in, one Settings and
+    one client made here. RQ jobs go through `workers.scheduling.run_drain_and_release`, which holds the lock."""
     settings = Settings.model_validate_json(settings_json)
     client = connect(redis_url)
     queue = connect_queue(settings.queue_url) if settings.queue_url else client
     try:
-        return asdict(drain(client, settings, partition, lock_key=lock_key, linger=True, queue=queue))
+        return asdict(drain(client, settings, partition, linger=True, queue=queue))
     finally:
         client.close()
         if queue is not client:
@@ -123,10 +138,6 @@ def _read_new(client: redis.Redis, stream: str, group: str, consumer: str, count
 def _decode_batch(entries: list[Entry], settings: Settings, partition: int) -> tuple[list, list[tuple[Entry, str]]]:
     good, bad = [], []
     for entry in entries:
-        if entry.deliveries > settings.max_deliveries:
-            bad.append((entry, f"delivered {entry.deliveries} times without being acknowledged "
-                               f"(max_deliveries={settings.max_deliveries}): a worker failed on it every time"))
-            continue
         try:
             event = decode(entry.payload)
             home = partition_of(event.run_id, settings.partitions)
@@ -175,11 +186,6 @@ def _refuse_conflicts(good: list, bad: list[tuple[Entry, str]], batch: list[Entr
         good[:] = [item for item in good if item[0] not in conflicts]
 
 
-def _letter_rows(bad: list[tuple[Entry, str]], stream: str, partition: int, now: datetime) -> list[dict]:
-    return [{"stream": stream, "stream_id": e.stream_id, "partition": partition, "reason": reason,
-             "payload": e.payload, "deliveries": e.deliveries, "dead_lettered_at": now} for e, reason in bad]
-
-
 def process_batch(client: redis.Redis, settings: Settings, partition: int, entries: list[Entry],
                   writer: ReadModelWriter, fence: int) -> tuple[int, int]:
     """Steps 2-5 of the module docstring for one batch; returns (stored, dead-lettered)."""
@@ -189,41 +195,34 @@ def process_batch(client: redis.Redis, settings: Settings, partition: int, entri
     good, bad = _decode_batch(entries, settings, partition)
     _refuse_conflicts(good, bad, entries, writer)
     tables = _to_tables(good, bad, entries, now)
+    crash_on(e.payload for e in entries)
     crash_point("before_write")
     last_id = entries[-1].stream_id
     name = segment_name(now, partition, last_id)
     for event_type, table in tables.items():
         atomic_write_parquet(stamp(table, partition, last_id), layout.log_dir(event_type) / name)
-    if bad:
-        atomic_write_parquet(dead_letter_table(_letter_rows(bad, stream, partition, now)),
-                             layout.log_dir(DEAD_LETTERS) / name)
+    letters = [_letter(stream, entry, reason, now) for entry, reason in bad]
+    if letters:
+        dead_letters.write_to_log(letters, partition, now, layout.log_dir(DEAD_LETTERS) / name)
     crash_point("after_write")
+    pause_point("after_write")
     applied = writer.apply(partition, [(sid, event, now) for sid, event in good], fence, now)
     if applied.conflicts:  # the safety net: the check before the write missed it (it is in the log, not applied)
         by_id = {e.stream_id: e for e in entries}
-        late = [(by_id[sid], why) for sid, why in applied.conflicts]
-        atomic_write_parquet(dead_letter_table(_letter_rows(late, stream, partition, now)),
-                             layout.log_dir(DEAD_LETTERS) / name.replace(".parquet", "-conflicts.parquet"))
-        bad += late
+        late = [_letter(stream, by_id[sid], why, now) for sid, why in applied.conflicts]
+        dead_letters.write_to_log(late, partition, now,
+                                  layout.log_dir(DEAD_LETTERS) / name.replace(".parquet", "-conflicts.parquet"))
+        letters += late
     crash_point("before_ack")
     pipe = client.pipeline(transaction=False)  # ordered, not atomic: see step 5 above
-    for entry, reason in bad:
-        pipe.xadd(keys.dlq, {b"payload": entry.payload, b"reason": reason.encode(), b"stream": stream,
-                             b"entry_id": entry.stream_id, b"deliveries": str(entry.deliveries),
-                             b"at": now.isoformat()})
+    dead_letters.add(pipe, keys, letters)
     pipe.xack(stream, keys.group, *[e.stream_id for e in entries])
     pipe.execute()
-    return len(good) - len(applied.conflicts), len(bad)
+    return len(good) - len(applied.conflicts), len(letters)
 
 
-def after_batch(queue: redis.Redis, settings: Settings, lock_key: str | None, seconds: float) -> None:
-    """On the queue broker (never a cluster's shards), one round trip: refresh the drain lock, count the
-    batch's duration for `/metrics`."""
-    pipe = queue.pipeline(transaction=False)
-    if lock_key:
-        pipe.expire(lock_key, max(int(settings.drain_max_s * 4), 60))
-    record_batch(pipe, Keys(settings.namespace, settings.partitions), seconds)
-    pipe.execute()
+def _letter(stream: str, entry: Entry, reason: str, now: datetime) -> dead_letters.DeadLetter:
+    return dead_letters.DeadLetter(stream, entry.stream_id, reason, entry.payload, entry.deliveries, now.isoformat())
 
 
 def take_fence(client: redis.Redis, keys: Keys, partition: int) -> int:
@@ -231,7 +230,7 @@ def take_fence(client: redis.Redis, keys: Keys, partition: int) -> int:
     return int(client.incr(keys.fence(partition)))
 
 
-def drain(client: redis.Redis, settings: Settings, partition: int, *, lock_key: str | None = None,
+def drain(client: redis.Redis, settings: Settings, partition: int, *, heartbeat: Heartbeat | None = None,
           max_seconds: float | None = None, linger: bool = False, queue: redis.Redis | None = None) -> DrainResult:
     """Drain one partition until it is caught up (or `max_seconds` passed: the scheduler queues the rest).
 
@@ -239,54 +238,207 @@ def drain(client: redis.Redis, settings: Settings, partition: int, *, lock_key: 
     frees its worker for another partition instead of polling a trickle, which would starve partitions
     waiting for a worker. While no other drain waits for a worker, though, it lingers on its partition
     with a blocking read (up to LINGER_MS at a time): a new event is then drained as it arrives instead of
-    after the next scheduling round and job start.
+    after the next scheduling round and job start. `heartbeat`: the lock's, when an RQ job holds one; once
+    it is lost (another drain took the partition over) this one stops.
 
-    `client` holds the streams (maybe a Redis Cluster); `queue` the drain queue, lock and metrics
+    `client` holds the streams (maybe a Redis Cluster); `queue` the drain queue and the batch metrics
     (default: `client`, one standalone server for both).
     """
-    queue = client if queue is None else queue
-    keys = Keys(settings.namespace, settings.partitions)
-    stream, group = keys.stream(partition), keys.group
-    layout = DataLayout(settings.data_dir)
-    ensure_seeds(layout)
-    ensure_group(client, stream, group)
-    result = DrainResult(partition)
-    consumer = consumer_name()
-    waiting = Queue(keys.drain_queue, connection=queue).key if linger else None  # other partitions' drains
-    writer = ReadModelWriter.open(settings.data_dir, settings.future_skew_s)
-    try:
-        fence = take_fence(client, keys, partition)
-        writer.claim(partition, fence)
-        catch_up(writer, layout, partition, fence)
-        deadline = time.monotonic() + (max_seconds if max_seconds is not None else settings.drain_max_s)
+    run = _Drain(client, settings, partition, linger, client if queue is None else queue)
+    return run.until(time.monotonic() + (max_seconds if max_seconds is not None else settings.drain_max_s),
+                     heartbeat)
+
+
+@dataclass
+class _Drain:
+    """One drain's state across the retries of a batch held up by the infrastructure."""
+
+    client: redis.Redis
+    settings: Settings
+    partition: int
+    linger: bool
+    queue: redis.Redis  # RQ's server: the drain queue, batch durations for /metrics
+    keys: Keys = field(init=False)
+    result: DrainResult = field(init=False)
+    consumer: str = field(default_factory=consumer_name)
+    writer: ReadModelWriter | None = None
+    fence: int | None = None
+    in_hand: list[Entry] = field(default_factory=list)  # read, not yet acknowledged
+    in_hand_reclaimed: bool = False
+    idle_ms: int = 0  # the first reclaim takes every pending entry: this drain holds the partition now
+    problem: str | None = None
+    problem_since: datetime | None = None
+
+    def __post_init__(self) -> None:
+        self.keys = Keys(self.settings.namespace, self.settings.partitions)
+        self.result = DrainResult(self.partition)
+
+    @property
+    def stream(self) -> str:
+        return self.keys.stream(self.partition)
+
+    def until(self, deadline: float, heartbeat: Heartbeat | None) -> DrainResult:
         soft_deadline = time.monotonic() + FAIR_SHARE_S
-        idle_ms = 0  # the first reclaim takes every pending entry: this drain holds the partition now
-        while time.monotonic() < deadline:
-            entries = _reclaim(client, stream, group, consumer, settings, idle_ms)
-            reclaimed = bool(entries)
-            result.reclaimed += len(entries)
-            if not entries:
-                idle_ms = settings.claim_idle_ms
-                entries = _read_new(client, stream, group, consumer, settings.drain_batch)
-            if not entries and waiting is not None and time.monotonic() + LINGER_MS / 1000 < deadline \
-                    and not queue.llen(waiting):
-                entries = _read_new(client, stream, group, consumer, settings.drain_batch, LINGER_MS)
-            if not entries:
-                break
-            batch_started = time.monotonic()
-            stored, dead = process_batch(client, settings, partition, entries, writer, fence)
-            after_batch(queue, settings, lock_key, time.monotonic() - batch_started)
-            result.stored += stored
-            result.dead_lettered += dead
-            result.batches += 1
-            if not reclaimed and len(entries) < settings.drain_batch and time.monotonic() > soft_deadline:
-                break
-    except StaleFence:
-        result.refused = True  # another drain took the partition over; what we hold is reclaimed there
-    finally:
-        writer.close()
-    _forget_consumer(client, stream, group, consumer)
-    return result
+        backoff = BACKOFF_FIRST_S
+        with contextlib.suppress(*health.BROKER_FAILURES):  # else made in the loop, once the broker is back
+            ensure_group(self.client, self.stream, self.keys.group)
+        try:
+            while time.monotonic() < deadline:
+                if heartbeat is not None and heartbeat.lost.is_set():
+                    self.result.refused, self.result.refusal = True, f"lock taken over: {heartbeat.keys[0]}"
+                    break
+                try:
+                    caught_up = self._step(deadline, soft_deadline)
+                except StaleFence:
+                    raise
+                except health.INFRASTRUCTURE_FAILURES as exc:
+                    self._held_up(exc)
+                    time.sleep(max(0.0, min(backoff, deadline - time.monotonic())))
+                    backoff = min(backoff * 2, BACKOFF_MAX_S)
+                    continue
+                backoff = BACKOFF_FIRST_S
+                if caught_up:
+                    break
+        except StaleFence as exc:  # another drain took the partition over; what we hold is reclaimed there
+            self.result.refused, self.result.refusal = True, str(exc)
+            health.log.warning("%s", exc)
+        finally:
+            self._close_writer()
+        if self.in_hand and not self.result.refused:
+            self.result.stalled = self.problem
+            self._give_back_deliveries()
+        with contextlib.suppress(*health.BROKER_FAILURES):
+            _forget_consumer(self.client, self.stream, self.keys.group, self.consumer)
+        return self.result
+
+    # -- one step: make sure of the writer, have a batch, process it ----------------------------------------
+    def _step(self, deadline: float, soft_deadline: float) -> bool:
+        """Process one batch; True once caught up."""
+        self._open_writer()
+        if not self.in_hand:
+            self.in_hand, self.in_hand_reclaimed = self._next_entries(deadline)
+            if not self.in_hand:
+                return True
+        full = len(self.in_hand) >= self.settings.drain_batch
+        reclaimed = self.in_hand_reclaimed
+        started = time.monotonic()
+        while self.in_hand:
+            self._process_some()
+        self._count_batch(time.monotonic() - started)
+        self.result.batches += 1
+        if self.problem is not None or self.result.batches == 1:  # also what an earlier drain gave up on
+            health.clear(self.client, self.keys, self.partition)
+            self.problem = self.problem_since = None
+        return not reclaimed and not full and time.monotonic() > soft_deadline
+
+    def _count_batch(self, seconds: float) -> None:
+        """The batch's duration for `/metrics`, on the queue broker (never a cluster's shards). Best effort."""
+        with contextlib.suppress(*health.BROKER_FAILURES):
+            pipe = self.queue.pipeline(transaction=False)
+            record_batch(pipe, self.keys, seconds)
+            pipe.execute()
+
+    def _open_writer(self) -> None:
+        if self.writer is not None:
+            return
+        ensure_seeds(DataLayout(self.settings.data_dir))
+        ensure_group(self.client, self.stream, self.keys.group)
+        if self.fence is None:
+            self.fence = take_fence(self.client, self.keys, self.partition)
+        writer = ReadModelWriter.open(self.settings.data_dir, self.settings.future_skew_s)
+        try:
+            writer.claim(self.partition, self.fence)
+            catch_up(writer, DataLayout(self.settings.data_dir), self.partition, self.fence)
+        except BaseException:
+            writer.close()
+            raise
+        self.writer = writer
+
+    def _close_writer(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+    def _next_entries(self, deadline: float) -> tuple[list[Entry], bool]:
+        client, settings, stream, group = self.client, self.settings, self.stream, self.keys.group
+        entries = _reclaim(client, stream, group, self.consumer, settings, self.idle_ms)
+        if entries:
+            self.result.reclaimed += len(entries)
+            return entries, True
+        self.idle_ms = settings.claim_idle_ms
+        entries = _read_new(client, stream, group, self.consumer, settings.drain_batch)
+        if not entries and self.linger and time.monotonic() + LINGER_MS / 1000 < deadline \
+                and not self.queue.llen(Queue(self.keys.drain_queue, connection=self.queue).key):  # nobody waits
+            entries = _read_new(client, stream, group, self.consumer, settings.drain_batch, LINGER_MS)
+        return entries, False
+
+    def _process_some(self) -> None:
+        """The entries drains died on again and again, one at a time (the first of them alone); else the
+        whole batch in hand. What went through leaves `in_hand`."""
+        suspects = [e for e in self.in_hand if e.deliveries > self.settings.max_deliveries]
+        if not suspects:
+            stored, dead = process_batch(self.client, self.settings, self.partition, self.in_hand, self.writer,
+                                         self.fence)
+            self.in_hand = []
+        else:
+            stored, dead = self._alone(suspects[0])
+            self.in_hand = [e for e in self.in_hand if e is not suspects[0]]
+        self.result.stored += stored
+        self.result.dead_lettered += dead
+
+    def _alone(self, entry: Entry) -> tuple[int, int]:
+        """Process an entry drains died on `max_deliveries` times in its batch, by itself; if drains have died
+        on it alone as often, it is what kills them: dead-letter it without processing it again."""
+        solo = self.keys.solo_attempts(self.partition)
+        attempts = int(self.client.hincrby(solo, entry.stream_id, 1))
+        if attempts > self.settings.max_deliveries:
+            reason = (f"a worker died each of the {attempts - 1} times it processed this entry alone (after "
+                      f"{entry.deliveries} deliveries): it kills whoever processes it (out of memory, a crash "
+                      f"in a library); set aside so its partition goes on")
+            stored, dead = 0, self._bury(entry, reason)
+        else:
+            try:
+                stored, dead = process_batch(self.client, self.settings, self.partition, [entry], self.writer,
+                                             self.fence)
+            except health.INFRASTRUCTURE_FAILURES:
+                with contextlib.suppress(*health.BROKER_FAILURES):  # not its fault: no attempt counted
+                    self.client.hincrby(solo, entry.stream_id, -1)
+                raise
+        self.client.hdel(solo, entry.stream_id)  # any other exception leaves the attempt counted, as a death would
+        return stored, dead
+
+    def _bury(self, entry: Entry, reason: str) -> int:
+        now = datetime.now(UTC)
+        letter = _letter(self.stream, entry, reason, now)
+        dead_letters.write_to_log([letter], self.partition, now, DataLayout(self.settings.data_dir).log_dir(
+            DEAD_LETTERS) / segment_name(now, self.partition, entry.stream_id))
+        pipe = self.client.pipeline(transaction=False)
+        dead_letters.add(pipe, self.keys, [letter])
+        pipe.xack(self.stream, self.keys.group, entry.stream_id)
+        pipe.execute()
+        return 1
+
+    # -- held up by the infrastructure ---------------------------------------------------------------------
+    def _held_up(self, exc: BaseException) -> None:
+        """Keep the batch; drop the writer (its connection may be unusable after a full disk); say why."""
+        self._close_writer()
+        self.result.retries += 1
+        self.problem = health.describe(exc, self.settings.data_dir)
+        self.problem_since = self.problem_since or datetime.now(UTC)
+        health.report(self.client, self.keys, self.partition, self.problem, self.result.retries, self.problem_since)
+
+    def _give_back_deliveries(self) -> None:
+        """Put back the delivery count this drain added to the batch it could not store (XCLAIM RETRYCOUNT), so
+        the entries' counts keep saying only how often a drain died on them. Best effort: with the broker
+        away they keep one delivery more."""
+        by_count: dict[int, list[str]] = {}
+        for entry in self.in_hand:
+            by_count.setdefault(max(entry.deliveries - 1, 0), []).append(entry.stream_id)
+        with contextlib.suppress(*health.BROKER_FAILURES):
+            pipe = self.client.pipeline(transaction=False)
+            for count, ids in by_count.items():
+                pipe.xclaim(self.stream, self.keys.group, self.consumer, 0, ids, retrycount=count, justid=True)
+            pipe.execute()
 
 
 def _forget_consumer(client: redis.Redis, stream: str, group: str, consumer: str) -> None:

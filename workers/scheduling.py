@@ -1,8 +1,10 @@
 """Keeping drains flowing without a human: at most one queued-or-running drain per partition with a backlog.
 
-The lock `drain-lock:{p}` is taken (SET NX) before a drain is queued and released when it ends; the drain
-refreshes its TTL every batch, so the lock of a worker that died frees the partition after LOCK_TTL_S at
-most. The scheduler loop also trims the streams.
+The lock `drain-lock:{p}` (`workers.locks`) is taken before a drain is queued and released when it ends. Its
+TTL rule: while the job waits in the queue the scheduler refreshes it every pass; once it runs, the job's own
+heartbeat does. So the lock of a job that died (its work horse killed, its worker cut off from the broker)
+frees the partition within `locks.TTL_S`, and one that failed or finished without releasing is freed at the
+next pass. The scheduler loop also trims the streams.
 
 Two clients where the streams are on a Redis Cluster: `client` for the streams (backlog, trimming), `queue`
 for RQ and the locks (`EPOCHSTREAM_QUEUE_URL`, a standalone Redis; by default the same server as `client`).
@@ -18,35 +20,26 @@ from dataclasses import asdict
 
 import redis
 from rq import Queue
-from rq.exceptions import NoSuchJobError
-from rq.job import Job, JobStatus
 
+from epochstream.broker import connect, connect_queue
 from epochstream.settings import Settings
 from schemas.keys import Keys
-from workers.drain import DrainResult, drain_partition, ensure_group
+from workers import locks
+from workers.drain import DrainResult, drain, ensure_group
 from workers.trimming import trim_stream
 
 log = logging.getLogger("epochstream.scheduler")
-
-LOCK_TTL_S = 120  # a drain that dies without releasing its lock frees the partition after this long
 
 
 def drain_queue(client: redis.Redis, settings: Settings) -> Queue:
     return Queue(Keys(settings.namespace, settings.partitions).drain_queue, connection=client)
 
 
-# Delete the lock only if it still names the job we found dead (another scheduler may have moved on).
-_RELEASE_IF = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
-DEAD_STATUSES = {JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED, JobStatus.FINISHED}
-GRACE_S = 10  # a lock set this recently may name a job being enqueued right now
-
-
 def enqueue_drain(client: redis.Redis, settings: Settings, redis_url: str, partition: int):
     """Queue a drain of `partition` unless one is already queued or running; returns the job or None."""
-    keys = Keys(settings.namespace, settings.partitions)
-    lock = keys.drain_lock(partition)
+    lock = Keys(settings.namespace, settings.partitions).drain_lock(partition)
     job_id = f"drain-{settings.namespace}-{partition}-{uuid.uuid4().hex[:12]}"
-    if not client.set(lock, job_id.encode(), nx=True, ex=LOCK_TTL_S):
+    if not locks.take(client, lock, locks.Holder("drain", job_id)):
         return None
     return drain_queue(client, settings).enqueue(
         run_drain_and_release, settings.model_dump_json(), redis_url, partition, job_id, job_id=job_id,
@@ -54,42 +47,44 @@ def enqueue_drain(client: redis.Redis, settings: Settings, redis_url: str, parti
     )
 
 
-def release_if_dead(client: redis.Redis, settings: Settings, partition: int) -> bool:
-    """Free a partition whose drain job died without releasing its lock (its work horse was killed)."""
+def keep_or_free(client: redis.Redis, settings: Settings, partition: int) -> None:
+    """The scheduler's part of the TTL rule: refresh the lock of a drain still waiting in the queue, free the
+    lock of one that ended without releasing it; a running one heartbeats by itself. Waiting means in the
+    queue's list, not RQ's status: a job dequeued just as the broker died stays "queued" but is never run."""
     lock = Keys(settings.namespace, settings.partitions).drain_lock(partition)
-    holder = client.get(lock)
-    if holder is None or not holder.startswith(b"drain-"):
-        return False  # free, or held by `epochstream rebuild`
-    try:
-        status = Job.fetch(holder.decode(), connection=client).get_status(refresh=True)
-    except NoSuchJobError:
-        status = None
-        if client.ttl(lock) > LOCK_TTL_S - GRACE_S:
-            return False
-    if status is not None and status not in DEAD_STATUSES:
-        return False
-    return bool(client.eval(_RELEASE_IF, 1, lock, holder))
+    holder = locks.holder_of(client, lock)
+    if holder is None or holder.kind != "drain":
+        return
+    if client.lpos(drain_queue(client, settings).key, holder.id) is not None:
+        locks.refresh(client, lock, holder)
+    elif locks.job_status(client, holder) in locks.ENDED:
+        locks.release(client, lock, holder)
 
 
-def run_drain_and_release(settings_json: str, redis_url: str, partition: int, holder: str) -> dict:
-    """Drain `partition` if the lock still names this job (`holder`), or is free and can be taken.
+def run_drain_and_release(settings_json: str, redis_url: str, partition: int, job_id: str) -> dict:
+    """RQ job: drain `partition` if the lock still names this job, or is free and can be taken.
 
     The lock may have expired while the job waited in the queue, and then another drain or `epochstream
     rebuild` may hold it: this job then does nothing, since two writers of a partition's projections would
-    lose each other's updates. It releases the lock only while the lock still names it.
+    lose each other's updates. It heartbeats the lock while it drains and releases it only while it still
+    names it. One Settings and one client for the whole job.
     """
     settings = Settings.model_validate_json(settings_json)
-    lock = Keys(settings.namespace, settings.partitions).drain_lock(partition)
-    from epochstream.broker import connect, connect_queue
-
-    client = connect_queue(settings.queue_url) if settings.queue_url else connect(redis_url)
+    client = connect(redis_url)
+    queue = connect_queue(settings.queue_url) if settings.queue_url else client
+    lock, holder = Keys(settings.namespace, settings.partitions).drain_lock(partition), locks.Holder("drain", job_id)
     try:
-        if not (client.set(lock, holder.encode(), nx=True, ex=LOCK_TTL_S) or client.get(lock) == holder.encode()):
+        if not locks.take(queue, lock, holder):
             return asdict(DrainResult(partition))
-        return drain_partition(settings_json, redis_url, partition, lock_key=lock)
+        try:
+            with locks.Heartbeat(queue, [lock], holder) as heartbeat:
+                return asdict(drain(client, settings, partition, heartbeat=heartbeat, linger=True, queue=queue))
+        finally:
+            locks.release(queue, lock, holder)  # a drain that dies before this is freed by the TTL rule
     finally:
-        client.eval(_RELEASE_IF, 1, lock, holder)  # a drain that dies here is freed by release_if_dead
         client.close()
+        if queue is not client:
+            queue.close()
 
 
 def has_backlog(client: redis.Redis, stream: str, group: str, claim_idle_ms: int = 0) -> bool:
@@ -120,7 +115,7 @@ def schedule_once(client: redis.Redis, settings: Settings, redis_url: str, queue
         ensure_group(client, stream, keys.group)
         if not has_backlog(client, stream, keys.group, settings.claim_idle_ms):
             continue
-        release_if_dead(queue, settings, partition)
+        keep_or_free(queue, settings, partition)
         if enqueue_drain(queue, settings, redis_url, partition):
             queued += 1
     return queued

@@ -14,7 +14,7 @@ from tests.readmodel import content, epoch_numbers
 from tests.readmodel import summary as stored_summary
 from tests.workers.helpers import drain_all, publish_runs
 from workers.catalog import query
-from workers.dead_letters import list_dead_letters, replay
+from workers.dead_letters import DeadLetter, list_dead_letters, replay
 from workers.drain import drain
 from workers.log_reader import count_by_id, read_log
 
@@ -104,7 +104,9 @@ def test_poison_is_dead_lettered_with_reasons_while_good_events_flow(settings, r
     assert redis_client.xpending(stream, keys.group)["pending"] == 0
 
 
-def test_dead_consumer_entries_are_reclaimed_and_dead_lettered_after_max_deliveries(settings, redis_client):
+def test_dead_consumer_entries_are_reclaimed_and_a_good_one_delivered_too_often_is_stored(settings, redis_client):
+    """Delivery counts say only that drains died on a batch, not whose fault it was: an entry delivered more
+    than max_deliveries times is processed alone, and a good one is stored, never dead-lettered."""
     settings = settings.model_copy(update={"claim_idle_ms": 0, "max_deliveries": 2})
     keys = Keys(settings.namespace, settings.partitions)
     stream = keys.stream_for_run("g")
@@ -118,16 +120,26 @@ def test_dead_consumer_entries_are_reclaimed_and_dead_lettered_after_max_deliver
     redis_client.xclaim(stream, keys.group, "dead-2", 0, [first])  # second delivery of the first entry
     result = drain(redis_client, settings, partition)
     assert result.reclaimed == 2
-    assert (result.stored, result.dead_lettered) == (4, 1)
-    letter = list_dead_letters(redis_client, settings)[0]
-    assert letter.entry_id == first.decode() and "delivered 3 times" in letter.reason
+    assert (result.stored, result.dead_lettered) == (5, 0)
+    assert list_dead_letters(redis_client, settings) == []
     assert redis_client.xpending(stream, keys.group)["pending"] == 0
+    assert redis_client.hlen(keys.solo_attempts(partition)) == 0  # its solo attempt went through: forgotten
+    assert sorted(read_log(DataLayout(settings.data_dir), "epoch").column("epoch").to_pylist()) == [1, 2, 3, 4, 5]
 
-    # After a fix, replay re-ingests it; it is stored exactly once.
+
+def test_dead_letters_replay_stores_once(settings, redis_client):
+    """After a fix, replay re-ingests a dead letter; it is stored exactly once."""
+    keys = Keys(settings.namespace, settings.partitions)
+    stream = keys.stream_for_run("g")
+    partition = keys.all_streams().index(stream)
+    redis_client.xadd(stream, {PAYLOAD_FIELD: good_event("g", 1, 1)})
+    redis_client.xadd(keys.dlq, DeadLetter(stream, "0-1", "an older worker refused it", good_event("g", 2, 2), 1,
+                                           "2026-01-01T00:00:00+00:00").fields())
     assert replay(redis_client, settings).replayed == 1
     assert list_dead_letters(redis_client, settings) == []
-    assert drain(redis_client, settings, partition).stored == 1
-    assert sorted(read_log(DataLayout(settings.data_dir), "epoch").column("epoch").to_pylist()) == [1, 2, 3, 4, 5]
+    assert drain(redis_client, settings, partition).stored == 2
+    assert replay(redis_client, settings).replayed == 0
+    assert sorted(read_log(DataLayout(settings.data_dir), "epoch").column("epoch").to_pylist()) == [1, 2]
 
 
 def test_replay_keeps_what_still_fails(settings, redis_client):

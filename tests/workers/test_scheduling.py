@@ -6,6 +6,7 @@ from rq import Worker
 
 from schemas.keys import Keys, partition_of
 from tests.workers.helpers import publish_runs
+from workers import locks
 from workers.scheduling import drain_queue, schedule_once, trim_all
 
 
@@ -48,9 +49,11 @@ def test_a_queued_drain_whose_lock_was_taken_meanwhile_does_nothing(settings, re
     keys = Keys(settings.namespace, settings.partitions)
     queue = drain_queue(redis_client, settings)
     assert schedule_once(redis_client, settings, settings.redis_url) == 1
-    redis_client.set(keys.drain_lock(partition), b"rebuild")
+    rebuilding = locks.Holder("rebuild", "elsewhere-1")
+    lock = keys.drain_lock(partition)
+    redis_client.set(lock, rebuilding.encode())
     Worker([queue], connection=redis_client).work(burst=True)
-    assert redis_client.get(keys.drain_lock(partition)) == b"rebuild"
+    assert locks.holder_of(redis_client, lock) == rebuilding
     assert redis_client.xinfo_groups(keys.stream(partition))[0]["lag"] == 5  # nothing read
     redis_client.delete(keys.drain_lock(partition))
     assert schedule_once(redis_client, settings, settings.redis_url) == 1
