@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import httpx
 
@@ -92,8 +93,9 @@ def test_compact_twice_and_rebuild_at_once_during_ingest_polls_and_sql(settings,
     expected = {name: [list(row.values()) for row in rows][0] for name, rows in expected.items()}
 
     env = settings_env(settings)
+    worker_log = open(settings.data_dir.parent / "worker.log", "w")  # noqa: SIM115 - a pipe nobody reads can fill
     worker = subprocess.Popen([sys.executable, "-c", CLI, "worker", "--interval", "0.2"], env=env, cwd=ROOT,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                              stdout=subprocess.DEVNULL, stderr=worker_log, text=True)
     api = ApiServer(settings)
     stop = threading.Event()
     pollers = [Poller(api.base_url, stop) for _ in range(2)]
@@ -116,7 +118,7 @@ def test_compact_twice_and_rebuild_at_once_during_ingest_polls_and_sql(settings,
                 published += 1
                 time.sleep(0.1)
             outcomes += [(job.args[3], job.wait(timeout=120), *job.communicate(timeout=60)) for job in jobs]
-            assert worker.poll() is None, f"the worker died: {worker.stderr.read()[-3000:]}"
+            assert worker.poll() is None, f"the worker died: {Path(worker_log.name).read_text()[-3000:]}"
         while published < EPOCHS:
             xadd(redis_client, settings, _lifecycle(new_runs, range(published, published + 1)))
             published += 1
@@ -144,6 +146,7 @@ def test_compact_twice_and_rebuild_at_once_during_ingest_polls_and_sql(settings,
             worker.wait(timeout=30)
         except subprocess.TimeoutExpired:
             worker.kill()
+        worker_log.close()
         for reader in readers:
             if reader.poll() is None:
                 reader.kill()

@@ -24,10 +24,12 @@ WORKER = "from epochstream.cli import main; main()"
 
 
 @pytest.mark.slow
-def test_32_publishers_2_workers_every_event_once_in_order(settings, redis_client):
+def test_32_publishers_2_workers_every_event_once_in_order(settings, redis_client, tmp_path):
     env = settings_env(settings)
+    # A file, not a pipe nobody reads: a worker blocked on a full stderr pipe stalls its partition.
+    logs = [open(tmp_path / f"worker-{i}.log", "w") for i in range(2)]  # noqa: SIM115 - closed below
     workers = [subprocess.Popen([sys.executable, "-c", WORKER, "worker", "--interval", "0.2"], env=env, cwd=ROOT,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(2)]
+                                stdout=subprocess.DEVNULL, stderr=log) for log in logs]
     layout = DataLayout(settings.data_dir)
     try:
         publishers = [subprocess.Popen([sys.executable, str(ROOT / "tests/workers/publisher_process.py"), str(i),
@@ -53,6 +55,8 @@ def test_32_publishers_2_workers_every_event_once_in_order(settings, redis_clien
                 w.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 w.kill()
+        for log in logs:
+            log.close()
     assert len(stored) == expected
     assert set(stored.values()) == {1}  # no crash, no redelivery: one physical copy of each
     assert query(settings, "SELECT count(*) AS n FROM epochs").to_pylist() == [{"n": PUBLISHERS * EPOCHS}]
