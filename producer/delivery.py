@@ -39,9 +39,8 @@ from redis.retry import Retry
 
 from epochstream.broker import connect
 from epochstream.errors import BrokerUnavailable
-from producer.attempts import run_key_of
 from producer.spool import Record
-from schemas.keys import PAYLOAD_FIELD
+from schemas.keys import PAYLOAD_FIELD, Keys
 
 SEQ_TTL_S = 7 * 24 * 3600
 CHUNK = 500  # records per Lua call
@@ -152,7 +151,7 @@ def send(client: redis.Redis, records: list[Record]) -> SendResult:
     for (stream, seq_key), group in groups.items():
         for start in range(0, len(group), CHUNK):
             chunk = group[start:start + CHUNK]
-            args: list[object] = [ADD_ONCE, 3, stream, seq_key, run_key_of(seq_key), SEQ_TTL_S, PAYLOAD_FIELD]
+            args: list[object] = [ADD_ONCE, 3, stream, seq_key, Keys.run_seq_of(seq_key), SEQ_TTL_S, PAYLOAD_FIELD]
             for record in chunk:
                 args += (record.seq, record.payload)
             calls.append((seq_key, len(chunk), args))

@@ -6,7 +6,6 @@ from __future__ import annotations
 import weakref
 from typing import Any
 
-from producer.attempts import attempt_key
 from schemas.keys import Keys
 
 MAX_ROUTES = 10_000
@@ -26,8 +25,7 @@ class Routes:
         if route is None:
             if len(self._routes) > MAX_ROUTES:
                 self._routes.clear()
-            run_key = self.keys.run_seq(run_id)
-            seq_key = run_key if start is None else attempt_key(run_key, start)
+            seq_key = self.keys.run_seq(run_id) if start is None else self.keys.attempt_seq(run_id, start)
             route = self._routes[(run_id, start)] = (self.keys.stream_for_run(run_id), seq_key)
             if run is not None:
                 self._runs[seq_key] = run

@@ -141,7 +141,7 @@ def test_api_errors_are_readable(cli, published, api_server):
 
 def test_runs_reads_past_the_largest_page(published, api_server, monkeypatch):
     import epochstream.client as typed
-    from epochstream.cli import client
+    from epochstream.cli import api_client as client
 
     monkeypatch.setattr(typed, "MAX_PAGE", 1)  # so two runs need two pages
     api = client.ApiClient(api_server.base_url)

@@ -9,8 +9,8 @@ import pytest
 from pydantic import SecretStr
 
 from epochstream.errors import ConfigurationError
-from epochstream.settings import Settings
-from epochstream.stack import Stack, StackAlreadyRunning, StackFailed, port_free, running_stack, settings_env
+from epochstream.settings import Settings, settings_env
+from epochstream.stack import Stack, StackAlreadyRunning, StackFailed, port_free, running_stack
 
 
 def test_children_get_exactly_the_settings(tmp_path, monkeypatch):

@@ -2,7 +2,7 @@
 
 Read-only: segments are parsed as an adopter would parse them (from the delivered offset of the `.ack`
 file on), never changed. Whether a segment's writer is alive is told by its owner's lock (see
-`producer.spool`): free means the writer is gone and anyone may deliver it; held means its writer is
+`producer.spool.adoption`): free means the writer is gone and anyone may deliver it; held means its writer is
 alive (it delivers them itself once the broker takes them) or another process has adopted it and is
 delivering it now.
 """
@@ -16,8 +16,10 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from producer.attempts import run_key_of
-from producer.spool import SEGMENT, parse, read_ack, safe_name, segment_number
+from producer.spool.backlog import SEGMENT, read_ack, segment_number
+from producer.spool.framing import parse
+from producer.spool.writer import safe_name
+from schemas.keys import Keys
 
 WRITING, ADOPTED, ORPHANED = "writing", "adopted", "orphaned"
 
@@ -60,7 +62,7 @@ class OwnerStatus:
 
 def run_id_of(seq_key: str) -> str:
     """The run id in a record's dedupe key (`{ns}:seq:{p}:{run_id}` with an optional `#attempt`)."""
-    return run_key_of(seq_key).split("}:", 1)[-1]
+    return Keys.run_id_of(seq_key)
 
 
 def spool_status(directory: Path) -> list[OwnerStatus]:
