@@ -11,7 +11,8 @@ broker refuses it as a whole, before it writes anything, when it is out of memor
 Errors (`is_permanent`): only a reply that proves the records can never be accepted drops them —
 `WRONGTYPE`, a key of ours holding another type, which no retry changes. Every other reply (`MOVED`,
 `ASK`, `TRYAGAIN`, `CLUSTERDOWN`, `READONLY`, `OOM`, `LOADING`, `BUSY`, `NOPERM`, `NOSCRIPT`, `MASTERDOWN`,
-an unknown one) and every connection error or timeout keeps them: the publisher spools and retries with
+an unknown one), every connection error or timeout, and a broker recording another partition count
+(`PARTITIONS`, `epochstream.agreement`) keep them: the publisher spools and retries with
 back-off. Whether a reply is permanent is decided by its error code, the first word of the reply (the
 protocol's own classification), never by its prose.
 """
@@ -37,6 +38,7 @@ from redis.exceptions import (
 )
 from redis.retry import Retry
 
+from epochstream.agreement import PartitionMismatch
 from epochstream.broker import connect
 from epochstream.errors import BrokerUnavailable
 from producer.spool import Record
@@ -88,8 +90,9 @@ _CODES: tuple[tuple[type[BaseException], str], ...] = (
     (MovedError, "MOVED"), (AskError, "ASK"), (TryAgainError, "TRYAGAIN"), (ClusterDownError, "CLUSTERDOWN"),
     (ReadOnlyError, "READONLY"), (OutOfMemoryError, "OOM"), (BusyLoadingError, "LOADING"),
     (NoPermissionError, "NOPERM"), (AuthenticationError, "AUTH"), (NoScriptError, "NOSCRIPT"),
-    (ExecAbortError, "EXECABORT"), (BrokerUnavailable, "NO_BROKER"), (redis.TimeoutError, "TIMEOUT"),
-    (TimeoutError, "TIMEOUT"), (redis.ConnectionError, "CONNECTION"), (OSError, "CONNECTION"),
+    (ExecAbortError, "EXECABORT"), (BrokerUnavailable, "NO_BROKER"), (PartitionMismatch, "PARTITIONS"),
+    (redis.TimeoutError, "TIMEOUT"), (TimeoutError, "TIMEOUT"), (redis.ConnectionError, "CONNECTION"),
+    (OSError, "CONNECTION"),
 )
 
 
@@ -184,6 +187,8 @@ def away_reason(code: str, exc: BaseException) -> str:
     """Why the broker did not take events, in words that say what is going on."""
     if code in ("CONNECTION", "TIMEOUT", "NO_BROKER"):
         return f"broker unavailable ({exc})"
+    if code == "PARTITIONS":
+        return str(exc)
     if code in ("MOVED", "ASK"):
         return (f"the broker answered {code} ({exc}): EPOCHSTREAM_REDIS_URL points at one node of a Redis Cluster, "
                 "which holds only some partitions")
