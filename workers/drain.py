@@ -30,6 +30,7 @@ import pyarrow as pa
 import redis
 from rq import Queue
 
+from epochstream.agreement import agree
 from epochstream.broker import connect
 from epochstream.faults import CRASH_ENV, crash_point  # noqa: F401 - CRASH_ENV: for the tests
 from epochstream.layout import DataLayout, atomic_write_parquet
@@ -208,6 +209,7 @@ def drain(client: redis.Redis, settings: Settings, partition: int, *, lock_key: 
     after the next scheduling round and job start.
     """
     keys = Keys(settings.namespace, settings.partitions)
+    agree(client, keys)  # a worker counting partitions differently would drain the wrong streams: refuse
     stream, group = keys.stream(partition), keys.group
     layout = DataLayout(settings.data_dir)
     ensure_seeds(layout)

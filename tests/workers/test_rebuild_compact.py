@@ -5,8 +5,9 @@ from __future__ import annotations
 from epochstream.layout import DataLayout
 from epochstream.readmodel.location import Location
 from schemas.keys import PAYLOAD_FIELD, Keys
+from tests.draining import drain_all
 from tests.readmodel import content
-from tests.workers.helpers import drain_all, publish_runs
+from tests.workers.helpers import publish_runs
 from tests.workers.test_drain import POISON
 from workers.catalog import query
 from workers.compaction import compact
