@@ -38,18 +38,25 @@ def has_segments(directory: Path) -> bool:
         return False
 
 
-def adopt_orphans(directory: Path, skip: set[str]) -> list[Backlog]:
-    """Backlogs of dead owners in `directory` (their locks are free), now locked by this process."""
+def segments_by_owner(directory: Path, *, lock_owners: bool = False) -> dict[str, list[Path]]:
+    """Each owner's segment files in `directory` (in no order); with `lock_owners`, also the owners that
+    have only a lock file left. Empty when the directory cannot be listed."""
     try:
         names = os.listdir(directory)
     except OSError:
-        return []
+        return {}
     owners: dict[str, list[Path]] = {}
     for name in names:
-        if name.endswith(".lock"):
+        if lock_owners and name.endswith(".lock"):
             owners.setdefault(name[: -len(".lock")], [])
         elif (match := SEGMENT.match(name)) is not None:
             owners.setdefault(match.group("owner"), []).append(directory / name)
+    return owners
+
+
+def adopt_orphans(directory: Path, skip: set[str]) -> list[Backlog]:
+    """Backlogs of dead owners in `directory` (their locks are free), now locked by this process."""
+    owners = segments_by_owner(directory, lock_owners=True)
     adopted = []
     for owner, segments in sorted(owners.items()):
         if owner in skip:

@@ -16,7 +16,8 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from producer.spool.backlog import SEGMENT, read_ack, segment_number
+from producer.spool.adoption import segments_by_owner
+from producer.spool.backlog import read_ack, segment_number
 from producer.spool.framing import parse
 from producer.spool.writer import safe_name
 from schemas.keys import Keys
@@ -67,16 +68,8 @@ def run_id_of(seq_key: str) -> str:
 
 def spool_status(directory: Path) -> list[OwnerStatus]:
     """Every owner with undelivered records in `directory`, oldest segment first within each."""
-    try:
-        names = os.listdir(directory)
-    except OSError:
-        return []
-    segments: dict[str, list[Path]] = {}
-    for name in names:
-        if (match := SEGMENT.match(name)) is not None:
-            segments.setdefault(match.group("owner"), []).append(directory / name)
     out = []
-    for owner, paths in sorted(segments.items()):
+    for owner, paths in sorted(segments_by_owner(directory).items()):
         status = _owner_status(directory, owner, sorted(paths, key=segment_number))
         if status.events or status.torn_bytes:
             out.append(status)
