@@ -14,7 +14,7 @@ Errors (`is_permanent`): only a reply that proves the records can never be accep
 an unknown one), every connection error or timeout, and a broker recording another partition count
 (`PARTITIONS`, `epochstream.agreement`) keep them: the publisher spools and retries with
 back-off. Whether a reply is permanent is decided by its error code, the first word of the reply (the
-protocol's own classification), never by its prose.
+protocol's own classification, `epochstream.broker_errors.error_code`), never by its prose.
 """
 
 from __future__ import annotations
@@ -23,24 +23,10 @@ from dataclasses import dataclass, field
 
 import redis
 from redis.backoff import NoBackoff
-from redis.exceptions import (
-    AskError,
-    AuthenticationError,
-    BusyLoadingError,
-    ClusterDownError,
-    ExecAbortError,
-    MovedError,
-    NoPermissionError,
-    NoScriptError,
-    OutOfMemoryError,
-    ReadOnlyError,
-    TryAgainError,
-)
 from redis.retry import Retry
 
-from epochstream.agreement import PartitionMismatch
 from epochstream.broker import connect
-from epochstream.errors import BrokerUnavailable
+from epochstream.broker_errors import error_code
 from producer.spool import Record
 from schemas.keys import PAYLOAD_FIELD, Keys
 
@@ -84,28 +70,6 @@ return {added, before_attempt, before_run}
 """
 
 PERMANENT_CODES = frozenset({"WRONGTYPE"})
-
-# redis-py strips the code from the replies it maps to its own classes: put it back.
-_CODES: tuple[tuple[type[BaseException], str], ...] = (
-    (MovedError, "MOVED"), (AskError, "ASK"), (TryAgainError, "TRYAGAIN"), (ClusterDownError, "CLUSTERDOWN"),
-    (ReadOnlyError, "READONLY"), (OutOfMemoryError, "OOM"), (BusyLoadingError, "LOADING"),
-    (NoPermissionError, "NOPERM"), (AuthenticationError, "AUTH"), (NoScriptError, "NOSCRIPT"),
-    (ExecAbortError, "EXECABORT"), (BrokerUnavailable, "NO_BROKER"), (PartitionMismatch, "PARTITIONS"),
-    (redis.TimeoutError, "TIMEOUT"), (TimeoutError, "TIMEOUT"), (redis.ConnectionError, "CONNECTION"),
-    (OSError, "CONNECTION"),
-)
-
-
-def error_code(exc: BaseException) -> str:
-    """The broker's error code for `exc` (`MOVED`, `OOM`, `WRONGTYPE`, ...), or a name for a failure to talk."""
-    for kind, code in _CODES:
-        if isinstance(exc, kind):
-            return code
-    if isinstance(exc, redis.ResponseError):
-        first = str(exc).split(" ", 1)[0]
-        return first if first.isalpha() and first.isupper() else "ERR"
-    return type(exc).__name__
-
 
 def is_permanent(exc: BaseException) -> bool:
     """True only for a reply proving the records can never be accepted; anything else is worth a retry."""

@@ -24,6 +24,7 @@ NEVER = {
     # the plumbing the producer imports: what training processes load
     "epochstream.atomic": ("workers", "query_api", "producer", "pyarrow", "duckdb", "fastapi", "redis"),
     "epochstream.agreement": ("workers", "query_api", "producer", "pyarrow", "duckdb", "fastapi"),
+    "epochstream.broker_errors": ("workers", "query_api", "producer", "pyarrow", "duckdb", "fastapi"),
     "epochstream.settings": ("workers", "query_api", "producer", "pyarrow", "duckdb", "fastapi", "redis"),
 }
 SCHEMAS_MAY = ("pydantic", "pydantic_core", "orjson", "schemas")  # besides the standard library

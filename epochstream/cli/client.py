@@ -50,9 +50,10 @@ def user_error(exc: BaseException) -> str | None:
         return str(exc)
     import redis
 
-    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
-        return (f"cannot reach Redis ({exc}): start it, or point EPOCHSTREAM_REDIS_URL at one "
-                f"(unset, the broker of `epochstream up` is used)")
+    if isinstance(exc, redis.RedisError):
+        from epochstream.broker_errors import broker_error
+
+        return str(broker_error(exc))
     return None
 
 

@@ -20,6 +20,7 @@ import redis
 
 from epochstream.agreement import PartitionMismatch, agree
 from epochstream.broker import ServerProcess, announce, announced_url, answers, connect
+from epochstream.broker_errors import broker_error
 from epochstream.errors import BrokerUnavailable
 from epochstream.settings import Settings
 from epochstream.stack.errors import StackFailed
@@ -62,6 +63,8 @@ def check_given_broker(settings: Settings, url: str, say: Callable[[str], None])
     try:
         agree_or_fail(client, settings)
         warning = persistence_warning(client)
+    except redis.RedisError as exc:  # e.g. a user without the permissions workers need
+        raise broker_error(exc) from None
     finally:
         client.close()
     if warning:
