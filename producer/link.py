@@ -12,7 +12,7 @@ import contextlib
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
 
 import redis
 
@@ -28,8 +28,11 @@ MIN_BACKOFF_S, MAX_BACKOFF_S = 0.1, 2.0
 
 
 class BrokerLink:
+    """Used by the publisher's thread only. `drop(count, kind, message, identity)` counts events refused for
+    good in their run's report."""
+
     def __init__(self, settings: Settings, keys: Keys, url_resolver: Callable[[Settings], str], notices: Notices,
-                 routes: Routes, drop: Callable[..., None], spool_dir: Any):
+                 routes: Routes, drop: Callable[..., None], spool_dir: Path):
         self.settings, self.keys, self.notices, self.routes = settings, keys, notices, routes
         self.published = 0  # events the broker added (never counting a retried event twice)
         self.skipped = 0  # events sent again that the broker already had (a retry after a lost reply)
