@@ -14,10 +14,18 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+TMP_SUFFIX = ".tmp"
+
 
 def tmp_name(path: Path) -> Path:
     """A hidden, unique name beside `path` (hidden: globs over the directory never pick it up)."""
-    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}{TMP_SUFFIX}")
+
+
+def is_tmp_of(candidate: Path, final_name: str) -> bool:
+    """Whether `candidate` is a temporary file of `atomic_write*(..., <dir>/final_name)` (one a killed
+    writer left behind, say)."""
+    return candidate.name.startswith(f".{final_name}.") and candidate.name.endswith(TMP_SUFFIX)
 
 
 def fsync_dir(directory: Path, *, strict: bool = True) -> None:

@@ -22,6 +22,7 @@ from redis.exceptions import (
     NoScriptError,
     OutOfMemoryError,
     ReadOnlyError,
+    RedisClusterException,
     TryAgainError,
 )
 
@@ -38,10 +39,11 @@ _CODES: tuple[tuple[type[BaseException], str], ...] = (
     (ExecAbortError, "EXECABORT"), (BrokerUnavailable, "NO_BROKER"), (PartitionMismatch, "PARTITIONS"),
     (redis.TimeoutError, "TIMEOUT"), (TimeoutError, "TIMEOUT"), (redis.ConnectionError, "CONNECTION"),
     (OSError, "CONNECTION"),
+    (RedisClusterException, "CLUSTER"),  # not a RedisError: e.g. a slot no node serves, slots being moved
 )
 
 RETRY_LATER = frozenset({"CONNECTION", "TIMEOUT", "NO_BROKER", "LOADING", "OOM", "TRYAGAIN", "CLUSTERDOWN",
-                         "MASTERDOWN", "BUSY", "READONLY"})
+                         "CLUSTER", "MASTERDOWN", "BUSY", "READONLY"})
 
 
 class BrokerRefused(TerminalError):
@@ -70,8 +72,11 @@ _SAY = {
     "AUTH": "Redis refused the credentials ({exc}): check the user and password in EPOCHSTREAM_REDIS_URL",
     "NOPERM": "the Redis user of EPOCHSTREAM_REDIS_URL may not do this ({exc}): workers, the scheduler and the "
               "maintenance commands need a fuller user than producers (README, \"A producer-only Redis user\")",
-    "MOVED": "EPOCHSTREAM_REDIS_URL points at one node of a Redis Cluster ({exc}): give the cluster's URL",
-    "ASK": "EPOCHSTREAM_REDIS_URL points at one node of a Redis Cluster ({exc}): give the cluster's URL",
+    "MOVED": "EPOCHSTREAM_REDIS_URL points at one node of a Redis Cluster ({exc}): write it as "
+             "redis+cluster://host:port[,host:port...]",
+    "ASK": "EPOCHSTREAM_REDIS_URL points at one node of a Redis Cluster ({exc}): write it as "
+           "redis+cluster://host:port[,host:port...]",
+    "CLUSTER": "the Redis Cluster cannot serve some slots now ({exc}): try again once it has settled",
 }
 
 

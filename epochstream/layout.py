@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from epochstream.atomic import atomic_write, atomic_write_bytes, fsync_dir
+from epochstream.atomic import TMP_SUFFIX, atomic_write, atomic_write_bytes, fsync_dir, is_tmp_of
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["DataLayout", "atomic_write_bytes", "atomic_write_parquet", "fsync_dir"]
+__all__ = ["TMP_SUFFIX", "DataLayout", "atomic_write_bytes", "atomic_write_parquet", "fsync_dir", "is_tmp_of"]
 
 
 @dataclass(frozen=True)
