@@ -5,6 +5,9 @@
 1. `log_epoch` latency (median, p99, max; microseconds) with 8 metrics per call:
    - broker up: a Valkey server this script starts (or EPOCHSTREAM_REDIS_URL);
    - broker down: a URL where nothing listens, so every event goes to the on-disk spool;
+   - broker hanging: a listener that accepts and never answers, so each attempt waits out
+     `publish_timeout_s` on the background thread (the wall-clock bound the test suite no longer asserts:
+     `tests/producer/test_publisher.py` counts instead that the caller's thread never touches the broker);
    each "paced" (1 ms between calls: the background thread has time to deliver, as between real epochs)
    and "burst" (back to back: the background thread competes for the GIL with the caller; a worst case).
 2. Training wall time: a small real PyTorch loop (MLP, synthetic data, AdamW) timed without publishing
@@ -22,6 +25,7 @@ import json
 import math
 import os
 import platform
+import socket
 import statistics
 import sys
 import tempfile
@@ -204,6 +208,11 @@ def main() -> None:
     base = Settings(redis_url=url, namespace=f"bench-{os.getpid()}", spool_dir=scratch / "spool",
                     install_signal_handlers=False)
     down = base.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"})
+    silent = socket.socket()  # accepts (the kernel's backlog does) and never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(64)
+    hanging = base.model_copy(update={"redis_url": f"redis://127.0.0.1:{silent.getsockname()[1]}/0",
+                                      "publish_timeout_s": 1.0})
     try:
         results: dict[str, object] = {
             "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
@@ -211,11 +220,13 @@ def main() -> None:
             "log_epoch": {  # each with its own spool directory: no scenario delivers another's leftovers
                 name: time_calls(where.model_copy(update={"spool_dir": scratch / name}), args.calls, pace)
                 for name, where, pace in (("up_paced", base, 0.001), ("down_paced", down, 0.001),
-                                          ("up_burst", base, 0.0), ("down_burst", down, 0.0))
+                                          ("hang_paced", hanging, 0.001), ("up_burst", base, 0.0),
+                                          ("down_burst", down, 0.0))
             },
             "training": time_training(base, args.pairs, args.epochs),
         }
     finally:
+        silent.close()
         if server is not None:
             server.stop()
 

@@ -27,6 +27,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import redis
 from redis.cluster import ClusterNode, RedisCluster
 
+from epochstream.atomic import atomic_write_text
 from epochstream.errors import BrokerUnavailable, ConfigurationError
 from epochstream.settings import Settings
 
@@ -228,11 +229,7 @@ def discovery_path(settings: Settings) -> Path:
 
 def announce(settings: Settings, url: str) -> None:
     """Tell other processes using this data directory where `epochstream up`'s broker is."""
-    path = discovery_path(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"url": url, "pid": os.getpid()}))
-    tmp.replace(path)
+    atomic_write_text(discovery_path(settings), json.dumps({"url": url, "pid": os.getpid()}), fsync=False)
 
 
 def announced_url(settings: Settings) -> str | None:

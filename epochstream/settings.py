@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field, SecretStr
@@ -73,3 +74,20 @@ class Settings(BaseSettings):
 
     def resolved_spool_dir(self) -> Path:
         return self.spool_dir if self.spool_dir is not None else Path.home() / ".epochstream" / "spool"
+
+
+def settings_env(settings: Settings, base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment that hands `settings` to a child process: every field that has a value (the stack's
+    children and the tests' subprocesses are both given their settings this way)."""
+    env = dict(os.environ if base is None else base)
+    for name, value in settings:
+        key = f"{Settings.model_config['env_prefix']}{name.upper()}"
+        if value is None:
+            env.pop(key, None)
+            continue
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        elif isinstance(value, Path):
+            value = value.resolve()
+        env[key] = str(value)
+    return env

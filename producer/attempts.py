@@ -12,8 +12,8 @@ events because of another's.
   that starts later starts above everything an earlier one used, as long as the two hosts' clocks agree
   to within the time between them. Floors stay below 2**53 (the exact integers of Lua's doubles) until
   the year 2255.
-- **Dedupe keys.** Each attempt has its own high-water mark, `"{Keys.run_seq(run_id)}#{start}"` (`#` never
-  occurs in a run id); the delivery script skips a record at or below its attempt's mark, and raises the
+- **Dedupe keys.** Each attempt has its own high-water mark, `Keys.attempt_seq(run_id, start)`; the
+  delivery script skips a record at or below its attempt's mark, and raises the
   run's mark to the highest seq of all attempts. So a first attempt's events left in a spool are still
   delivered after a later attempt went ahead: they are below the run's mark but above their own.
 - **Reuse.** Without `resume=True`, an explicitly given run id that already has a mark is refused: the
@@ -30,23 +30,12 @@ import time
 import uuid
 from dataclasses import dataclass
 
-SEPARATOR = "#"
 MAX_RUN_ID = 128  # as in schemas.envelope.RUN_ID_PATTERN
 
 
 def seq_floor(now_ns: int | None = None) -> int:
     """Microseconds since the Unix epoch: where a resumed attempt's seq may start at the earliest."""
     return (time.time_ns() if now_ns is None else now_ns) // 1000
-
-
-def attempt_key(run_key: str, start: int) -> str:
-    """The dedupe mark of the attempt whose first event has seq `start + 1`."""
-    return f"{run_key}{SEPARATOR}{start}"
-
-
-def run_key_of(seq_key: str) -> str:
-    """The run's mark for a record's dedupe key (records spooled by older producers carry the run's mark)."""
-    return seq_key.split(SEPARATOR, 1)[0]
 
 
 def fresh_id(run_id: str, token: str | None = None) -> str:

@@ -22,7 +22,7 @@ from epochstream.broker import resolve_url
 from epochstream.settings import Settings
 from producer.notices import log
 from producer.publisher import Publisher
-from producer.spool_status import ORPHANED, OwnerStatus, spool_status
+from producer.spool.status import ORPHANED, OwnerStatus, spool_status
 
 INTERVAL_S = 1.0  # a courier looks for new orphans this often
 

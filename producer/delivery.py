@@ -11,9 +11,10 @@ broker refuses it as a whole, before it writes anything, when it is out of memor
 Errors (`is_permanent`): only a reply that proves the records can never be accepted drops them —
 `WRONGTYPE`, a key of ours holding another type, which no retry changes. Every other reply (`MOVED`,
 `ASK`, `TRYAGAIN`, `CLUSTERDOWN`, `READONLY`, `OOM`, `LOADING`, `BUSY`, `NOPERM`, `NOSCRIPT`, `MASTERDOWN`,
-an unknown one) and every connection error or timeout keeps them: the publisher spools and retries with
+an unknown one), every connection error or timeout, and a broker recording another partition count
+(`PARTITIONS`, `epochstream.agreement`) keep them: the publisher spools and retries with
 back-off. Whether a reply is permanent is decided by its error code, the first word of the reply (the
-protocol's own classification), never by its prose.
+protocol's own classification, `epochstream.broker_errors.error_code`), never by its prose.
 
 On a Redis Cluster (`redis+cluster://`) the client (`redis.cluster.RedisCluster`) follows `MOVED` (and
 refreshes its slot map) and `ASK` itself, and waits out `TRYAGAIN`; what still fails (`CLUSTERDOWN`, a
@@ -29,27 +30,12 @@ from dataclasses import dataclass, field
 
 import redis
 from redis.backoff import NoBackoff
-from redis.exceptions import (
-    AskError,
-    AuthenticationError,
-    BusyLoadingError,
-    ClusterDownError,
-    ExecAbortError,
-    MovedError,
-    NoPermissionError,
-    NoScriptError,
-    OutOfMemoryError,
-    ReadOnlyError,
-    RedisClusterException,
-    TryAgainError,
-)
 from redis.retry import Retry
 
 from epochstream.broker import connect
-from epochstream.errors import BrokerUnavailable
-from producer.attempts import run_key_of
+from epochstream.broker_errors import error_code
 from producer.spool import Record
-from schemas.keys import PAYLOAD_FIELD
+from schemas.keys import PAYLOAD_FIELD, Keys
 
 SEQ_TTL_S = 7 * 24 * 3600
 CHUNK = 500  # records per Lua call
@@ -91,28 +77,6 @@ return {added, before_attempt, before_run}
 """
 
 PERMANENT_CODES = frozenset({"WRONGTYPE"})
-
-# redis-py strips the code from the replies it maps to its own classes: put it back.
-_CODES: tuple[tuple[type[BaseException], str], ...] = (
-    (MovedError, "MOVED"), (AskError, "ASK"), (TryAgainError, "TRYAGAIN"), (ClusterDownError, "CLUSTERDOWN"),
-    (ReadOnlyError, "READONLY"), (OutOfMemoryError, "OOM"), (BusyLoadingError, "LOADING"),
-    (NoPermissionError, "NOPERM"), (AuthenticationError, "AUTH"), (NoScriptError, "NOSCRIPT"),
-    (ExecAbortError, "EXECABORT"), (BrokerUnavailable, "NO_BROKER"), (redis.TimeoutError, "TIMEOUT"),
-    (TimeoutError, "TIMEOUT"), (redis.ConnectionError, "CONNECTION"), (OSError, "CONNECTION"),
-    (RedisClusterException, "CLUSTER"),  # not a RedisError: e.g. a slot no node serves, slots being moved
-)
-
-
-def error_code(exc: BaseException) -> str:
-    """The broker's error code for `exc` (`MOVED`, `OOM`, `WRONGTYPE`, ...), or a name for a failure to talk."""
-    for kind, code in _CODES:
-        if isinstance(exc, kind):
-            return code
-    if isinstance(exc, redis.ResponseError):
-        first = str(exc).split(" ", 1)[0]
-        return first if first.isalpha() and first.isupper() else "ERR"
-    return type(exc).__name__
-
 
 def is_permanent(exc: BaseException) -> bool:
     """True only for a reply proving the records can never be accepted; anything else is worth a retry."""
@@ -161,7 +125,7 @@ def send(client: redis.Redis, records: list[Record]) -> SendResult:
     for (stream, seq_key), group in groups.items():
         for start in range(0, len(group), CHUNK):
             chunk = group[start:start + CHUNK]
-            args: list[object] = [ADD_ONCE, 3, stream, seq_key, run_key_of(seq_key), SEQ_TTL_S, PAYLOAD_FIELD]
+            args: list[object] = [ADD_ONCE, 3, stream, seq_key, Keys.run_seq_of(seq_key), SEQ_TTL_S, PAYLOAD_FIELD]
             for record in chunk:
                 args += (record.seq, record.payload)
             calls.append((seq_key, len(chunk), args))
@@ -194,6 +158,8 @@ def away_reason(code: str, exc: BaseException) -> str:
     """Why the broker did not take events, in words that say what is going on."""
     if code in ("CONNECTION", "TIMEOUT", "NO_BROKER"):
         return f"broker unavailable ({exc})"
+    if code == "PARTITIONS":
+        return str(exc)
     if code in ("MOVED", "ASK"):
         return (f"the broker answered {code} ({exc}): EPOCHSTREAM_REDIS_URL points at one node of a Redis Cluster, "
                 "which holds only some partitions; write it as redis+cluster://host:port[,host:port...]")

@@ -14,6 +14,7 @@ it can (`sanitised`), and counts every drop in the run's `DropLedger` (kinds in 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from schemas.envelope import METRIC_NAME_PATTERN
@@ -187,50 +188,72 @@ def check_number(value: Any, what: str, limit: int | None = None) -> int:
     return number
 
 
+@dataclass(frozen=True, slots=True, weakref_slot=True)
+class RunIdentity:
+    """What the publisher thread knows of a run, fixed when the run (attempt) starts: its id, the seq before
+    its first event (which attempt it is, `producer.attempts`), where it runs, and whether it started
+    without being able to ask if its explicit id had events. Drafts and the publisher's routes hold this,
+    never the `Run`: nothing on the publisher thread can reach into the training side's state.
+
+    The three ledgers are the run's own, shared on purpose (each is safe to use from both threads): where
+    the publisher counts what it drops (`drops`), the epoch series flags it updates in queue order
+    (`watch`), and the notices that log each kind of problem once."""
+
+    run_id: str
+    seq_start: int
+    host: str
+    pid: int
+    drops: Any  # producer.drops.DropLedger
+    watch: Any  # producer.flags.SeriesWatch
+    notices: Any  # producer.notices.Notices
+    unchecked_reuse: bool = False
+
+
 class EpochDraft:
-    """What `log_epoch` queues; `build()` (on the publisher thread) makes the `EpochV2`. It keeps the run
-    (for its id, host, pid, series watch and notices) rather than copies: fewer objects on the hot path."""
+    """What `log_epoch` queues; `build()` (on the publisher thread) makes the `EpochV2`."""
 
-    __slots__ = ("run", "run_id", "seq", "ts", "epoch", "metrics", "samples")
+    __slots__ = ("identity", "run_id", "seq", "ts", "epoch", "metrics", "samples")
 
-    def __init__(self, run: Any, seq: int, ts: float, epoch: int, metrics: dict[str, float], samples: int | None):
-        self.run, self.run_id, self.seq, self.ts = run, run.run_id, seq, ts
+    def __init__(self, identity: RunIdentity, seq: int, ts: float, epoch: int, metrics: dict[str, float],
+                 samples: int | None):
+        self.identity, self.run_id, self.seq, self.ts = identity, identity.run_id, seq, ts
         self.epoch, self.metrics, self.samples = epoch, metrics, samples
 
     def build(self) -> EpochV2:
-        run = self.run
-        flags = run._watch.update(self.metrics)
+        identity = self.identity
+        flags = identity.watch.update(self.metrics)
         for flag in flags:
-            run.notices.warn(f"flag-{flag.metric}-{flag.kind}", f"run {self.run_id}: {flag.message}")
+            identity.notices.warn(f"flag-{flag.metric}-{flag.kind}", f"run {self.run_id}: {flag.message}")
         return EpochV2(event_id=f"{self.run_id}:{self.seq}", run_id=self.run_id, seq=self.seq, ts=self.ts,
-                       host=run._host, pid=run._pid, epoch=self.epoch, metrics=self.metrics, samples=self.samples,
-                       warnings=[flag.message for flag in flags])
+                       host=identity.host, pid=identity.pid, epoch=self.epoch, metrics=self.metrics,
+                       samples=self.samples, warnings=[flag.message for flag in flags])
 
 
 class StepDraft:
     """What `log_step` queues; `build()` (on the publisher thread) makes the `StepV1`. Steps carry no series
     flags: a step loss is noisy by nature, and the epoch series are what the flags judge."""
 
-    __slots__ = ("run", "run_id", "seq", "ts", "step", "metrics", "epoch")
+    __slots__ = ("identity", "run_id", "seq", "ts", "step", "metrics", "epoch")
 
-    def __init__(self, run: Any, seq: int, ts: float, step: int, metrics: dict[str, float], epoch: int | None):
-        self.run, self.run_id, self.seq, self.ts = run, run.run_id, seq, ts
+    def __init__(self, identity: RunIdentity, seq: int, ts: float, step: int, metrics: dict[str, float],
+                 epoch: int | None):
+        self.identity, self.run_id, self.seq, self.ts = identity, identity.run_id, seq, ts
         self.step, self.metrics, self.epoch = step, metrics, epoch
 
     def build(self) -> StepV1:
-        run = self.run
+        identity = self.identity
         return StepV1(event_id=f"{self.run_id}:{self.seq}", run_id=self.run_id, seq=self.seq, ts=self.ts,
-                      host=run._host, pid=run._pid, step=self.step, epoch=self.epoch, metrics=self.metrics)
+                      host=identity.host, pid=identity.pid, step=self.step, epoch=self.epoch, metrics=self.metrics)
 
 
 class Built:
-    """Any other event of a run (`Run._emit` builds it on the caller's thread), queued with its run: the
-    publisher needs the run to route it to the run's attempt and to count what it drops."""
+    """Any other event of a run (`Run._emit` builds it on the caller's thread), queued with its run's
+    identity: the publisher routes it to the run's attempt and counts what it drops in the run's ledger."""
 
-    __slots__ = ("run", "run_id", "event")
+    __slots__ = ("identity", "run_id", "event")
 
-    def __init__(self, run: Any, event: Any):
-        self.run, self.run_id, self.event = run, run.run_id, event
+    def __init__(self, identity: RunIdentity, event: Any):
+        self.identity, self.run_id, self.event = identity, identity.run_id, event
 
     def build(self) -> Any:
         return self.event
@@ -242,3 +265,8 @@ DRAFTS = (EpochDraft, StepDraft, Built)
 def built(event: Any) -> Any:
     """The event itself, or what a draft builds."""
     return event.build() if isinstance(event, DRAFTS) else event
+
+
+def identity_of(event: Any) -> RunIdentity | None:
+    """The run identity a queued item carries (None for a bare event model)."""
+    return getattr(event, "identity", None)

@@ -13,7 +13,9 @@ Background side, one thread per publisher, in passes (every `POLL_S` when idle, 
    of ours is spooled, new events go behind it, so a run's events are never reordered;
 3. deliver spooled events, oldest first, when the broker takes them again (retries back off to 2 s),
    including what dead processes left in the same spool directory (`producer.courier` does only this,
-   for `epochstream spool push`, `up` and `worker`).
+   for `epochstream spool push`, `up` and `worker`), each re-homed to the stream this process routes it to.
+
+The broker side (client, back-off, partition-count agreement, counts) is `producer.link.BrokerLink`.
 
 `flush(timeout)` waits until everything published so far is delivered; `close()` and process exit do the
 same within a bound, and leave whatever could not be delivered in the spool for the next process.
@@ -21,26 +23,26 @@ same within a bound, and leave whatever could not be delivered in the spool for 
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable
-from typing import Any
-
-import redis
-from pydantic import BaseModel
+from typing import TYPE_CHECKING
 
 from epochstream.broker import resolve_url
 from epochstream.settings import Settings
 from producer import lifecycle
-from producer.delivery import away_reason, client_for, error_code, read_mark, send
-from producer.drafts import EpochDraft, built
+from producer.delivery import client_for, read_mark
+from producer.drafts import RunIdentity, built, identity_of
+from producer.link import BrokerLink
 from producer.notices import Notices, log
 from producer.routes import Routes
 from producer.spool import Backlog, Record, Spool, adopt_orphans, has_segments
 from schemas.codec import encode
 from schemas.keys import Keys
+
+if TYPE_CHECKING:
+    from producer.sink import Queued
 
 MAX_BATCH = 1000  # events taken from the queue per pass
 REPLAY_BATCH = 1000  # spooled records per round trip
@@ -48,11 +50,11 @@ REPLAY_SLICE_S = 0.05  # replay at most this long before looking at the queue ag
 POLL_S = 0.25  # an idle thread looks at the queue this often: publish never pays for a wake-up
 WAKE_AT = MAX_BATCH  # ...unless this many events wait
 ORPHAN_SCAN_S = 30.0
-MIN_BACKOFF_S, MAX_BACKOFF_S = 0.1, 2.0
 
 
 class Publisher:
-    """Delivers events to the run's stream partition; see the module docstring for how."""
+    """The `producer.sink.Sink` that delivers events to the run's stream partition; see the module
+    docstring for how."""
 
     def __init__(self, settings: Settings, *, url_resolver: Callable[[Settings], str] = resolve_url,
                  queue_size: int | None = None):
@@ -60,12 +62,8 @@ class Publisher:
         self.keys = Keys(settings.namespace, settings.partitions)
         self.notices = Notices()
         self.spool_dir = settings.resolved_spool_dir() / settings.namespace
-        self.published = 0  # events the broker added (never counting a retried event twice)
-        self.skipped = 0  # events sent again that the broker already had (a retry after a lost reply)
         self.spooled = 0  # events written to the spool (and delivered later, or left for the next process)
         self.dropped = 0  # events given up on, each counted in its run's drop report
-        self.errors: Counter[str] = Counter()  # failed delivery attempts by broker error code
-        self.last_error: str | None = None  # the latest one, in words
         self._resolve_url = url_resolver
         self._maxsize = queue_size or settings.publish_queue_size
         self._start_lock = threading.RLock()  # re-entrant: a signal handler may flush while we hold it
@@ -73,7 +71,7 @@ class Publisher:
         lifecycle.track_publisher(self)
 
     def _reset_state(self) -> None:
-        self._items: deque[BaseModel | EpochDraft] = deque()
+        self._items: deque[Queued] = deque()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._busy = False  # the thread holds events that are neither in the broker nor in the spool
@@ -83,29 +81,51 @@ class Publisher:
         self._spool = Spool(self.spool_dir, self.settings.spool_max_bytes, self.settings.spool_segment_bytes,
                             self.settings.spool_fsync_s)
         self._adopted: list[Backlog] = []
-        self._client: redis.Redis | None = None
-        self._down = False  # the last delivery attempt failed
-        self._retry_at = 0.0
-        self._backoff = MIN_BACKOFF_S
         self._next_scan = 0.0
         self._started_pass = 0
         self._completed_pass = 0
         self._pass_done = threading.Condition()  # notified after every pass: what flush waits on
-        self._failed_pass = 0  # the pass in which a delivery attempt last failed
         self._routes = Routes(self.keys)
+        self._link = BrokerLink(self.settings, self.keys, self._resolve_url, self.notices, self._routes, self._drop,
+                                self.spool_dir)
         self._unspooled = 0  # own spooled events delivered since
 
+    # -- what the broker took (`producer.link`) ----------------------------------------------------------
+    @property
+    def published(self) -> int:
+        """Events the broker added (never counting a retried event twice)."""
+        return self._link.published
+
+    @property
+    def skipped(self) -> int:
+        """Events sent again that the broker already had (a retry after a lost reply)."""
+        return self._link.skipped
+
+    @property
+    def errors(self) -> Counter[str]:
+        """Failed delivery attempts by broker error code."""
+        return self._link.errors
+
+    @property
+    def last_error(self) -> str | None:
+        """The latest failed delivery attempt, in words."""
+        return self._link.last_error
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     # -- caller side: never blocks, never raises -------------------------------------------------------
-    def publish(self, event: BaseModel | EpochDraft) -> None:
+    def publish(self, event: Queued) -> None:
         try:
             if self._closed:
                 self._drop(1, "closed", "an event was published after the publisher was closed: dropped",
-                           getattr(event, "run", None))
+                           identity_of(event))
                 return
             if len(self._items) >= self._maxsize:
                 self._drop(1, "queue_full", "the publish queue is full (the broker and the spool are slower than "
                                             f"training; EPOCHSTREAM_PUBLISH_QUEUE_SIZE={self._maxsize}): events "
-                                            "are being dropped", getattr(event, "run", None))
+                                            "are being dropped", identity_of(event))
                 return
             self._items.append(event)
             if self._thread is None:
@@ -134,7 +154,7 @@ class Publisher:
                     if self._completed_pass >= target:
                         if self._nothing_left():
                             return True
-                        if self._failed_pass >= target and not self._items and not self._busy:
+                        if self._link.failed_pass >= target and not self._items and not self._busy:
                             return False
                     left = deadline - time.monotonic()
                     if left <= 0 or not self._alive():
@@ -194,12 +214,11 @@ class Publisher:
                 self._thread = threading.Thread(target=self._run, name="epochstream-publisher", daemon=True)
                 self._thread.start()
 
-    def _drop(self, count: int, kind: str, message: str, run: Any = None) -> None:
+    def _drop(self, count: int, kind: str, message: str, identity: RunIdentity | None = None) -> None:
         """Count a loss: in the run's drop report (which logs the first of each kind), else logged once here."""
         self.dropped += count
-        drops = getattr(run, "drops", None)
-        if drops is not None:
-            drops.add(kind, count, kind, message)
+        if identity is not None:
+            identity.drops.add(kind, count, kind, message)
         else:
             self.notices.warn(f"drop-{kind}", message)
 
@@ -226,7 +245,7 @@ class Publisher:
         current = self._started_pass
         if self._urgent:
             self._urgent = False
-            self._retry_at = 0.0
+            self._link.retry_now()
             self._next_scan = 0.0
         self._busy = True
         events = self._take(MAX_BATCH)
@@ -242,29 +261,29 @@ class Publisher:
             self._pass_done.notify_all()
         return progressed
 
-    def _take(self, limit: int) -> list[BaseModel | EpochDraft]:
+    def _take(self, limit: int) -> list[Queued]:
         items, out = self._items, []
         while items and len(out) < limit:
             out.append(items.popleft())
         return out
 
-    def _encode(self, events: list[BaseModel | EpochDraft]) -> list[Record]:
+    def _encode(self, events: list[Queued]) -> list[Record]:
         records = []
         for draft in events:
-            run = getattr(draft, "run", None)
+            identity = identity_of(draft)
             try:
                 event = built(draft)
-                stream, seq_key = self._routes.of(event.run_id, run)  # type: ignore[attr-defined]
+                stream, seq_key = self._routes.of(event.run_id, identity)  # type: ignore[attr-defined]
                 records.append(Record(stream, seq_key, event.seq, encode(event)))  # type: ignore[attr-defined]
             except Exception as exc:  # noqa: BLE001
-                self._drop(1, "encode", f"an event could not be encoded and was dropped: {exc!r}", run)
+                self._drop(1, "encode", f"an event could not be encoded and was dropped: {exc!r}", identity)
         return records
 
     def _send_or_spool(self, records: list[Record], current: int) -> None:
         if not records:
             return
-        direct = not self._spool.pending and not (self._down and time.monotonic() < self._retry_at)
-        if direct and self._deliver(records, current):
+        direct = not self._spool.pending and not self._link.backing_off()
+        if direct and self._link.deliver(records, current):
             return
         self._to_spool(records)
 
@@ -282,59 +301,6 @@ class Publisher:
         for seq_key, count in Counter(r.seq_key for r in records).items():
             self._drop(count, kind, message, self._routes.run_of(seq_key))
 
-    def _deliver(self, records: list[Record], current: int) -> bool:
-        """Send `records`; True when the broker took them (or refused some for good: counted as dropped).
-        False keeps all of them for a retry: what did go in is skipped then."""
-        try:
-            if self._client is None:
-                self._client = client_for(self._resolve_url(self.settings), self.settings.publish_timeout_s)
-            result = send(self._client, records)
-        except Exception as exc:  # noqa: BLE001 - whatever it is, the events stay safe in the spool
-            if not isinstance(exc, redis.RedisError | OSError) and error_code(exc) != "NO_BROKER":
-                self.notices.warn(f"deliver-{type(exc).__name__}", f"unexpected delivery error: {exc!r}")
-            self._broker_away(exc, current)
-            return False
-        self.published += result.added
-        self.skipped += result.skipped
-        self._notice_reuse(result.before)
-        if result.retry is not None:
-            self._broker_away(result.retry, current)
-            return False
-        for seq_key, count, reason in result.rejected:
-            self._drop(count, "rejected", f"the broker refused events for good, which were dropped: {reason}",
-                       self._routes.run_of(seq_key))
-        if self._down:
-            self._down = False
-            self._backoff = MIN_BACKOFF_S
-            self.notices.forget("broker-away")
-            log.info("epochstream: the broker answers again; delivering spooled events")
-        return True
-
-    def _notice_reuse(self, before: dict[str, tuple[int, int]]) -> None:
-        """An attempt that could not ask at its start whether its run id had events learns it here."""
-        for run, run_mark in self._routes.newly_reused(before):
-            self.notices.warn(f"reused-{run.run_id}",
-                              f"run {run.run_id} already had events from another process (up to seq {run_mark}): "
-                              "this process's events follow them as a later attempt of the same run. Give each "
-                              "run its own id, or pass resume=True when continuing one on purpose")
-
-    def _broker_away(self, exc: BaseException, current: int) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            with contextlib.suppress(Exception):  # it is already broken
-                client.close()
-        self._down = True
-        self._failed_pass = current
-        self._retry_at = time.monotonic() + self._backoff
-        self._backoff = min(self._backoff * 2, MAX_BACKOFF_S)
-        code = error_code(exc)
-        self.errors[code] += 1
-        self.last_error = f"{code}: {exc}"
-        self.notices.warn("broker-away", f"{away_reason(code, exc)}; events are kept, in order, in the spool at "
-                                         f"{self.spool_dir} and retried with back-off. This process delivers them "
-                                         "when the broker takes them; if it exits first, `epochstream spool push`, "
-                                         "`epochstream up` or `epochstream worker` on this host delivers them")
-
     def _scan_orphans(self) -> None:
         self._next_scan = time.monotonic() + ORPHAN_SCAN_S
         skip = {self._spool.owner, *(b.owner for b in self._adopted)}
@@ -345,7 +311,7 @@ class Publisher:
 
     def _replay(self, current: int) -> bool:
         """Deliver spooled records, oldest owner first, for at most REPLAY_SLICE_S. True if any went out."""
-        if self._down and time.monotonic() < self._retry_at:
+        if self._link.backing_off():
             return False
         progressed, stop_at = False, time.monotonic() + REPLAY_SLICE_S
         while time.monotonic() < stop_at:
@@ -358,7 +324,7 @@ class Publisher:
                 break
             records = source.peek(REPLAY_BATCH)
             if records:
-                if not self._deliver(records, current):
+                if not self._link.deliver(self._routes.rehomed(records), current):
                     break
                 source.ack(len(records))
                 if source is self._spool:
@@ -381,11 +347,11 @@ class Publisher:
         if self._items or self._urgent:
             return
         backlog = self._spool.pending or bool(self._adopted)
-        if backlog and progressed and not self._down:
+        if backlog and progressed and not self._link.down:
             return  # more to replay right away
         wait = POLL_S
-        if backlog and self._down:
-            wait = min(wait, max(self._retry_at - time.monotonic(), 0.0))
+        if backlog and self._link.down:
+            wait = min(wait, max(self._link.retry_at - time.monotonic(), 0.0))
         self._wake.wait(wait)
         self._wake.clear()
 
@@ -400,9 +366,7 @@ class Publisher:
             self._spool.close()
             for backlog in list(self._adopted):
                 self._release(backlog)
-            if self._client is not None:
-                self._client.close()
-                self._client = None
+            self._link.close()
         except Exception as exc:  # noqa: BLE001
             log.warning("epochstream: could not close the publisher cleanly: %r", exc)
         finally:

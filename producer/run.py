@@ -31,18 +31,29 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from epochstream.settings import Settings
 from producer import lifecycle
 from producer.attempts import Plan, plan_attempt, seq_floor
-from producer.drafts import MAX_STEP, Built, EpochDraft, StepDraft, check_count, check_metrics, check_number
+from producer.drafts import (
+    MAX_STEP,
+    Built,
+    EpochDraft,
+    RunIdentity,
+    StepDraft,
+    check_count,
+    check_metrics,
+    check_number,
+)
 from producer.drops import DropLedger
 from producer.flags import SeriesWatch
 from producer.jsonsafe import as_config
 from producer.notices import Notices, log
 from producer.outcome import outcome
 from producer.publisher import Publisher
+from producer.sink import KnowsSeqs, Sink
 from producer.system_sampler import SystemSampler
 from schemas.read_models import TrendFlags
 from schemas.run_config import RunConfigV1
@@ -61,8 +72,8 @@ class Run:
     """One attempt of a training run. `run_id` and `seq` make every `event_id`; `seq_start` is the seq
     before this attempt's first event (0 for a first attempt; see `producer.attempts`)."""
 
-    def __init__(self, publisher: Any, run_id: str, project: str, settings: Settings | None = None, *,
-                 seq_start: int = 0, resume: bool = False):
+    def __init__(self, publisher: Sink, run_id: str, project: str, settings: Settings | None = None, *,
+                 seq_start: int = 0, resume: bool = False, unchecked_reuse: bool = False):
         self.publisher = publisher
         self.settings = settings if settings is not None else publisher.settings
         self.run_id = run_id
@@ -72,13 +83,12 @@ class Run:
         self.drops = DropLedger(run_id, self.notices)  # what could not be published as given
         self.seq_start = seq_start
         self.resume = resume
-        self.unchecked_reuse = False  # started without knowing whether its explicit id had events
+        # What every queued event carries to the publisher thread instead of this object.
+        self.identity = RunIdentity(run_id, seq_start, socket.gethostname(), os.getpid(), self.drops,
+                                    SeriesWatch(), self.notices, unchecked_reuse)
         self._seq = seq_start
         self._lock = threading.RLock()  # re-entrant: a signal handler may finish the run mid-call
-        self._host = socket.gethostname()
-        self._pid = os.getpid()
         self._started = time.monotonic()
-        self._watch = SeriesWatch()
         self._sampler: SystemSampler | None = None
         self._signal: int | None = None
         self.trend_config = TrendConfig()
@@ -86,25 +96,40 @@ class Run:
         self._unjudged: list[EpochRow] = []  # epochs logged since: log_epoch only appends
         self._history: dict[int, EpochRow] = {}  # judged epochs, for a refold after a rewind
 
+    @property
+    def unchecked_reuse(self) -> bool:
+        """Started without knowing whether its explicit id had events (the broker could not be asked)."""
+        return self.identity.unchecked_reuse
+
     # -- publishing ------------------------------------------------------------------------------------
-    def _emit(self, model: type, **body: Any) -> bool:
-        """Build the event with the next `seq` and queue it. Seq and queue order are the same by holding
-        the lock across both, so the sampler thread can never queue seq n+1 ahead of n."""
+    def _queue_next(self, make: Callable[[int], Any], finishing: bool = False) -> bool:
+        """The one place a seq is taken: `make(seq)` builds what goes out with the run's next seq, and it is
+        queued. Seq and queue order are the same by holding the lock across both, so the sampler thread can
+        never queue seq n+1 ahead of n. After `run_finished` nothing but it goes out (False, counted). A
+        `make` that raises uses up no seq (the exception goes to the caller)."""
         with self._lock:
-            if self.finished and model is not RunFinishedV2:
+            if self.finished and not finishing:
                 self._after_finish()
                 return False
             seq = self._seq + 1
-            try:
-                # ts as Unix seconds: pydantic makes the UTC datetime (on the publisher thread, for epochs).
-                event = model(event_id=f"{self.run_id}:{seq}", run_id=self.run_id, seq=seq, ts=time.time(),
-                              host=self._host, pid=self._pid, **body)
-            except Exception as exc:  # noqa: BLE001 - bad values from training code must not crash training
-                self.drops.add("invalid_event", 1, model.__name__, f"a {model.__name__} event was not published: {exc}")
-                return False
+            item = make(seq)
             self._seq = seq
-            self.publisher.publish(Built(self, event))
+            self.publisher.publish(item)
             return True
+
+    def _emit(self, model: type, **body: Any) -> bool:
+        """Build the event (on this thread) with the next `seq` and queue it."""
+        identity = self.identity
+
+        def make(seq: int) -> Built:
+            # ts as Unix seconds: pydantic makes the UTC datetime (on the publisher thread, for epochs).
+            return Built(identity, model(event_id=f"{self.run_id}:{seq}", run_id=self.run_id, seq=seq,
+                                         ts=time.time(), host=identity.host, pid=identity.pid, **body))
+        try:
+            return self._queue_next(make, finishing=model is RunFinishedV2)
+        except Exception as exc:  # noqa: BLE001 - bad values from training code must not crash training
+            self.drops.add("invalid_event", 1, model.__name__, f"a {model.__name__} event was not published: {exc}")
+            return False
 
     def _after_finish(self) -> None:
         self.drops.add("after_finish", 1, quiet=True)
@@ -125,14 +150,11 @@ class Run:
             clean = check_metrics(metrics, self.drops, "epoch", epoch)
             if samples is not None and (type(samples) is not int or samples < 0):
                 samples = self._field(samples, "samples", f"epoch {epoch}")
-            # `_emit`, specialised: the hot path builds no model and no keyword dicts (see producer.drafts).
+            # The hot path builds no model and no keyword dicts (see producer.drafts).
+            identity = self.identity
             with self._lock:
-                if self.finished:
-                    self._after_finish()
-                    return
-                self._seq += 1
-                self.publisher.publish(EpochDraft(self, self._seq, time.time(), epoch, clean, samples))
-                self._unjudged.append(EpochRow(epoch, clean))
+                if self._queue_next(lambda seq: EpochDraft(identity, seq, time.time(), epoch, clean, samples)):
+                    self._unjudged.append(EpochRow(epoch, clean))
         except Exception as exc:  # noqa: BLE001 - bad values from training code must not crash training
             self._invalid("epoch", epoch, exc)
 
@@ -160,12 +182,8 @@ class Run:
             clean = check_metrics(metrics, self.drops, "step", step)
             if epoch is not None and (type(epoch) is not int or epoch < 0):
                 epoch = self._field(epoch, "epoch", f"step {step}")
-            with self._lock:
-                if self.finished:
-                    self._after_finish()
-                    return
-                self._seq += 1
-                self.publisher.publish(StepDraft(self, self._seq, time.time(), step, clean, epoch))
+            identity = self.identity
+            self._queue_next(lambda seq: StepDraft(identity, seq, time.time(), step, clean, epoch))
         except Exception as exc:  # noqa: BLE001 - bad values from training code must not crash training
             self._invalid("step", step, exc)
 
@@ -248,7 +266,7 @@ class Run:
         self._signal = signum
 
     def _finish_at_exit(self, uncaught: tuple | None) -> None:
-        if getattr(self.publisher, "_closed", False):
+        if self.publisher.closed:
             return  # its publisher was closed by the program: nothing can go out, and it needs no saying
         if uncaught is not None:
             self.finish(*outcome(*uncaught, self._signal))
@@ -273,8 +291,11 @@ def default_publisher(settings: Settings | None = None) -> Publisher:
         return publisher
 
 
-class _Discard:
-    """Where events go when no publisher could be made (bad EPOCHSTREAM_* settings): training goes on."""
+class Discard:
+    """The sink where events go when no publisher could be made (bad EPOCHSTREAM_* settings): training
+    goes on."""
+
+    closed = False
 
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -299,7 +320,7 @@ def _torch_versions() -> tuple[str | None, str | None]:
 
 def start_run(project: str, name: str | None = None, config: dict[str, Any] | None = None,
               tags: list[str] | None = None, *, run_id: str | None = None, settings: Settings | None = None,
-              publisher: Any = None, monitor: str | None = None, mode: str | None = None,
+              publisher: Sink | None = None, monitor: str | None = None, mode: str | None = None,
               patience: int | None = None, min_delta: float | None = None, resume: bool = False) -> Run:
     """Begin a run and publish `run_started`. Use it as a context manager. Never raises.
 
@@ -320,10 +341,10 @@ def start_run(project: str, name: str | None = None, config: dict[str, Any] | No
     except Exception as exc:  # noqa: BLE001 - e.g. a malformed EPOCHSTREAM_* variable
         Notices().warn("settings", f"cannot publish ({exc}); this run is not recorded, training goes on")
         settings = settings if settings is not None else Settings.model_construct()
-        publisher = _Discard(settings)
+        publisher = Discard(settings)
     plan = _plan(publisher, run_id, bool(resume))
-    run = Run(publisher, plan.run_id, str(project), settings, seq_start=plan.seq_start, resume=plan.resume)
-    run.unchecked_reuse = plan.unchecked
+    run = Run(publisher, plan.run_id, str(project), settings, seq_start=plan.seq_start, resume=plan.resume,
+              unchecked_reuse=plan.unchecked)
     if plan.warning:
         run.notices.warn("attempt", plan.warning)
     try:
@@ -349,7 +370,7 @@ def start_run(project: str, name: str | None = None, config: dict[str, Any] | No
     return run
 
 
-def _plan(publisher: Any, run_id: str | None, resume: bool) -> Plan:
+def _plan(publisher: Sink, run_id: str | None, resume: bool) -> Plan:
     """Ask the publisher what the broker knows of an explicit run id (never for a fresh uuid)."""
     if run_id is None:
         if resume:
@@ -358,14 +379,13 @@ def _plan(publisher: Any, run_id: str | None, resume: bool) -> Plan:
         return Plan(new_run_id(), 0, False)
     run_id = str(run_id)
     mark, known, why = None, False, "this publisher cannot ask the broker"
-    ask = getattr(publisher, "seq_mark", None)
-    if ask is not None:
+    if isinstance(publisher, KnowsSeqs):
         try:
-            mark, known = ask(run_id), True
+            mark, known = publisher.seq_mark(run_id), True
         except Exception as exc:  # noqa: BLE001 - the broker is away: decide without it
             why = str(exc) or type(exc).__name__
     busy = False
-    if known and not mark and not resume:
+    if known and not mark and not resume and isinstance(publisher, KnowsSeqs):
         with contextlib.suppress(Exception):
             busy = bool(publisher.spool_busy())
     return plan_attempt(run_id, explicit=True, resume=resume, mark=mark, known=known, floor=seq_floor(),

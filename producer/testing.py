@@ -57,9 +57,10 @@ from schemas.system import SystemV2
 
 
 class RecordingPublisher:
-    """Stands where a `Publisher` goes (`start_run(..., publisher=RecordingPublisher())`) and keeps every
-    event in memory, decoded, in publish order. Thread-safe. Default settings: the environment's, with
-    signal handlers off (tests should not change how the test runner handles Ctrl-C)."""
+    """A `producer.sink.Sink` that stands where a `Publisher` goes (`start_run(...,
+    publisher=RecordingPublisher())`) and keeps every event in memory, decoded, in publish order.
+    Thread-safe. Default settings: the environment's, with signal handlers off (tests should not change
+    how the test runner handles Ctrl-C)."""
 
     def __init__(self, settings: Settings | None = None):
         self.settings = settings if settings is not None else Settings(install_signal_handlers=False)
@@ -77,11 +78,18 @@ class RecordingPublisher:
             seqs = [e.seq for e in self.events if e.run_id == run_id]
         return max(seqs) if seqs else None
 
+    def spool_busy(self) -> bool:
+        return False  # nothing is ever spooled: the recorded events are the whole answer
+
     def flush(self, timeout: float = 10.0) -> bool:
         return True
 
     def close(self, timeout: float | None = None) -> bool:
         return True
+
+    @property
+    def closed(self) -> bool:
+        return False  # it records whatever comes, even after close()
 
     # -- reading what was recorded ---------------------------------------------------------------------
     def of_type(self, event_type: str) -> list[Event]:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 INGEST_GROUP = "ingest"
 DEFAULT_NAMESPACE = "epochstream"
 PAYLOAD_FIELD = b"e"  # the one field of a stream entry: the encoded event
+ATTEMPT_SEPARATOR = "#"  # between a run's mark and an attempt's start in a dedupe key
 
 
 def partition_of(run_id: str, partitions: int) -> int:
@@ -42,6 +43,38 @@ class Keys:
         """The highest `seq` of a run already in its stream: producers skip anything at or below it, so a
         retried or replayed batch lands exactly once. Same hash tag as the run's stream (one Lua call)."""
         return f"{self.namespace}:seq:{{{partition_of(run_id, self.partitions)}}}:{run_id}"
+
+    def attempt_seq(self, run_id: str, start: int) -> str:
+        """The dedupe mark of a run's attempt whose first event has seq `start + 1` (`producer.attempts`):
+        the run's mark, `#`, the start (`#` never occurs in a run id). Same hash tag as the run's stream."""
+        return f"{self.run_seq(run_id)}{ATTEMPT_SEPARATOR}{start}"
+
+    @staticmethod
+    def run_seq_of(seq_key: str) -> str:
+        """The run's mark for a record's dedupe key (records spooled by older producers carry the run's mark)."""
+        return seq_key.split(ATTEMPT_SEPARATOR, 1)[0]
+
+    @staticmethod
+    def run_id_of(seq_key: str) -> str:
+        """The run id in a dedupe key (`run_seq` or `attempt_seq`): run ids hold no `}`, so it follows the
+        hash tag's `}:`."""
+        return Keys.run_seq_of(seq_key).split("}:", 1)[-1]
+
+    def rerouted(self, stream: str, seq_key: str) -> tuple[str, str]:
+        """(stream, dedupe key) of a record routed by a process of this namespace with another partition
+        count, as this one routes it (a spooled record is delivered where the deployment reads it)."""
+        run_id = self.run_id_of(seq_key)
+        home = self.stream_for_run(run_id)
+        if home == stream or not seq_key.startswith(f"{self.namespace}:seq:{{"):
+            return stream, seq_key
+        _, _, start = seq_key.partition(ATTEMPT_SEPARATOR)
+        return home, self.attempt_seq(run_id, int(start)) if start else self.run_seq(run_id)
+
+    @property
+    def config(self) -> str:
+        """A hash: the deployment's partition count (and namespace), recorded by whoever used it first
+        (`epochstream.agreement`)."""
+        return f"{self.namespace}:config"
 
     @property
     def dlq(self) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ import pytest
 import redis
 
 from epochstream.broker import free_port, test_redis_url
-from epochstream.settings import Settings
+from epochstream.settings import Settings, settings_env
 from producer.testing import delete_namespace, unique_namespace
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,22 +47,6 @@ def redis_client(redis_url) -> Iterator[redis.Redis]:
 def settings(redis_url, namespace, tmp_path) -> Settings:
     return Settings(redis_url=redis_url, namespace=namespace, data_dir=tmp_path / "data", partitions=4,
                     spool_dir=tmp_path / "spool", system_interval_s=3600)
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update({
-        "EPOCHSTREAM_REDIS_URL": settings.redis_url or "",
-        "EPOCHSTREAM_NAMESPACE": settings.namespace,
-        "EPOCHSTREAM_DATA_DIR": str(settings.data_dir),
-        "EPOCHSTREAM_PARTITIONS": str(settings.partitions),
-        "EPOCHSTREAM_SPOOL_DIR": str(settings.resolved_spool_dir()),
-    })
-    if settings.queue_url:
-        env["EPOCHSTREAM_QUEUE_URL"] = settings.queue_url
-    if settings.api_token is not None:
-        env["EPOCHSTREAM_API_TOKEN"] = settings.api_token.get_secret_value()
-    return env
 
 
 class ApiServer:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,11 @@ NEVER = {
     "workers": ("query_api",),
     "query_api": ("workers", "producer"),
     "epochstream.readmodel": ("workers", "query_api", "producer", "duckdb", "fastapi"),
+    # the plumbing the producer imports: what training processes load
+    "epochstream.atomic": ("workers", "query_api", "producer", "pyarrow", "duckdb", "fastapi", "redis"),
+    "epochstream.agreement": ("workers", "query_api", "producer", "pyarrow", "duckdb", "fastapi"),
+    "epochstream.broker_errors": ("workers", "query_api", "producer", "pyarrow", "duckdb", "fastapi"),
+    "epochstream.settings": ("workers", "query_api", "producer", "pyarrow", "duckdb", "fastapi", "redis"),
 }
 SCHEMAS_MAY = ("pydantic", "pydantic_core", "orjson", "schemas")  # besides the standard library
 # Imports of ours from schemas that are allowed anyway: none (the error roots live in schemas.errors, and
@@ -56,7 +62,8 @@ def imports_of(path: Path) -> set[str]:
 
 
 def modules(package: str) -> list[Path]:
-    files = sorted((ROOT / package.replace(".", "/")).rglob("*.py"))
+    single = ROOT / f"{package.replace('.', '/')}.py"
+    files = [single] if single.exists() else sorted((ROOT / package.replace(".", "/")).rglob("*.py"))
     assert files, f"no modules under {package}"
     return files
 
@@ -100,3 +107,23 @@ def test_import_producer_loads_no_pyarrow_duckdb_or_fastapi():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert json.loads(out.stdout) == []
+
+
+HEAVY_FOR_THE_CLI = ("pyarrow", "duckdb", "fastapi", "starlette", "torch", "rq", "httpx", "pydantic", "redis")
+
+
+def test_the_cli_imports_no_engine_until_a_command_runs():
+    """`epochstream --help` imports every command module: they import their engines inside the commands."""
+    code = ("import json, sys; import epochstream.cli; print(json.dumps(sorted({m.split('.')[0] for m in sys.modules "
+            f"if m.split('.')[0] in {HEAVY_FOR_THE_CLI!r}}})))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout) == []
+    listed = subprocess.run([sys.executable, "-c", "from epochstream.cli import main; main()", "--help"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "200"})
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    from epochstream.cli import app
+
+    names = [c.name or c.callback.__name__.replace("_", "-") for c in app.registered_commands]
+    names += [g.name for g in app.registered_groups]
+    assert len(names) > 10 and [n for n in names if f" {n} " not in listed.stdout] == []  # every one listed

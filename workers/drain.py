@@ -39,6 +39,7 @@ from datetime import UTC, datetime
 import redis
 from rq import Queue
 
+from epochstream.agreement import agree
 from epochstream.broker import connect, connect_queue
 from epochstream.drain_metrics import record_batch
 from epochstream.faults import CRASH_ENV, crash_on, crash_point, pause_point  # noqa: F401 - CRASH_ENV: tests
@@ -244,6 +245,8 @@ def drain(client: redis.Redis, settings: Settings, partition: int, *, heartbeat:
     `client` holds the streams (maybe a Redis Cluster); `queue` the drain queue and the batch metrics
     (default: `client`, one standalone server for both).
     """
+    agree(client, Keys(settings.namespace, settings.partitions))  # a worker counting partitions differently
+    # would drain the wrong streams: refuse
     run = _Drain(client, settings, partition, linger, client if queue is None else queue)
     return run.until(time.monotonic() + (max_seconds if max_seconds is not None else settings.drain_max_s),
                      heartbeat)

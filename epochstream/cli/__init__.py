@@ -1,4 +1,9 @@
-"""The `epochstream` command. Each submodule in COMMAND_MODULES registers its commands on `app`."""
+"""The `epochstream` command. Each submodule in COMMAND_MODULES registers its commands on `app`.
+
+`epochstream --help` (and every command) imports all of them, so a command module imports only typer and
+light helpers at module level, and its engines (pyarrow, duckdb, fastapi, rq, redis, httpx, pydantic)
+inside the command's function (`tests/test_layers.py` checks that importing this package loads none).
+"""
 
 from __future__ import annotations
 

@@ -7,10 +7,9 @@ from pathlib import Path
 import typer
 
 from epochstream.cli import app
-from epochstream.cli.client import ApiClient, user_errors
+from epochstream.cli.client import user_errors
 from epochstream.cli.common import build_settings
 from epochstream.cli.drops import drops_lines
-from epochstream.cli.verdict import analyze as judge
 
 
 @app.command()
@@ -22,6 +21,9 @@ def analyze(
     """Verdict (converging, overfitting, plateaued, diverged, failed, ...) with its evidence, and what to do."""
     from rich.console import Console
     from rich.markup import escape
+
+    from epochstream.cli.api_client import ApiClient
+    from epochstream.cli.verdict import analyze as judge
 
     with user_errors():
         client = ApiClient.from_settings(build_settings(data_dir=data_dir), api)

@@ -15,12 +15,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from epochstream.cli import app
-from epochstream.cli.client import ApiClient, UnknownRun, fail, user_errors
+from epochstream.cli.client import fail, user_errors
 from epochstream.cli.common import build_settings
 from epochstream.cli.render import (
     TERMINAL,
@@ -33,7 +33,9 @@ from epochstream.cli.render import (
     summary_value,
 )
 from epochstream.demo import KINDS
-from epochstream.settings import Settings
+
+if TYPE_CHECKING:
+    from epochstream.cli.api_client import ApiClient
 
 SETTLE_TIMEOUT_S = 60.0  # after the trainings exit, how long to wait for their last events to be drained
 
@@ -79,6 +81,8 @@ def launch(kind: str, env: dict[str, str], logs: Path, epochs: int | None, epoch
 def poll(client: ApiClient, t: Training) -> None:
     if t.run_id is None:
         return
+    from epochstream.cli.api_client import UnknownRun
+
     try:
         t.summary = client.get(f"/runs/{t.run_id}")
         t.epochs = client.epochs(t.run_id)
@@ -154,7 +158,9 @@ def demo(
     """Run 4 real PyTorch trainings (converges, overfits, diverges to NaN, crashes) and summarise them."""
     from rich.console import Console
 
-    from epochstream.stack import Stack, port_free, running_stack, settings_env
+    from epochstream.cli.api_client import ApiClient
+    from epochstream.settings import Settings, settings_env
+    from epochstream.stack import Stack, port_free, running_stack
 
     console = Console(highlight=False)
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` cleans up like Ctrl-C: trainings and stack stopped

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from epochstream.cli import app
 from epochstream.cli.common import build_settings
-from epochstream.settings import Settings
+
+if TYPE_CHECKING:
+    from epochstream.settings import Settings
 
 UNRESOLVED = ("pending", "partial", "lost")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from epochstream.cli import app
-from epochstream.cli.client import ApiClient, user_errors
+from epochstream.cli.client import user_errors
 from epochstream.cli.common import build_settings
 from epochstream.cli.drops import with_drops
 from epochstream.cli.render import flags_text, fmt, recommendation_text, short_id, summary_value, trends_of
@@ -25,6 +25,8 @@ def runs(
     from rich import box
     from rich.console import Console
     from rich.table import Table
+
+    from epochstream.cli.api_client import ApiClient
 
     with user_errors():
         client = ApiClient.from_settings(build_settings(data_dir=data_dir), api)

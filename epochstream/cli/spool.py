@@ -36,7 +36,7 @@ def status(as_json: bool = typer.Option(False, "--json", help="One JSON object i
     """List the spooled segments: whose they are, their runs and event counts, and why they wait."""
     from epochstream.cli.client import user_errors
     from producer.courier import spool_directory
-    from producer.spool_status import spool_status
+    from producer.spool.status import spool_status
 
     with user_errors():
         settings = _settings()

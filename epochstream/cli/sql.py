@@ -10,8 +10,6 @@ from epochstream.cli import app
 from epochstream.cli.client import fail
 from epochstream.cli.common import build_settings
 from epochstream.cli.render import fmt
-from epochstream.errors import EpochstreamError
-from epochstream.layout import DataLayout
 
 
 @app.command()
@@ -25,6 +23,8 @@ def sql(
     from rich.console import Console
     from rich.table import Table
 
+    from epochstream.errors import EpochstreamError
+    from epochstream.layout import DataLayout
     from workers.catalog import open_catalog
 
     settings = build_settings(data_dir=data_dir)

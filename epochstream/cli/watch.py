@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from epochstream.cli import app
-from epochstream.cli.client import ApiClient, user_errors
+from epochstream.cli.client import user_errors
 from epochstream.cli.common import build_settings
 from epochstream.cli.render import (
     TERMINAL,
@@ -20,6 +20,9 @@ from epochstream.cli.render import (
     sparkline,
     system_series,
 )
+
+if TYPE_CHECKING:
+    from epochstream.cli.api_client import ApiClient
 
 SPARK_WIDTH = 48
 
@@ -70,6 +73,8 @@ def watch(
     from rich.console import Console
     from rich.live import Live
 
+    from epochstream.cli.api_client import ApiClient
+
     console = Console()
     with user_errors():
         client = ApiClient.from_settings(build_settings(data_dir=data_dir), api)
@@ -90,7 +95,7 @@ def watch(
 
 
 def _frame(client: ApiClient, run_id: str, summary: dict[str, Any]):
-    from epochstream.cli.client import ApiError, UnknownRun
+    from epochstream.cli.api_client import ApiError, UnknownRun
 
     try:
         system = client.system(run_id, max_points=SPARK_WIDTH)

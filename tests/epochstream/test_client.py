@@ -12,7 +12,7 @@ import pytest
 
 from epochstream.client import ApiError, Client, UnknownRun
 from producer import Publisher, start_run
-from tests.workers.helpers import drain_all
+from tests.draining import drain_all
 
 VALUES = [0.9, 0.5, float("nan"), 0.25, float("inf"), 1e-300, -float("inf")]
 

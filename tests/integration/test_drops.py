@@ -6,7 +6,8 @@ from __future__ import annotations
 import httpx
 
 from producer import Publisher, start_run
-from tests.people.conftest import drain_all, epochstream
+from tests.draining import drain_all
+from tests.people.conftest import epochstream
 
 
 def test_one_bad_name_one_none_and_one_string_are_the_three_drops_shown(settings, redis_client, api_server):
@@ -16,7 +17,7 @@ def test_one_bad_name_one_none_and_one_string_are_the_three_drops_shown(settings
         run.log_epoch(1, {"train/loss": 0.3, "val/loss": 0.5, "val/accuracy": 0.7}, samples=8)
     assert publisher.flush(10)
     publisher.close()
-    drain_all(redis_client, settings)
+    drain_all(redis_client, settings, via_rq=True)
     api = api_server.base_url
 
     epochs = httpx.get(f"{api}/runs/{run.run_id}/epochs").json()["epochs"]

@@ -12,9 +12,9 @@ import httpx
 from schemas.epoch import EpochV2
 from schemas.run_started import RunStartedV2
 from tests.conftest import ApiServer
+from tests.draining import drain_all
 from tests.integration.helpers import RawRun, get_json, walk_runs, xadd
 from tests.readmodel import content
-from tests.workers.helpers import drain_all
 from workers.catalog import query
 from workers.rebuild import rebuild
 

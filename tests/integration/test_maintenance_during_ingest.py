@@ -20,9 +20,9 @@ from schemas.epoch import EpochV2
 from schemas.run_finished import RunFinishedV2
 from schemas.run_started import RunStartedV2
 from tests.conftest import ROOT, ApiServer, settings_env
+from tests.draining import drain_all
 from tests.integration.helpers import RawRun, xadd
 from tests.integration.maintenance_reader import QUERIES
-from tests.workers.helpers import drain_all
 from tests.workers.test_maintenance import answers
 from workers.catalog import ensure_catalog, query
 from workers.log_reader import count_by_id

@@ -22,9 +22,9 @@ from schemas.keys import Keys, partition_of
 from schemas.run_finished import RunFinishedV2
 from schemas.run_started import RunStartedV2
 from tests.conftest import ROOT, settings_env
+from tests.draining import drain_all
 from tests.integration.helpers import RawRun, Seen, sql_view, xadd
 from tests.readmodel import content
-from tests.workers.helpers import drain_all
 from workers.catalog import ensure_catalog, query
 from workers.compaction import compact
 from workers.log_reader import count_by_id, segments

@@ -26,6 +26,7 @@ from schemas.run_started import RunStartedV2
 from schemas.step import StepV1
 from schemas.system import SystemV2
 from tests.conftest import ApiServer, settings_env
+from tests.draining import drain_all
 from tests.integration.helpers import (
     RawRun,
     Seen,
@@ -40,7 +41,6 @@ from tests.integration.helpers import (
     xadd_raw,
 )
 from tests.readmodel import content
-from tests.workers.helpers import drain_all
 from workers.catalog import query
 from workers.compaction import compact
 from workers.rebuild import rebuild

@@ -12,8 +12,8 @@ from schemas.epoch import EpochV2
 from schemas.run_finished import RunFinishedV2
 from schemas.run_started import RunStartedV2
 from tests.conftest import ApiServer
+from tests.draining import drain_all
 from tests.integration.helpers import RawRun, xadd
-from tests.workers.helpers import drain_all
 from workers.rebuild import rebuild
 
 RUNS, EPOCHS, REBUILDS = 6, 30, 4

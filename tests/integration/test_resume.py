@@ -13,7 +13,7 @@ import pyarrow.dataset as ds
 import pytest
 
 from tests.conftest import ROOT, settings_env
-from tests.people.conftest import drain_all
+from tests.draining import drain_all
 
 pytestmark = pytest.mark.slow
 
@@ -47,7 +47,7 @@ def test_a_run_killed_at_epoch_30_resumes_from_its_epoch_25_checkpoint(settings,
     out, err = second.communicate(timeout=120)
     assert second.returncode == 0, err
     assert out.split() == ["run", run_id]  # the same run, not a fresh id
-    drain_all(redis_client, settings)
+    drain_all(redis_client, settings, via_rq=True)
 
     api = api_server.base_url
     history = httpx.get(f"{api}/runs/{run_id}/epochs").json()["epochs"]

@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from epochstream.broker import announced_url, free_port
-from producer.spool_status import ORPHANED, spool_status
+from producer.spool.status import ORPHANED, spool_status
 from tests.conftest import settings_env
 from tests.people.test_up import Up, wait_for
 from tests.producer.child import TRAIN_EPOCHS

@@ -11,8 +11,8 @@ import time
 from schemas.epoch import EpochV2
 from schemas.run_started import RunStartedV2
 from tests.conftest import ROOT, settings_env
+from tests.draining import drain_all
 from tests.integration.helpers import RawRun, xadd
-from tests.workers.helpers import drain_all
 from workers.catalog import query
 
 RUNS = 8

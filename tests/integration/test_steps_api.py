@@ -17,8 +17,8 @@ from schemas.run_finished import RunFinishedV2
 from schemas.run_started import RunStartedV2
 from schemas.step import StepV1
 from tests.conftest import ApiServer
+from tests.draining import drain_all
 from tests.integration.helpers import RawRun, get_json, xadd
-from tests.workers.helpers import drain_all
 from workers.catalog import query
 
 STEPS, MAX_POINTS = 20_000, 500

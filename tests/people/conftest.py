@@ -7,11 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from rq import Worker
 
 from epochstream.settings import Settings
 from tests.conftest import settings_env
-from workers.scheduling import drain_queue, schedule_once
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-c", "from epochstream.cli import main; main()"]
@@ -23,12 +21,6 @@ def epochstream(settings: Settings, *args: str, timeout: float = 60, env: dict |
     run_env.update({"COLUMNS": "200", "NO_COLOR": "1"})
     run_env.update(env or {})
     return subprocess.run([*CLI, *args], env=run_env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
-
-
-def drain_all(client, settings: Settings) -> None:
-    """What the stack's workers do, in-process: queue a drain per partition with a backlog, work them off."""
-    schedule_once(client, settings, settings.redis_url)
-    Worker([drain_queue(client, settings)], connection=client).work(burst=True)
 
 
 def one_clear_line(result: subprocess.CompletedProcess) -> str:

@@ -9,8 +9,8 @@ import httpx
 
 from producer import Publisher, start_run
 from schemas.system import GpuSample
+from tests.draining import drain_all
 from tests.people.browser import Page, needs_chromium
-from tests.people.conftest import drain_all
 
 pytestmark = needs_chromium
 
@@ -38,7 +38,7 @@ def publish(settings, redis_client, val, *, fail=False, steps=0) -> str:
         pass
     assert publisher.flush(10)
     publisher.close()
-    drain_all(redis_client, settings)
+    drain_all(redis_client, settings, via_rq=True)
     return run.run_id
 
 

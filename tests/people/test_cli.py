@@ -8,7 +8,8 @@ import pytest
 
 from producer import Publisher, start_run
 from tests.conftest import free_port
-from tests.people.conftest import drain_all, one_clear_line
+from tests.draining import drain_all
+from tests.people.conftest import one_clear_line
 
 TRAIN = [2.0, 1.0, 0.6, 0.5, 0.4, 0.3, 0.25]
 VAL = [1.0, 0.7, 0.45, 0.5, 0.62, 0.8, 0.9]
@@ -29,7 +30,7 @@ def published(settings, redis_client):
         pass
     assert publisher.flush(10)
     publisher.close()
-    drain_all(redis_client, settings)
+    drain_all(redis_client, settings, via_rq=True)
     return {"good": good.run_id, "bad": bad.run_id}
 
 
@@ -141,7 +142,7 @@ def test_api_errors_are_readable(cli, published, api_server):
 
 def test_runs_reads_past_the_largest_page(published, api_server, monkeypatch):
     import epochstream.client as typed
-    from epochstream.cli import client
+    from epochstream.cli import api_client as client
 
     monkeypatch.setattr(typed, "MAX_PAGE", 1)  # so two runs need two pages
     api = client.ApiClient(api_server.base_url)

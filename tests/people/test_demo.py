@@ -12,7 +12,8 @@ import pytest
 from epochstream.readmodel.judged import trends
 from epochstream.readmodel.reader import ReadModelReader
 from tests.conftest import settings_env
-from tests.people.conftest import ROOT, drain_all, epochstream
+from tests.draining import drain_all
+from tests.people.conftest import ROOT, epochstream
 from tests.readmodel import summary as stored_summary
 
 
@@ -33,7 +34,7 @@ def test_each_training_publishes_what_it_promises(settings, redis_client):
         assert code == (1 if kind == "crash" else 0), (kind, err)
     assert "Traceback" in results["crash"][0][1]  # the exception still reaches the caller
 
-    drain_all(redis_client, settings)
+    drain_all(redis_client, settings, via_rq=True)
     reader = ReadModelReader(settings.data_dir)
 
     def summary(kind):

@@ -16,7 +16,8 @@ import redis
 from epochstream.broker import ServerProcess
 from producer import Publisher, start_run
 from tests.conftest import settings_env
-from tests.people.conftest import ROOT, drain_all, epochstream
+from tests.draining import drain_all
+from tests.people.conftest import ROOT, epochstream
 from tests.readmodel import summary as stored_summary
 
 DOCS = (ROOT / "README.md",)
@@ -42,7 +43,7 @@ def test_quickstart_publishes_sample_weighted_epochs(settings, redis_client):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     run_id = result.stdout.split()[-1]
-    drain_all(redis_client, settings)
+    drain_all(redis_client, settings, via_rq=True)
     summary = stored_summary(settings, run_id)
     assert summary["status"] == "completed" and summary["epochs"] == 3 and summary["project"] == "quickstart"
     assert summary["final_loss"] == pytest.approx((0.9 * 32 + 0.7 * 16) / 48 / 3)
@@ -88,7 +89,7 @@ def test_the_client_example_runs_against_a_real_api(settings, redis_client, api_
     result = subprocess.run([sys.executable, "-c", code], env=settings_env(settings), cwd=ROOT,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    drain_all(redis_client, settings)
+    drain_all(redis_client, settings, via_rq=True)
     env = {**settings_env(settings), "EPOCHSTREAM_API_PORT": str(api_server.port)}
     ran = subprocess.run([sys.executable, "-c", example("client")], env=env, cwd=ROOT, capture_output=True,
                          text=True, timeout=60)

@@ -9,8 +9,9 @@ import pytest
 from pydantic import SecretStr
 
 from epochstream.errors import ConfigurationError
-from epochstream.settings import Settings
-from epochstream.stack import Stack, StackAlreadyRunning, StackFailed, port_free, running_stack, settings_env
+from epochstream.settings import Settings, settings_env
+from epochstream.stack import Stack, StackAlreadyRunning, StackFailed, port_free, running_stack
+from epochstream.stack.state import own_data_dir, release_data_dir, write_state
 
 
 def test_children_get_exactly_the_settings(tmp_path, monkeypatch):
@@ -30,22 +31,19 @@ def test_children_get_exactly_the_settings(tmp_path, monkeypatch):
 
 
 def test_one_stack_per_data_directory(tmp_path):
-    settings = Settings(data_dir=tmp_path / "d")
-    assert running_stack(settings.data_dir) is None
-    first = Stack(settings, say=lambda _: None)
-    first._lock()
+    data_dir = tmp_path / "d"
+    assert running_stack(data_dir) is None
+    first = own_data_dir(data_dir)
     try:
-        first._write_state()
-        assert running_stack(settings.data_dir)["pid"] == os.getpid()
-        assert (settings.data_dir / "stack.json").stat().st_mode & 0o077 == 0  # it may hold a Redis password
-        with pytest.raises(StackAlreadyRunning, match=f"already running on {settings.data_dir}.*pid {os.getpid()}"):
-            Stack(settings, say=lambda _: None)._lock()
+        write_state(data_dir, api_url="http://127.0.0.1:1", broker_url="redis://:pw@x/0", workers=1)
+        assert running_stack(data_dir)["pid"] == os.getpid()
+        assert (data_dir / "stack.json").stat().st_mode & 0o077 == 0  # it may hold a Redis password
+        with pytest.raises(StackAlreadyRunning, match=f"already running on {data_dir}.*pid {os.getpid()}"):
+            own_data_dir(data_dir)
     finally:
-        first.stop(drain=False)
-    assert running_stack(settings.data_dir) is None
-    second = Stack(settings, say=lambda _: None)
-    second._lock()  # free again once the first one stopped
-    second.stop(drain=False)
+        release_data_dir(data_dir, first)
+    assert running_stack(data_dir) is None
+    release_data_dir(data_dir, own_data_dir(data_dir))  # free again once the first one stopped
 
 
 def test_an_unusable_data_directory_is_a_clear_error(tmp_path):

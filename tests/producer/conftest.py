@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from epochstream.broker import ServerProcess, free_port
-from epochstream.settings import Settings
+from epochstream.settings import Settings, settings_env
 from schemas.codec import decode
 from schemas.keys import PAYLOAD_FIELD, Keys
 
@@ -19,6 +19,12 @@ def settings(redis_url, namespace, tmp_path) -> Settings:
     return Settings(redis_url=redis_url, namespace=namespace, data_dir=tmp_path / "data", partitions=4,
                     spool_dir=tmp_path / "spool", system_interval_s=3600, install_signal_handlers=False,
                     exit_flush_s=2.0, publish_timeout_s=0.5)
+
+
+def training_env(settings: Settings) -> dict[str, str]:
+    """The environment of a training process under test: the test's settings, with the producer's signal
+    handlers on (the in-process `settings` turn them off, to leave the test runner's Ctrl-C alone)."""
+    return settings_env(settings.model_copy(update={"install_signal_handlers": True}))
 
 
 @pytest.fixture

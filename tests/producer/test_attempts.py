@@ -8,9 +8,10 @@ import logging
 import pytest
 
 from producer import Publisher, start_run
-from producer.attempts import attempt_key, fresh_id, plan_attempt, run_key_of, seq_floor
+from producer.attempts import fresh_id, plan_attempt, seq_floor
 from producer.testing import RecordingPublisher, recording_run
 from schemas.envelope import RUN_ID_PATTERN
+from schemas.keys import Keys
 from tests.producer.conftest import run_events
 
 FLOOR = 1_800_000_000_000_000
@@ -37,8 +38,10 @@ def test_the_plan_for_each_kind_of_start():
 def test_keys_and_ids():
     import re
 
-    assert run_key_of(attempt_key("ns:seq:{1}:run-1", 42)) == "ns:seq:{1}:run-1"
-    assert run_key_of("ns:seq:{1}:run-1") == "ns:seq:{1}:run-1"  # an older producer's record
+    keys = Keys("ns", 4)
+    assert Keys.run_seq_of(keys.attempt_seq("run-1", 42)) == keys.run_seq("run-1")
+    assert Keys.run_seq_of(keys.run_seq("run-1")) == keys.run_seq("run-1")  # an older producer's record
+    assert Keys.run_id_of(keys.attempt_seq("a:b.c", 7)) == "a:b.c"
     assert re.match(RUN_ID_PATTERN, fresh_id("x" * 128)) and len(fresh_id("x" * 128)) == 128
     assert seq_floor(1_700_000_000_123_456_789) == 1_700_000_000_123_456
     assert seq_floor() < 2**53  # exact in Lua's doubles

@@ -12,7 +12,7 @@ import redis
 
 from producer import Publisher, start_run
 from producer.delivery import error_code, is_permanent
-from producer.spool_status import spool_status
+from producer.spool.status import spool_status
 from schemas.codec import decode
 from schemas.keys import PAYLOAD_FIELD, Keys, partition_of
 from tests.producer.conftest import run_events

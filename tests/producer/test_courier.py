@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from producer.spool_status import ORPHANED, WRITING, spool_status
+from producer.spool.status import ORPHANED, WRITING, spool_status
 from tests.conftest import ROOT, settings_env
 from tests.producer.child import TRAIN_EPOCHS
 from tests.producer.conftest import run_events

@@ -10,8 +10,8 @@ import pytest
 
 from producer.testing import RecordingPublisher, recording_run
 from schemas.epoch import CORE_METRICS
-from tests.conftest import ROOT, settings_env
-from tests.producer.conftest import stream_entries
+from tests.conftest import ROOT
+from tests.producer.conftest import stream_entries, training_env
 
 EXAMPLE = ROOT / "examples" / "train_pytorch.py"
 
@@ -29,7 +29,7 @@ def test_the_example_uses_the_library_in_under_15_lines():
 def test_the_example_trains_and_its_epochs_reach_the_stream(settings, redis_client):
     project = f"example-{settings.namespace}"
     proc = subprocess.run([sys.executable, str(EXAMPLE), "--epochs", "3", "--samples", "1000", "--batch-size", "96",
-                           "--project", project], cwd=ROOT, env=settings_env(settings), capture_output=True,
+                           "--project", project], cwd=ROOT, env=training_env(settings), capture_output=True,
                           text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr
     events = [event for _, event in stream_entries(redis_client, settings)]

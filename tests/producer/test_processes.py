@@ -14,9 +14,9 @@ import pytest
 
 from producer.spool import adopt_orphans, parse
 from schemas.codec import decode
-from tests.conftest import ROOT, settings_env
+from tests.conftest import ROOT
 from tests.producer.child import LONG_ERROR
-from tests.producer.conftest import run_events
+from tests.producer.conftest import run_events, training_env
 
 pytestmark = pytest.mark.slow
 
@@ -50,7 +50,7 @@ def test_a_killed_process_spool_is_delivered_once_by_the_next(settings, redis_cl
     """Done-when: a training process spools while no broker answers, is SIGKILLed mid-run; a new process
     with the same spool directory delivers what was spooled, exactly once."""
     run_id = f"killed-{uuid.uuid4().hex[:8]}"
-    env = settings_env(settings) | {"EPOCHSTREAM_REDIS_URL": dead_url}
+    env = training_env(settings) | {"EPOCHSTREAM_REDIS_URL": dead_url}
     proc = child("spool", run_id, env)
     for _ in range(3):
         last = wait_for_line(proc, "spooled ")
@@ -69,7 +69,7 @@ def test_a_killed_process_spool_is_delivered_once_by_the_next(settings, redis_cl
     assert [seq for _, seq in on_disk] == list(range(first, first + len(on_disk)))
 
     for attempt in range(2):  # the second process finds nothing left: delivered once
-        deliverer = child("deliver", run_id, settings_env(settings))
+        deliverer = child("deliver", run_id, training_env(settings))
         assert wait_for_line(deliverer, "delivered") == "delivered True"
         assert deliverer.wait(timeout=30) == 0
         deliverer.stdout.close()
@@ -83,7 +83,7 @@ def test_a_killed_process_spool_is_delivered_once_by_the_next(settings, redis_cl
 
 def test_sigterm_publishes_interrupted_and_still_ends_the_process(settings, redis_client):
     run_id = f"term-{uuid.uuid4().hex[:8]}"
-    proc = child("sigterm", run_id, settings_env(settings))
+    proc = child("sigterm", run_id, training_env(settings))
     wait_for_line(proc, "training")
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == -signal.SIGTERM  # the default action still happened
@@ -98,7 +98,7 @@ def test_sigterm_publishes_interrupted_and_still_ends_the_process(settings, redi
 
 def test_sigterm_chains_to_the_previous_handler(settings, redis_client):
     run_id = f"chain-{uuid.uuid4().hex[:8]}"
-    proc = child("chained", run_id, settings_env(settings))
+    proc = child("chained", run_id, training_env(settings))
     wait_for_line(proc, "training")
     proc.send_signal(signal.SIGTERM)
     assert wait_for_line(proc, "own handler ran") == "own handler ran"
@@ -113,7 +113,7 @@ def test_sigterm_chains_to_the_previous_handler(settings, redis_client):
 def test_a_failing_run_reports_the_whole_error(settings, redis_client, mode):
     assert len(LONG_ERROR) > 300
     run_id = f"{mode}-{uuid.uuid4().hex[:8]}"
-    proc = child(mode, run_id, settings_env(settings))
+    proc = child(mode, run_id, training_env(settings))
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 1
     assert LONG_ERROR in stderr  # the exception still reached the caller (and the terminal)
@@ -130,7 +130,7 @@ def test_a_failing_run_reports_the_whole_error(settings, redis_client, mode):
 
 def test_spool_owner_lock_is_released_by_death_not_by_a_live_child(settings, dead_url):
     """A process holding its spool lock keeps adopters away; its death frees the lock at once."""
-    env = settings_env(settings) | {"EPOCHSTREAM_REDIS_URL": dead_url}
+    env = training_env(settings) | {"EPOCHSTREAM_REDIS_URL": dead_url}
     proc = child("spool", f"lock-{uuid.uuid4().hex[:8]}", env)
     wait_for_line(proc, "spooled ")
     spool_dir = settings.resolved_spool_dir() / settings.namespace
@@ -146,7 +146,7 @@ def test_spool_owner_lock_is_released_by_death_not_by_a_live_child(settings, dea
 
 def test_ctrl_c_is_interrupted(settings, redis_client):
     run_id = f"int-{uuid.uuid4().hex[:8]}"
-    proc = child("sigterm", run_id, settings_env(settings))
+    proc = child("sigterm", run_id, training_env(settings))
     wait_for_line(proc, "training")
     proc.send_signal(signal.SIGINT)
     proc.wait(timeout=30)  # KeyboardInterrupt went on up and ended the process
@@ -172,6 +172,6 @@ def test_signal_handlers_are_installed_from_the_main_thread_only(settings):
         start_run("m", publisher=publisher).finish()
         print(signal.getsignal(signal.SIGTERM).__module__)
     """)
-    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=settings_env(settings), capture_output=True,
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=training_env(settings), capture_output=True,
                          text=True, timeout=60)
     assert out.stdout.split() == ["True", "producer.lifecycle"], out.stderr

@@ -4,16 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import redis
-
-from epochstream.settings import Settings
 from producer import Publisher, start_run
 from producer.run import Run
-from workers.drain import drain
-
-
-def drain_all(client: redis.Redis, settings: Settings) -> int:
-    return sum(drain(client, settings, p).stored for p in range(settings.partitions))
 
 
 def publish_epochs(run: Run, epochs: Sequence[dict[str, float]], start: int = 0) -> None:

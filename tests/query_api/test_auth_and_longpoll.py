@@ -9,7 +9,8 @@ from pydantic import SecretStr
 
 from producer.run import Run
 from query_api.app import create_app
-from tests.query_api.pipeline import drain_all, losses, make_run
+from tests.draining import drain_all
+from tests.query_api.pipeline import losses, make_run
 
 pytestmark = pytest.mark.anyio
 

@@ -13,7 +13,8 @@ import httpx
 
 from producer.run import Run
 from query_api.encoding import strict_loads
-from tests.query_api.pipeline import drain_all, make_run
+from tests.draining import drain_all
+from tests.query_api.pipeline import make_run
 
 EPOCHS = 40
 

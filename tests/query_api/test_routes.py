@@ -8,7 +8,8 @@ import pytest
 
 from query_api.encoding import strict_loads
 from query_api.models import BestPublic, EpochsPublic, RunPublic, RunsPagePublic, SystemPublic
-from tests.query_api.pipeline import drain_all, losses, make_run
+from tests.draining import drain_all
+from tests.query_api.pipeline import losses, make_run
 
 pytestmark = pytest.mark.anyio
 LONG_ERROR = "RuntimeError: CUDA out of memory. " + "x" * 5000 + " END-OF-ERROR"

@@ -13,7 +13,8 @@ from pydantic import SecretStr
 from schemathesis.checks import positive_data_acceptance
 
 from query_api.app import create_app
-from tests.query_api.pipeline import drain_all, losses, make_run
+from tests.draining import drain_all
+from tests.query_api.pipeline import losses, make_run
 
 RUN_ID = "schemathesis-run"
 

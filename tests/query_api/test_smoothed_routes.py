@@ -11,7 +11,7 @@ import pytest
 from producer import start_run
 from query_api.encoding import strict_loads
 from query_api.models import EpochsPublic, StepsPublic
-from tests.query_api.pipeline import drain_all
+from tests.draining import drain_all
 
 pytestmark = pytest.mark.anyio
 W = 0.8

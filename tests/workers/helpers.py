@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import redis
-
 from epochstream.settings import Settings
 from producer import Publisher, start_run
-from workers.drain import drain
 
 
 def publish_runs(settings: Settings, runs: int, epochs: int, system_every: int = 0, prefix: str = "r") -> list[str]:
@@ -22,12 +19,3 @@ def publish_runs(settings: Settings, runs: int, epochs: int, system_every: int =
     assert publisher.flush(30)
     publisher.close()
     return ids
-
-
-def drain_all(client: redis.Redis, settings: Settings) -> tuple[int, int]:
-    stored = dead = 0
-    for p in range(settings.partitions):
-        result = drain(client, settings, p)
-        stored += result.stored
-        dead += result.dead_lettered
-    return stored, dead

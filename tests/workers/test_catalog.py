@@ -8,7 +8,8 @@ import sys
 
 from epochstream.layout import DataLayout
 from tests.conftest import ROOT, settings_env
-from tests.workers.helpers import drain_all, publish_runs
+from tests.draining import drain_all
+from tests.workers.helpers import publish_runs
 from workers.catalog import ensure_catalog, open_catalog, view_sql
 
 READER = """

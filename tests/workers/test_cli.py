@@ -8,8 +8,9 @@ from epochstream.cli import app
 from epochstream.layout import DataLayout
 from schemas.keys import PAYLOAD_FIELD, Keys, partition_of
 from tests.conftest import settings_env
+from tests.draining import drain_all
 from tests.readmodel import summary as stored_summary
-from tests.workers.helpers import drain_all, publish_runs
+from tests.workers.helpers import publish_runs
 from tests.workers.test_drain import POISON
 from workers.log_reader import segments
 

@@ -10,9 +10,10 @@ from epochstream.layout import DataLayout
 from schemas.codec import MAX_PAYLOAD_BYTES
 from schemas.keys import PAYLOAD_FIELD, Keys, partition_of
 from schemas.read_models import RunSummary
+from tests.draining import drain_all
 from tests.readmodel import content, epoch_numbers
 from tests.readmodel import summary as stored_summary
-from tests.workers.helpers import drain_all, publish_runs
+from tests.workers.helpers import publish_runs
 from workers.catalog import query
 from workers.dead_letters import DeadLetter, list_dead_letters, replay
 from workers.drain import drain

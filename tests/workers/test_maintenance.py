@@ -20,8 +20,9 @@ from epochstream.faults import CRASH_ENV
 from epochstream.layout import DataLayout
 from epochstream.readmodel.location import Location
 from tests.conftest import ROOT, settings_env
+from tests.draining import drain_all
 from tests.readmodel import content
-from tests.workers.helpers import drain_all, publish_runs
+from tests.workers.helpers import publish_runs
 from tests.workers.test_rebuild_compact import VIEWS
 from workers.catalog import open_catalog, query
 from workers.compaction import compact

@@ -8,8 +8,9 @@ from epochstream.layout import DataLayout, atomic_write_parquet
 from epochstream.readmodel.location import Location
 from schemas.epoch import EpochV2
 from schemas.keys import PAYLOAD_FIELD, Keys, partition_of
+from tests.draining import drain_all
 from tests.readmodel import content, epoch_numbers
-from tests.workers.helpers import drain_all, publish_runs
+from tests.workers.helpers import publish_runs
 from tests.workers.test_drain import POISON
 from workers.catalog import query
 from workers.compaction import compact

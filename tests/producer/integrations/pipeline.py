@@ -8,7 +8,7 @@ import httpx
 import redis
 
 from epochstream.settings import Settings
-from tests.workers.helpers import drain_all
+from tests.draining import drain_all
 
 
 def drained(client: redis.Redis, settings: Settings) -> None:

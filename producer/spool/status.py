@@ -2,7 +2,7 @@
 
 Read-only: segments are parsed as an adopter would parse them (from the delivered offset of the `.ack`
 file on), never changed. Whether a segment's writer is alive is told by its owner's lock (see
-`producer.spool`): free means the writer is gone and anyone may deliver it; held means its writer is
+`producer.spool.adoption`): free means the writer is gone and anyone may deliver it; held means its writer is
 alive (it delivers them itself once the broker takes them) or another process has adopted it and is
 delivering it now.
 """
@@ -16,8 +16,11 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from producer.attempts import run_key_of
-from producer.spool import SEGMENT, parse, read_ack, safe_name, segment_number
+from producer.spool.adoption import segments_by_owner
+from producer.spool.backlog import read_ack, segment_number
+from producer.spool.framing import parse
+from producer.spool.writer import safe_name
+from schemas.keys import Keys
 
 WRITING, ADOPTED, ORPHANED = "writing", "adopted", "orphaned"
 
@@ -60,21 +63,13 @@ class OwnerStatus:
 
 def run_id_of(seq_key: str) -> str:
     """The run id in a record's dedupe key (`{ns}:seq:{p}:{run_id}` with an optional `#attempt`)."""
-    return run_key_of(seq_key).split("}:", 1)[-1]
+    return Keys.run_id_of(seq_key)
 
 
 def spool_status(directory: Path) -> list[OwnerStatus]:
     """Every owner with undelivered records in `directory`, oldest segment first within each."""
-    try:
-        names = os.listdir(directory)
-    except OSError:
-        return []
-    segments: dict[str, list[Path]] = {}
-    for name in names:
-        if (match := SEGMENT.match(name)) is not None:
-            segments.setdefault(match.group("owner"), []).append(directory / name)
     out = []
-    for owner, paths in sorted(segments.items()):
+    for owner, paths in sorted(segments_by_owner(directory).items()):
         status = _owner_status(directory, owner, sorted(paths, key=segment_number))
         if status.events or status.torn_bytes:
             out.append(status)
