@@ -66,6 +66,12 @@ class Settings(BaseSettings):
     drain_max_s: float = Field(
         default=30.0, gt=0, description="A drain job yields its worker after this long; the scheduler requeues it."
     )
+    compact_every_s: float = Field(
+        default=600.0, ge=0, description="The scheduler queues a compaction of the log this often (0: never)."
+    )
+    compact_min_age_s: float = Field(
+        default=300.0, ge=0, description="Scheduled compactions merge only segments older than this."
+    )
     future_skew_s: float = Field(
         default=86_400.0, ge=0, description="An event stamped further than this ahead of its ingestion (a wrong "
         "clock) is ordered by its ingestion time (listing, last seen, staleness) and its run flagged "

@@ -46,9 +46,17 @@ def stored_float(value: Any) -> float | None:
 
 
 def strict_metrics(metrics: Mapping[str, float | None]) -> tuple[dict[str, float | None], dict[str, str]]:
-    """(values with non-finite as None, {name: "nan"|"+inf"|"-inf"} for those)."""
-    values = {k: float_or_null(v) for k, v in metrics.items()}
-    markers = {k: m for k, v in metrics.items() if (m := non_finite_marker(v))}
+    """(values with non-finite as None, {name: "nan"|"+inf"|"-inf"} for those). One pass, no calls for the
+    finite values that make up nearly every answer (a downsampled curve encodes thousands of rows)."""
+    values: dict[str, float | None] = {}
+    markers: dict[str, str] = {}
+    isfinite = math.isfinite
+    for name, value in metrics.items():
+        if value is None or isfinite(value):
+            values[name] = value
+        else:
+            values[name] = None
+            markers[name] = "nan" if value != value else ("+inf" if value > 0 else "-inf")
     return values, markers
 
 

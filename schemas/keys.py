@@ -109,6 +109,12 @@ class Keys:
         return f"{self.namespace}:solo:{{{partition}}}"
 
     @property
+    def compaction_due(self) -> str:
+        """Set (with a TTL of the compaction period) by the scheduler that queued the period's compaction, so
+        that of several schedulers only one queues it."""
+        return f"{self.namespace}:compaction-due"
+
+    @property
     def drain_metrics(self) -> str:
         """A hash on the queue broker: drain batch durations as histogram counters (`workers.drain_metrics`)."""
         return f"{self.namespace}:drain-metrics"

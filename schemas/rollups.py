@@ -191,8 +191,13 @@ def candidates(aggregates: Iterable[Aggregate], names: Iterable[str] | None = No
         for name, a in agg.items():
             if wanted is not None and name not in wanted:
                 continue
-            points = out.setdefault(name, {})
-            for s, v in ((a[0], a[1]), (a[2], a[3]), (a[4], a[5]), (a[6], a[7]), (a[9], a[10])):
-                if s is not None:
-                    points[s] = real(v)
+            points = out.get(name)
+            if points is None:
+                points = out[name] = {}
+            # (step, value) pairs at 0/1 first, 2/3 last, 4/5 min, 6/7 max, 9/10 first non-finite
+            for i in (0, 2, 4, 6, 9):
+                step = a[i]
+                if step is not None:
+                    value = a[i + 1]
+                    points[step] = real(value) if value.__class__ is str else value
     return out

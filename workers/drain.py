@@ -42,19 +42,18 @@ from rq import Queue
 from epochstream.agreement import agree
 from epochstream.broker import connect, connect_queue
 from epochstream.drain_metrics import record_batch
-from epochstream.faults import CRASH_ENV, crash_on, crash_point, pause_point  # noqa: F401 - CRASH_ENV: tests
-from epochstream.layout import DataLayout, atomic_write_parquet
+from epochstream.faults import CRASH_ENV, crash_point  # noqa: F401 - both for the tests
+from epochstream.layout import DataLayout
 from epochstream.readmodel import ReadModelWriter, StaleFence
 from epochstream.settings import Settings
-from schemas.codec import decode
-from schemas.errors import SchemaError
-from schemas.keys import PAYLOAD_FIELD, Keys, partition_of
+from schemas.keys import PAYLOAD_FIELD, Keys
 from workers import dead_letters, health
+from workers.batch import Entry, dead_letter_of, process_batch
 from workers.catalog import ensure_seeds
 from workers.catch_up import catch_up
 from workers.locks import Heartbeat
-from workers.log_schema import DEAD_LETTERS, tables_by_type
-from workers.segment_meta import segment_name, stamp
+from workers.log_schema import DEAD_LETTERS
+from workers.segment_meta import segment_name
 
 FAIR_SHARE_S = 0.5  # once caught up after this long, a drain yields its worker to other partitions
 LINGER_MS = 500  # a caught-up drain with nobody waiting blocks this long for new entries before looking again
@@ -72,13 +71,6 @@ class DrainResult:
     refusal: str = ""  # why, in words
     retries: int = 0  # attempts at a batch that failed on the infrastructure, not on its entries
     stalled: str | None = None  # the infrastructure problem this drain gave up on at its deadline, if any
-
-
-@dataclass
-class Entry:
-    stream_id: str
-    payload: bytes
-    deliveries: int = 1
 
 
 _groups_made: set[tuple[int, str, str]] = set()  # (client, stream, group) this process made sure of
@@ -134,96 +126,6 @@ def _read_new(client: redis.Redis, stream: str, group: str, consumer: str, count
     reply = client.xreadgroup(group, consumer, {stream: ">"}, count=count, block=block_ms)
     entries = reply[0][1] if reply else []
     return [Entry(eid.decode(), fields.get(PAYLOAD_FIELD, b"")) for eid, fields in entries]
-
-
-def _decode_batch(entries: list[Entry], settings: Settings, partition: int) -> tuple[list, list[tuple[Entry, str]]]:
-    good, bad = [], []
-    for entry in entries:
-        try:
-            event = decode(entry.payload)
-            home = partition_of(event.run_id, settings.partitions)
-            if home != partition:  # applied here, its run would have two writers: the other drain races this one
-                bad.append((entry, f"run {event.run_id!r} belongs to partition {home} of {settings.partitions}, but "
-                                   f"this entry is in partition {partition}'s stream (put there by hand, or by a "
-                                   "producer with another partition count); `epochstream dlq replay` publishes it "
-                                   "to its run's partition"))
-                continue
-            good.append((entry.stream_id, event))
-        except SchemaError as exc:
-            bad.append((entry, str(exc)))
-        except Exception as exc:  # noqa: BLE001 - decoding is pure: whatever it raises, this entry always will
-            bad.append((entry, f"cannot be decoded: {exc!r}"))
-    return good, bad
-
-
-# What pyarrow raises for bad values; RecursionError: a config the codec parsed but too deep to encode again.
-STORE_ERRORS = (OverflowError, ValueError, TypeError, ArithmeticError, RecursionError)
-
-
-def _to_tables(good: list, bad: list[tuple[Entry, str]], batch: list[Entry], now: datetime) -> dict:
-    """Arrow tables per type; an event that validates but cannot be stored (e.g. int64 overflow) is dead."""
-    try:
-        return tables_by_type(good, now)
-    except STORE_ERRORS:
-        pass  # find the culprits one by one (rare: only a batch holding one pays this)
-    entries = {e.stream_id: e for e in batch}
-    kept: list = []
-    for item in good:
-        try:
-            tables_by_type([item], now)
-            kept.append(item)
-        except STORE_ERRORS as exc:
-            bad.append((entries[item[0]], f"valid event that cannot be stored in Parquet: {exc}"))
-    good[:] = kept
-    return tables_by_type(good, now)
-
-
-def _refuse_conflicts(good: list, bad: list[tuple[Entry, str]], batch: list[Entry], writer: ReadModelWriter) -> None:
-    """Dead-letter the events that reuse a taken identity with other content, before anything is written."""
-    conflicts = writer.conflicts(good)
-    if conflicts:
-        entries = {e.stream_id: e for e in batch}
-        bad += [(entries[sid], conflicts[sid]) for sid, _ in good if sid in conflicts]
-        good[:] = [item for item in good if item[0] not in conflicts]
-
-
-def process_batch(client: redis.Redis, settings: Settings, partition: int, entries: list[Entry],
-                  writer: ReadModelWriter, fence: int) -> tuple[int, int]:
-    """Steps 2-5 of the module docstring for one batch; returns (stored, dead-lettered)."""
-    keys, layout = Keys(settings.namespace, settings.partitions), DataLayout(settings.data_dir)
-    stream = keys.stream(partition)
-    now = datetime.now(UTC)
-    good, bad = _decode_batch(entries, settings, partition)
-    _refuse_conflicts(good, bad, entries, writer)
-    tables = _to_tables(good, bad, entries, now)
-    crash_on(e.payload for e in entries)
-    crash_point("before_write")
-    last_id = entries[-1].stream_id
-    name = segment_name(now, partition, last_id)
-    for event_type, table in tables.items():
-        atomic_write_parquet(stamp(table, partition, last_id), layout.log_dir(event_type) / name)
-    letters = [_letter(stream, entry, reason, now) for entry, reason in bad]
-    if letters:
-        dead_letters.write_to_log(letters, partition, now, layout.log_dir(DEAD_LETTERS) / name)
-    crash_point("after_write")
-    pause_point("after_write")
-    applied = writer.apply(partition, [(sid, event, now) for sid, event in good], fence, now)
-    if applied.conflicts:  # the safety net: the check before the write missed it (it is in the log, not applied)
-        by_id = {e.stream_id: e for e in entries}
-        late = [_letter(stream, by_id[sid], why, now) for sid, why in applied.conflicts]
-        dead_letters.write_to_log(late, partition, now,
-                                  layout.log_dir(DEAD_LETTERS) / name.replace(".parquet", "-conflicts.parquet"))
-        letters += late
-    crash_point("before_ack")
-    pipe = client.pipeline(transaction=False)  # ordered, not atomic: see step 5 above
-    dead_letters.add(pipe, keys, letters)
-    pipe.xack(stream, keys.group, *[e.stream_id for e in entries])
-    pipe.execute()
-    return len(good) - len(applied.conflicts), len(letters)
-
-
-def _letter(stream: str, entry: Entry, reason: str, now: datetime) -> dead_letters.DeadLetter:
-    return dead_letters.DeadLetter(stream, entry.stream_id, reason, entry.payload, entry.deliveries, now.isoformat())
 
 
 def take_fence(client: redis.Redis, keys: Keys, partition: int) -> int:
@@ -412,7 +314,7 @@ class _Drain:
 
     def _bury(self, entry: Entry, reason: str) -> int:
         now = datetime.now(UTC)
-        letter = _letter(self.stream, entry, reason, now)
+        letter = dead_letter_of(self.stream, entry, reason, now)
         dead_letters.write_to_log([letter], self.partition, now, DataLayout(self.settings.data_dir).log_dir(
             DEAD_LETTERS) / segment_name(now, self.partition, entry.stream_id))
         pipe = self.client.pipeline(transaction=False)

@@ -121,6 +121,38 @@ def schedule_once(client: redis.Redis, settings: Settings, redis_url: str, queue
     return queued
 
 
+COMPACTION_TIMEOUT_S = 3600  # a first compaction of a long log merges many files
+
+
+def enqueue_compaction(queue: redis.Redis, settings: Settings):
+    """Once per `compact_every_s` across all schedulers: queue a compaction of the log on the drain queue, so a
+    worker runs it (isolated in its work horse) and drains never stop for it; returns the job or None. Left
+    alone, a busy deployment writes a few small segments per drained batch: tens of thousands an hour, each a
+    file every SQL view opens and every drain's catch-up lists."""
+    if settings.compact_every_s <= 0:
+        return None
+    keys = Keys(settings.namespace, settings.partitions)
+    if not queue.set(keys.compaction_due, b"queued", nx=True, ex=max(1, int(settings.compact_every_s))):
+        return None
+    return drain_queue(queue, settings).enqueue(
+        run_compaction, settings.model_dump_json(), job_timeout=COMPACTION_TIMEOUT_S, result_ttl=600,
+        failure_ttl=24 * 3600,
+    )
+
+
+def run_compaction(settings_json: str) -> dict:
+    """RQ job: compact segments older than `compact_min_age_s`; skipped while a `compact` or `rebuild` runs."""
+    from workers.compaction import compact
+    from workers.maintenance_lock import MaintenanceBusy
+
+    settings = Settings.model_validate_json(settings_json)
+    try:
+        results = compact(settings, min_age_s=settings.compact_min_age_s)
+    except MaintenanceBusy as exc:
+        return {"skipped": str(exc)}
+    return {"files_in": sum(r.files_in for r in results), "files_out": sum(r.files_out for r in results)}
+
+
 def trim_all(client: redis.Redis, settings: Settings) -> int:
     keys = Keys(settings.namespace, settings.partitions)
     return sum(trim_stream(client, stream) for stream in keys.all_streams())
@@ -135,16 +167,21 @@ SNAPSHOT_EVERY_S = 10.0  # the `runs`/`trends` SQL views are at most about this 
 
 def run_scheduler(client: redis.Redis, settings: Settings, redis_url: str, interval: float = 1.0,
                   trim_every: float = 30.0, stop=None, queue: redis.Redis | None = None) -> None:
-    """Schedule drains every `interval` seconds, trim every `trim_every`, and refresh the read-model snapshot
+    """Schedule drains every `interval` seconds, trim every `trim_every`, queue a compaction every
+    `settings.compact_every_s` (`enqueue_compaction`), and refresh the read-model snapshot
     for SQL every SNAPSHOT_EVERY_S (or 20 times what the last one took, if that is longer: a snapshot of
     100,000 runs is not taken every few seconds), until `stop()` is true."""
     from workers.catalog import refresh_snapshot
 
     last_trim = last_snapshot = 0.0
+    last_compaction = time.monotonic()  # the first one a period after start: a restart loop never compacts
     snapshot_every = SNAPSHOT_EVERY_S
     while stop is None or not stop():
         try:
             schedule_once(client, settings, redis_url, queue)
+            if settings.compact_every_s > 0 and time.monotonic() - last_compaction >= settings.compact_every_s:
+                enqueue_compaction(client if queue is None else queue, settings)
+                last_compaction = time.monotonic()
             if time.monotonic() - last_trim >= trim_every:
                 trim_all(client, settings)
                 last_trim = time.monotonic()

@@ -168,16 +168,16 @@ def test_valid_event_that_parquet_cannot_hold_is_dead_lettered_alone(settings, r
 def test_any_decoding_failure_dead_letters_that_entry_alone(settings, redis_client, monkeypatch):
     """Decoding is pure, so an unexpected exception from it (a bug, a library's surprise) repeats on every
     delivery: that entry goes to the DLQ at once with the exception as its reason; the batch flows."""
-    import workers.drain
+    import workers.batch
 
-    real = workers.drain.decode
+    real = workers.batch.decode
 
     def decode(payload):
         if b"boom" in payload:
             raise RuntimeError("boom")
         return real(payload)
 
-    monkeypatch.setattr(workers.drain, "decode", decode)
+    monkeypatch.setattr(workers.batch, "decode", decode)
     stream = Keys(settings.namespace, settings.partitions).stream_for_run("ok")
     for payload in (good_event("ok", 1, 1), b'{"boom": 1}', good_event("ok", 2, 2)):
         redis_client.xadd(stream, {PAYLOAD_FIELD: payload})
