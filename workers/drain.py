@@ -3,19 +3,12 @@
 One batch, in this order (a crash at any point loses nothing and duplicates nothing):
 1. entries left pending by an earlier consumer are reclaimed first (at the start every pending entry: the
    drain holds the partition, so whoever read them is gone), then new ones are read (XREADGROUP);
-2. decode each entry: validate + upcast; a poison entry (an `event_id` not of its own run, or a run of
-   another partition, included) or one reusing an identity (run, seq) already taken with other content
-   (`ReadModelWriter.conflicts`) becomes a dead letter with a reason (decoding is pure: an entry that fails
-   once fails every time);
-3. write one Parquet segment per event type (and one of dead letters): temp name, fsync, rename; each
-   segment records its partition and newest stream id, so a read model behind the log can catch up;
-4. apply the batch to the read model in one transaction with the partition's tracking record, checking
-   this drain's fence token (a drain paused past its lock is refused, never writes over newer state);
-5. in one pipelined round trip, in this order: XADD the dead letters to the DLQ stream, XACK the whole batch.
+2.-5. one batch (`workers.batch`): decode, write the log, commit the read model with the tracking record
+   (checking this drain's fence token), then XADD the dead letters and XACK the whole batch.
    Not a MULTI: the DLQ and the partition's stream live in different Redis Cluster slots. A crash between
    the two can only repeat a dead letter (the Parquet `dead_letters` set already holds it), never lose one.
-A crash before 4 redelivers the batch (the log may hold a row twice; every reader dedupes by (run_id, event_id)); a
-crash between 4 and 5 redelivers entries the tracking record already covers, which are checked one by one
+A crash before the commit redelivers the batch (the log may hold a row twice; every reader dedupes by
+(run_id, event_id)); a crash between the commit and the XACK redelivers entries the tracking record already covers, which are checked one by one
 and change nothing.
 
 Transient vs terminal: only an entry's own fault dead-letters it. A failure of the machinery (a full disk,
