@@ -8,8 +8,8 @@ One batch, in this order (a crash at any point loses nothing and duplicates noth
    Not a MULTI: the DLQ and the partition's stream live in different Redis Cluster slots. A crash between
    the two can only repeat a dead letter (the Parquet `dead_letters` set already holds it), never lose one.
 A crash before the commit redelivers the batch (the log may hold a row twice; every reader dedupes by
-(run_id, event_id)); a crash between the commit and the XACK redelivers entries the tracking record already covers, which are checked one by one
-and change nothing.
+(run_id, event_id)); a crash between the commit and the XACK redelivers entries the tracking record already
+covers, which are checked one by one and change nothing.
 
 Transient vs terminal: only an entry's own fault dead-letters it. A failure of the machinery (a full disk,
 a locked read model, the broker away) keeps the batch in hand, pending, and retries it with back-off until
