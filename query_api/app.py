@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request
@@ -18,6 +19,8 @@ from query_api.middleware import ReadOnlyMiddleware
 from query_api.routes import docs, health, runs, series, ui
 from query_api.store import RunNotFound, RunStore
 from query_api.watch import ChangeWatcher
+
+GC_GEN0_THRESHOLD = 20_000  # allocations between young collections (CPython's default: 700)
 
 DESCRIPTION = """Read-only run history, best epochs and trend flags for ML training runs.
 
@@ -36,6 +39,12 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
+        # What start-up made (modules, routes, caches' scaffolding) lives as long as the process: out of the
+        # collector's generations, so a full collection during a request scans only what requests made. With
+        # gen-0 collections rarer, a downsampled answer (tens of thousands of short-lived objects) is not
+        # interrupted dozens of times. Both took the p99 of /steps?max_points=1000 over 1M steps from GC pauses.
+        gc.freeze()
+        gc.set_threshold(GC_GEN0_THRESHOLD, *gc.get_threshold()[1:])
         yield
         await watcher.close()
 
