@@ -32,9 +32,12 @@ up: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/producer_overhead.py
 	$(PY) bench/ingest.py
+	$(PY) bench/spread.py --find 1500,2500,3500
+	$(PY) bench/long_run.py
 	$(PY) bench/api.py
 	$(PY) bench/people_stack.py
 	$(PY) bench/trends.py
+	$(PY) bench/cli_startup.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
