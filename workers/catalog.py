@@ -31,10 +31,10 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from epochstream.errors import TransientError
 from epochstream.layout import DataLayout, atomic_write_bytes, atomic_write_parquet
 from epochstream.settings import Settings
 from schemas.epoch import CORE_METRICS
+from workers.catalog_errors import CatalogBusy, catalog_error  # noqa: F401 - CatalogBusy: for callers
 from workers.log_schema import DEAD_LETTERS, LOG_SCHEMAS
 from workers.quarantine import SEED as QUARANTINE_SEED
 from workers.quarantine import check_log
@@ -47,10 +47,6 @@ QUARANTINE_COLUMNS = {
     "events": "BIGINT", "recovery": "VARCHAR", "recovered_events": "BIGINT", "lost_events": "BIGINT",
     "recovery_note": "VARCHAR",
 }
-
-
-class CatalogBusy(TransientError):
-    """Another process holds the catalog open for writing; try again in a moment."""
 
 
 def ensure_seeds(layout: DataLayout) -> None:
@@ -178,7 +174,7 @@ def ensure_catalog(settings: Settings) -> Path:
     try:
         con = duckdb.connect(str(path))
     except duckdb.IOException as exc:
-        raise CatalogBusy(f"{path} is open for writing elsewhere: {exc}") from None
+        raise catalog_error(exc) from None
     try:
         _session(con, layout)
         for name, sql in view_sql(layout).items():

@@ -26,6 +26,7 @@ def sql(
     from epochstream.errors import EpochstreamError
     from epochstream.layout import DataLayout
     from workers.catalog import open_catalog
+    from workers.catalog_errors import catalog_error
 
     settings = build_settings(data_dir=data_dir)
     layout = DataLayout(settings.data_dir)
@@ -36,7 +37,7 @@ def sql(
     try:
         con = open_catalog(settings, read_only=True, fresh=True)
     except (duckdb.Error, EpochstreamError) as exc:
-        fail(f"cannot open the catalog in {settings.data_dir}: {_first_line(exc)}")
+        fail(f"cannot open the catalog in {settings.data_dir}: {catalog_error(exc)}")
     try:
         cursor = con.execute(query)
         if cursor.description is None:
@@ -45,7 +46,7 @@ def sql(
         columns = [d[0] for d in cursor.description]
         rows = cursor.fetchmany(limit + 1)
     except duckdb.Error as exc:
-        fail(f"SQL error: {_first_line(exc)}")
+        fail(str(catalog_error(exc)))
     finally:
         con.close()
     table = Table(show_lines=False, header_style="bold")
@@ -57,8 +58,3 @@ def sql(
     console.print(table)
     more = " (more rows: raise --limit)" if len(rows) > limit else ""
     console.print(f"{min(len(rows), limit)} rows{more}", style="dim")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
