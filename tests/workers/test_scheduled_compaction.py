@@ -25,6 +25,18 @@ def test_one_compaction_is_queued_per_period_however_many_schedulers(settings, r
     assert enqueue_compaction(redis_client, settings.model_copy(update={"compact_every_s": 0.0})) is None
 
 
+def _drained(settings, batch: int) -> bool:
+    summaries = [stored_summary(settings, f"b{batch}-{r}") for r in range(3)]
+    return all(s is not None and s["epochs"] == 5 for s in summaries)
+
+
+def _wait_until(condition, worker, tmp_path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert worker.poll() is None and time.monotonic() < deadline, (tmp_path / "worker.log").read_text()[-3000:]
+        time.sleep(0.2)
+
+
 def test_a_worker_compacts_the_log_on_schedule_while_it_drains(settings, redis_client, tmp_path):
     settings = settings.model_copy(update={"partitions": 2})
     env = settings_env(settings) | {"EPOCHSTREAM_COMPACT_EVERY_S": "2", "EPOCHSTREAM_COMPACT_MIN_AGE_S": "0"}
@@ -33,9 +45,9 @@ def test_a_worker_compacts_the_log_on_schedule_while_it_drains(settings, redis_c
         worker = subprocess.Popen([sys.executable, "-c", CLI, "worker", "--interval", "0.2"], env=env, cwd=ROOT,
                                   stdout=subprocess.DEVNULL, stderr=log)
         try:
-            for batch in range(4):  # several drained batches, each its own segments
+            for batch in range(4):  # drained one after the other: each its own segments, whatever the load
                 publish_runs(settings, runs=3, epochs=5, prefix=f"b{batch}-")
-                time.sleep(0.7)
+                _wait_until(lambda b=batch: _drained(settings, b), worker, tmp_path)
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
                 live = segments(layout, "epoch")
