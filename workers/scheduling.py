@@ -43,7 +43,9 @@ def enqueue_drain(client: redis.Redis, settings: Settings, redis_url: str, parti
         return None
     return drain_queue(client, settings).enqueue(
         run_drain_and_release, settings.model_dump_json(), redis_url, partition, job_id, job_id=job_id,
-        job_timeout=int(settings.drain_max_s * 4) + 60, result_ttl=60, failure_ttl=24 * 3600,
+        # A drain stops itself after drain_max_s; RQ kills a work horse stuck past this (its lock then lapses in
+        # seconds), so one stuck job holds its partition back for at most this long.
+        job_timeout=int(settings.drain_max_s * 2) + 30, result_ttl=60, failure_ttl=24 * 3600,
     )
 
 
