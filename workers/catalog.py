@@ -35,6 +35,7 @@ from epochstream.layout import DataLayout, atomic_write_bytes, atomic_write_parq
 from epochstream.settings import Settings
 from schemas.epoch import CORE_METRICS
 from workers.catalog_errors import CatalogBusy, catalog_error  # noqa: F401 - CatalogBusy: for callers
+from workers.fork_guard import no_fork
 from workers.log_schema import DEAD_LETTERS, LOG_SCHEMAS
 from workers.quarantine import SEED as QUARANTINE_SEED
 from workers.quarantine import check_log
@@ -210,11 +211,12 @@ def refresh_snapshot(settings: Settings) -> Path | None:
     ensure_seeds(layout)
     check_log(layout, "catalog")
     recover_pending(settings)
-    reader = ReadModelReader(settings.data_dir)
-    try:
-        return refresh(layout, reader)
-    finally:
-        reader.close()
+    with no_fork():  # a worker forks its work horses meanwhile: no connection of ours may cross a fork
+        reader = ReadModelReader(settings.data_dir)
+        try:
+            return refresh(layout, reader)
+        finally:
+            reader.close()
 
 
 def query(settings: Settings, sql: str, params: list | None = None) -> pa.Table:
