@@ -17,6 +17,7 @@ from producer import Publisher, start_run
 from schemas.keys import Keys, partition_of
 from tests.conftest import ROOT, settings_env
 from tests.integration.helpers import Seen, dead_letters, sql_view
+from tests.processes import stop_processes
 from tests.readmodel import epoch_numbers, summary
 
 CLI = "from epochstream.cli import main; main()"
@@ -118,11 +119,7 @@ def test_worker_survives_a_redis_sigkill_mid_job_and_every_partition_drains_agai
         assert worker.poll() is None
     finally:
         publisher.close()
-        worker.terminate()
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        stop_processes([worker])
         server.kill()
         log.close()
     for run_id in run_ids:

@@ -19,6 +19,7 @@ from producer import Publisher, start_run
 from schemas.keys import Keys
 from tests.conftest import ROOT, ApiServer, settings_env
 from tests.integration.helpers import Seen, api_view, dead_letters, sql_view
+from tests.processes import stop_processes
 from tests.readmodel import summary
 from workers import health
 from workers.catalog import ensure_catalog
@@ -133,18 +134,7 @@ def test_a_full_disk_for_60s_during_ingest_loses_nothing_doubles_nothing_dead_le
         publisher.close()
         if api is not None:
             api.stop()
-        _stop(workers)
+        stop_processes(workers)
         log.close()
 
 
-def _stop(processes: list[subprocess.Popen]) -> None:
-    """SIGTERM (a warm shutdown: running drains finish), then SIGKILL whatever is left after 30 s."""
-    for proc in processes:
-        proc.terminate()
-    deadline = time.monotonic() + 30
-    while any(p.poll() is None for p in processes) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    for proc in processes:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()

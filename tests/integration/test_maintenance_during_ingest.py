@@ -23,6 +23,7 @@ from tests.conftest import ROOT, ApiServer, settings_env
 from tests.draining import drain_all
 from tests.integration.helpers import RawRun, xadd
 from tests.integration.maintenance_reader import QUERIES
+from tests.processes import stop_processes
 from tests.workers.test_maintenance import answers
 from workers.catalog import ensure_catalog, query
 from workers.log_reader import count_by_id
@@ -141,11 +142,7 @@ def test_compact_twice_and_rebuild_at_once_during_ingest_polls_and_sql(settings,
         for poller in pollers:
             poller.join(timeout=60)
         api.stop()
-        worker.terminate()
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        stop_processes([worker])
         worker_log.close()
         for reader in readers:
             if reader.poll() is None:

@@ -8,6 +8,7 @@ import time
 
 from epochstream.layout import DataLayout
 from tests.conftest import ROOT, settings_env
+from tests.processes import stop_processes
 from tests.readmodel import summary as stored_summary
 from tests.workers.helpers import publish_runs
 from workers.catalog import query
@@ -58,8 +59,7 @@ def test_a_worker_compacts_the_log_on_schedule_while_it_drains(settings, redis_c
             else:
                 raise AssertionError(f"not compacted: {[p.name for p in segments(layout, 'epoch')]}")
         finally:
-            worker.terminate()
-            worker.wait(timeout=30)
+            stop_processes([worker])
     copies = count_by_id(layout, "epoch")
     assert len(copies) == 4 * 3 * 5 and set(copies.values()) == {1}  # every epoch once, in merged segments
     assert query(settings, "SELECT count(*) AS n FROM epochs").to_pylist() == [{"n": 60}]
