@@ -49,6 +49,7 @@ from workers.log_schema import DEAD_LETTERS
 from workers.segment_meta import segment_name
 
 FAIR_SHARE_S = 0.5  # once caught up after this long, a drain yields its worker to other partitions
+METRICS_EVERY_S = 1.0  # batch durations reach /metrics at most this late
 LINGER_MS = 500  # a caught-up drain with nobody waiting blocks this long for new entries before looking again
 BACKOFF_FIRST_S, BACKOFF_MAX_S = 0.2, 5.0  # retrying a batch held up by its infrastructure
 
@@ -166,6 +167,8 @@ class _Drain:
     idle_ms: int = 0  # the first reclaim takes every pending entry: this drain holds the partition now
     problem: str | None = None
     problem_since: datetime | None = None
+    batch_seconds: list[float] = field(default_factory=list)  # durations not yet counted for /metrics
+    counts_sent_at: float = field(default_factory=time.monotonic)
 
     def __post_init__(self) -> None:
         self.keys = Keys(self.settings.namespace, self.settings.partitions)
@@ -202,6 +205,7 @@ class _Drain:
             health.log.warning("%s", exc)
         finally:
             self._close_writer()
+            self._send_batch_counts()
         if self.in_hand and not self.result.refused:
             self.result.stalled = self.problem
             self._give_back_deliveries()
@@ -230,11 +234,24 @@ class _Drain:
         return not reclaimed and not full and time.monotonic() > soft_deadline
 
     def _count_batch(self, seconds: float) -> None:
-        """The batch's duration for `/metrics`, on the queue broker (never a cluster's shards). Best effort."""
+        """Note the batch's duration for `/metrics`; sent at most once a second (`_send_batch_counts`), not a
+        round trip per batch: a drain of a trickling partition does many small batches."""
+        self.batch_seconds.append(seconds)
+        if time.monotonic() - self.counts_sent_at >= METRICS_EVERY_S:
+            self._send_batch_counts()
+
+    def _send_batch_counts(self) -> None:
+        """On the queue broker (never a cluster's shards), one round trip. Best effort: a lost count is only a
+        gauge that lags."""
+        self.counts_sent_at = time.monotonic()
+        if not self.batch_seconds:
+            return
         with contextlib.suppress(*health.BROKER_FAILURES):
             pipe = self.queue.pipeline(transaction=False)
-            record_batch(pipe, self.keys, seconds)
+            for seconds in self.batch_seconds:
+                record_batch(pipe, self.keys, seconds)
             pipe.execute()
+        self.batch_seconds = []
 
     def _open_writer(self) -> None:
         if self.writer is not None:

@@ -105,11 +105,11 @@ def job_status(client: redis.Redis, holder: Holder) -> str | None:
 ENDED = frozenset({"failed", "stopped", "canceled", "finished"})  # rq's JobStatus values of a job that is over
 
 
-def release_if_dead(client: redis.Redis, key: str, pipeline=None) -> bool | None:
+def release_if_dead(client: redis.Redis, key: str, holder: Holder | None = None, pipeline=None) -> bool | None:
     """Free a partition whose drain job ended without releasing its lock (failed, stopped, finished: its work
     horse was killed). A job still queued or started is left to the TTL rule; so is a rebuild, and a job not
-    found (being enqueued right now, or long gone)."""
-    holder = holder_of(client, key)
+    found (being enqueued right now, or long gone). `holder`: who the caller just read holds it (saves a GET)."""
+    holder = holder if holder is not None else holder_of(client, key)
     if holder is None or holder.kind != "drain" or job_status(client, holder) not in ENDED:
         return False
     return release(client, key, holder, pipeline=pipeline)

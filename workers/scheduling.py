@@ -43,9 +43,7 @@ def enqueue_drain(client: redis.Redis, settings: Settings, redis_url: str, parti
         return None
     return drain_queue(client, settings).enqueue(
         run_drain_and_release, settings.model_dump_json(), redis_url, partition, job_id, job_id=job_id,
-        # A drain stops itself after drain_max_s; RQ kills a work horse stuck past this (its lock then lapses in
-        # seconds), so one stuck job holds its partition back for at most this long.
-        job_timeout=int(settings.drain_max_s * 2) + 30, result_ttl=60, failure_ttl=24 * 3600,
+        job_timeout=int(settings.drain_max_s * 4) + 60, result_ttl=60, failure_ttl=24 * 3600,
     )
 
 
@@ -59,8 +57,8 @@ def keep_or_free(client: redis.Redis, settings: Settings, partition: int) -> Non
         return
     if client.lpos(drain_queue(client, settings).key, holder.id) is not None:
         locks.refresh(client, lock, holder)
-    elif locks.job_status(client, holder) in locks.ENDED:
-        locks.release(client, lock, holder)
+    else:
+        locks.release_if_dead(client, lock, holder)
 
 
 def run_drain_and_release(settings_json: str, redis_url: str, partition: int, job_id: str) -> dict:
