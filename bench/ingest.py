@@ -205,7 +205,7 @@ def freshness(url: str, rate: int, seconds: float, workers: int) -> tuple[float,
     return lat[len(lat) // 2], lat[min(len(lat) - 1, int(len(lat) * 0.99))]
 
 
-def bytes_per_100(url: str, runs: int, epochs_per_run: int) -> tuple[float, float]:
+def bytes_per_100(url: str, runs: int, epochs_per_run: int) -> tuple[float, float, float]:
     from workers.drain import drain
 
     settings = fresh_settings(url, "bytes")
@@ -222,10 +222,26 @@ def bytes_per_100(url: str, runs: int, epochs_per_run: int) -> tuple[float, floa
     layout = DataLayout(settings.data_dir)
     before = sum(f.stat().st_size for f in segments(layout, "epoch"))
     compact(settings, ["epoch"])
-    after = sum(f.stat().st_size for f in segments(layout, "epoch"))
+    merged = segments(layout, "epoch")
+    after = sum(f.stat().st_size for f in merged)
+    one_file = _as_one_file(merged, settings.data_dir / "one.parquet")
     shutil.rmtree(settings.data_dir, ignore_errors=True)
     per = len(batch) / 100
-    return before / per, after / per
+    return before / per, after / per, one_file / per
+
+
+def _as_one_file(files: list[Path], path: Path) -> int:
+    """Bytes of the same merged rows written as one file with compaction's options: the baseline that shows
+    what the per-partition merge costs (each merged file carries its own footer and column pages)."""
+    import pyarrow.parquet as pq
+
+    from workers.compaction import SORT_KEYS, parquet_options
+    from workers.log_reader import read_files
+
+    table = read_files(files, "epoch")
+    table = table.sort_by([(k, "ascending") for k in SORT_KEYS.get("epoch", ["run_id", "seq", "event_id"])])
+    pq.write_table(table, path, **parquet_options(table.schema))
+    return path.stat().st_size
 
 
 def drain_cpu(url: str, n: int) -> float:
@@ -284,7 +300,8 @@ def main() -> None:
               f", p99 median {statistics.median(f[1] for f in fr):.3f}s {[(round(a, 3), round(b, 3)) for a, b in fr]}")
         b = [bytes_per_100(server.url, 16, 500) for _ in range(args.repeats)]
         print(f"bytes per 100 epochs of 8 metrics: before compaction median {statistics.median(x[0] for x in b):,.0f}"
-              f", after compaction median {statistics.median(x[1] for x in b):,.0f}")
+              f", after compaction median {statistics.median(x[1] for x in b):,.0f} ({PARTITIONS} merged files); "
+              f"baseline, the same rows as one file: {statistics.median(x[2] for x in b):,.0f}")
         print(f"load average at end: {os.getloadavg()[0]:.1f}")
     finally:
         server.stop()

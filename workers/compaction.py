@@ -98,7 +98,7 @@ def _merge(layout: DataLayout, event_type: str, partition: int | None, parts: li
     first = parts[0][0]
     name = first.name.removesuffix(".parquet").split("-compacted")[0]
     atomic_write_parquet(merged, first.with_name(f"{name}-compacted-{uuid.uuid4().hex[:8]}.parquet"),
-                         **_options(merged.schema))
+                         **parquet_options(merged.schema))
     crash_point("compaction_after_merge")  # a kill here leaves every event twice: views and readers dedupe
     for path, _ in parts:
         atomic_write_bytes(superseded_marker(path), b"", fsync=False)
@@ -134,7 +134,7 @@ def compact_type(layout: DataLayout, event_type: str, min_age_s: float = 0.0, ke
     return result
 
 
-def _options(schema: pa.Schema) -> dict:
+def parquet_options(schema: pa.Schema) -> dict:
     floats = [f.name for f in schema if pa.types.is_floating(f.type)]
     return {"compression": "zstd", "compression_level": 9, "use_byte_stream_split": floats or False,
             "use_dictionary": [f.name for f in schema if pa.types.is_string(f.type)]}
