@@ -205,7 +205,10 @@ def freshness(url: str, rate: int, seconds: float, workers: int) -> tuple[float,
     return lat[len(lat) // 2], lat[min(len(lat) - 1, int(len(lat) * 0.99))]
 
 
-def bytes_per_100(url: str, runs: int, epochs_per_run: int) -> tuple[float, float, float]:
+def bytes_per_100(url: str, runs: int, epochs_per_run: int) -> tuple[float, float, dict[int, float]]:
+    """Bytes per 100 epochs before and after `compact`, and the baseline: the same merged rows written as
+    one file holding k runs, for k = 2 (what each merged file here holds: 16 runs over 8 partitions) up to
+    every run."""
     from workers.drain import drain
 
     settings = fresh_settings(url, "bytes")
@@ -224,15 +227,20 @@ def bytes_per_100(url: str, runs: int, epochs_per_run: int) -> tuple[float, floa
     compact(settings, ["epoch"])
     merged = segments(layout, "epoch")
     after = sum(f.stat().st_size for f in merged)
-    one_file = _as_one_file(merged, settings.data_dir / "one.parquet")
+    per_file = _runs_per_file(merged, [k for k in (2, 4, 8, 16) if k <= runs])
     shutil.rmtree(settings.data_dir, ignore_errors=True)
     per = len(batch) / 100
-    return before / per, after / per, one_file / per
+    return before / per, after / per, per_file
 
 
-def _as_one_file(files: list[Path], path: Path) -> int:
-    """Bytes of the same merged rows written as one file with compaction's options: the baseline that shows
-    what the per-partition merge costs (each merged file carries its own footer and column pages)."""
+def _runs_per_file(files: list[Path], counts: list[int]) -> dict[int, float]:
+    """Bytes per 100 epochs of the merged rows re-written with compaction's options as files of k runs each.
+    It shows what the bytes depend on: runs of one sweep share their deterministic curves (accuracy from the
+    loss, the learning-rate schedule), and zstd only finds those repeats inside one file."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     from workers.compaction import SORT_KEYS, parquet_options
@@ -240,8 +248,17 @@ def _as_one_file(files: list[Path], path: Path) -> int:
 
     table = read_files(files, "epoch")
     table = table.sort_by([(k, "ascending") for k in SORT_KEYS.get("epoch", ["run_id", "seq", "event_id"])])
-    pq.write_table(table, path, **parquet_options(table.schema))
-    return path.stat().st_size
+    run_ids = sorted(set(table.column("run_id").to_pylist()))
+    out = {}
+    for k in counts:
+        size = 0
+        for i in range(0, len(run_ids), k):
+            part = table.filter(pc.is_in(table.column("run_id"), pa.array(run_ids[i:i + k])))
+            buffer = io.BytesIO()
+            pq.write_table(part, buffer, **parquet_options(part.schema))
+            size += len(buffer.getvalue())
+        out[k] = size / (table.num_rows / 100)
+    return out
 
 
 def drain_cpu(url: str, n: int) -> float:
@@ -300,8 +317,10 @@ def main() -> None:
               f", p99 median {statistics.median(f[1] for f in fr):.3f}s {[(round(a, 3), round(b, 3)) for a, b in fr]}")
         b = [bytes_per_100(server.url, 16, 500) for _ in range(args.repeats)]
         print(f"bytes per 100 epochs of 8 metrics: before compaction median {statistics.median(x[0] for x in b):,.0f}"
-              f", after compaction median {statistics.median(x[1] for x in b):,.0f} ({PARTITIONS} merged files); "
-              f"baseline, the same rows as one file: {statistics.median(x[2] for x in b):,.0f}")
+              f", after compaction median {statistics.median(x[1] for x in b):,.0f} ({PARTITIONS} merged files, "
+              f"2 runs each)")
+        print("  baseline, the same rows re-written as files of k runs: " + ", ".join(
+            f"k={k} {statistics.median(x[2][k] for x in b):,.0f}" for k in b[0][2]))
         print(f"load average at end: {os.getloadavg()[0]:.1f}")
     finally:
         server.stop()
