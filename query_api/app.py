@@ -34,7 +34,7 @@ included.
 
 
 def create_app(settings: Settings) -> FastAPI:
-    reader = ReadModelReader(settings.data_dir)
+    reader = ReadModelReader(settings.data_dir, settings.read_model_url)
     watcher = ChangeWatcher(reader, WATCH_INTERVAL_S)
 
     @asynccontextmanager

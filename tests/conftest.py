@@ -37,6 +37,21 @@ def namespace(redis_url) -> Iterator[str]:
 
 
 @pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL database of this test's own (`tests.postgres`), dropped afterwards."""
+    from tests.postgres import fresh_database
+
+    with fresh_database() as url:
+        yield url
+
+
+@pytest.fixture
+def pg_settings(settings, postgres_url) -> Settings:
+    """`settings` with the read model in PostgreSQL."""
+    return settings.model_copy(update={"read_model_url": postgres_url})
+
+
+@pytest.fixture
 def redis_client(redis_url) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(redis_url)
     yield client
