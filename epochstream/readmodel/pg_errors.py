@@ -7,6 +7,9 @@ happened and what to do, classified by SQLSTATE class (never by message text):
 - credentials, a missing database, missing privileges: `ReadModelConfigError` (a setting to fix);
 - a value the database cannot hold (a NUL character in text): `ReadModelRejected`, counted against the batch;
 - a table or schema that is not there: `ReadModelMissing` (a rebuild swapped, or nothing was written yet).
+A refused *connection* is the exception: libpq reports no SQLSTATE for it, only its text, so
+`connect_error` tells a server that answered and refused us (FATAL: credentials, database) from one that
+is away or starting, shutting down or full, by libpq's severity word and those few states' fixed phrases.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from epochstream.readmodel.errors import (
     ReadModelUnavailable,
 )
 
+SERVER_BUSY = ("starting up", "shutting down", "too many", "recovery mode")  # FATAL, yet retry (57P03, 53300)
 TRANSIENT_CLASSES = ("08", "40", "53", "57", "58")  # connection, rollback, resources, operator, system
 CONFIG_CLASSES = ("28", "3D", "42501")  # authorization, catalog name, privilege
 
@@ -51,3 +55,18 @@ def postgres_error(exc: BaseException, where: str) -> ReadModelError:
                                     f"work is retried: check that the server is up and reachable")
     return ReadModelConfigError(f"PostgreSQL at {where} failed a read-model statement ({line}); if this "
                                 f"persists, run `epochstream rebuild` or report it with this message")
+
+
+def connect_error(exc: BaseException, where: str) -> ReadModelError:
+    """Our error for a failure of `psycopg.connect` (see the module's docstring)."""
+    line = _first_line(exc)
+    if isinstance(exc, psycopg.OperationalError) and not getattr(exc, "sqlstate", None):
+        text = str(exc)
+        if "FATAL:" in text and not any(phrase in text for phrase in SERVER_BUSY):
+            reason = text.split("FATAL:", 1)[1].strip().splitlines()[0]
+            return ReadModelConfigError(f"PostgreSQL at {where} refused the connection ({reason}): check the "
+                                        f"user, password, database name and its privileges in "
+                                        f"EPOCHSTREAM_READ_MODEL_URL")
+        return ReadModelUnavailable(f"the read model's PostgreSQL at {where} is unavailable ({line}); the work "
+                                    f"is retried: check that the server is up and reachable")
+    return postgres_error(exc, where)

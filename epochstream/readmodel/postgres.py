@@ -31,7 +31,7 @@ from epochstream.readmodel.database import DDL, SCHEMA_VERSION
 from epochstream.readmodel.dialect import POSTGRES
 from epochstream.readmodel.errors import ReadModelError, ReadModelMissing
 from epochstream.readmodel.location import RETIRE_AFTER_S, Location
-from epochstream.readmodel.pg_errors import postgres_error
+from epochstream.readmodel.pg_errors import connect_error, postgres_error
 
 POINTER = "public.epochstream_readmodel"
 POINTER_DDL = (f"CREATE TABLE IF NOT EXISTS {POINTER} (one BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (one), "
@@ -96,7 +96,7 @@ class PostgresStore:
             raw = psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
                                   application_name="epochstream")
         except psycopg.Error as exc:
-            raise postgres_error(exc, self.where) from exc
+            raise connect_error(exc, self.where) from exc
         con = PgConnection(raw, self.where)
         con.execute("SET TIME ZONE 'UTC'", None)
         if read_only:  # the API's and CLI's sessions can never write, by construction

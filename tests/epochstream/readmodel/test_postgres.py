@@ -1,0 +1,151 @@
+"""The PostgreSQL store against a real server: fences across connections, readers never waiting for a
+writer, generations and the swap, the long-poll probe, error translation and the setting."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime
+
+import pydantic
+import pytest
+
+from epochstream.errors import ConfigurationError
+from epochstream.readmodel import ReadModelWriter, StaleFence
+from epochstream.readmodel.compare import canonical
+from epochstream.readmodel.database import DDL
+from epochstream.readmodel.dialect import POSTGRES, SQLITE
+from epochstream.readmodel.errors import ReadModelConfigError, ReadModelRejected, ReadModelUnavailable
+from epochstream.readmodel.postgres import PostgresStore, masked
+from epochstream.readmodel.reader import ReadModelReader
+from epochstream.readmodel.stores import store_for
+from epochstream.settings import Settings
+from schemas.epoch import EpochV2
+from schemas.run_started import RunStartedV2
+from tests.postgres import url_of
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def epoch(run_id: str, seq: int) -> EpochV2:
+    return EpochV2(event_id=f"{run_id}:{seq}", run_id=run_id, seq=seq, ts=T0, epoch=seq, metrics={"val/loss": 1 / seq})
+
+
+def entries(run_id: str, seqs, start: int = 1):
+    return [(f"{start + i}-0", epoch(run_id, s), T0) for i, s in enumerate(seqs)]
+
+
+def test_the_dialect_translates_placeholders_types_and_functions():
+    assert POSTGRES.sql("SELECT a FROM t WHERE b = ? AND c LIKE 'x%'") == "SELECT a FROM t WHERE b = %s AND c LIKE 'x%%'"
+    assert SQLITE.sql("SELECT ?") == "SELECT ?" and SQLITE.ddl(DDL) == DDL
+    ddl = POSTGRES.ddl(DDL)
+    assert "WITHOUT ROWID" not in ddl and " REAL" not in ddl and "BLOB" not in ddl and " INTEGER" not in ddl
+    assert "digest BYTEA" in ddl and "best_asc DOUBLE PRECISION" in ddl and 'run_id TEXT COLLATE "C"' in ddl
+    assert POSTGRES.contains("name", "?") == "strpos(name, ?) > 0"
+
+
+def test_the_setting_takes_empty_or_postgresql_only(tmp_path):
+    assert Settings().read_model_url == ""
+    assert Settings(read_model_url="postgresql://u@h/db").read_model_url == "postgresql://u@h/db"
+    with pytest.raises(pydantic.ValidationError):
+        Settings(read_model_url="mysql://u@h/db")
+    with pytest.raises(ConfigurationError, match="postgresql://"):
+        store_for(tmp_path, "sqlite:///x")
+    assert masked("postgresql://u:secret@db.example:6543/rm") == "postgresql://db.example:6543/rm"
+
+
+def test_a_stale_fence_is_refused_across_hosts(postgres_url, tmp_path):
+    old = ReadModelWriter.open(tmp_path, url=postgres_url)
+    new = ReadModelWriter.open(tmp_path, url=postgres_url)
+    try:
+        old.claim(0, 1)
+        old.apply(0, entries("a", [1, 2]), 1, T0)
+        new.claim(0, 2)  # another host's drain takes the partition over
+        with pytest.raises(StaleFence, match="fence token 1 is older than the read model's 2"):
+            old.apply(0, entries("a", [3], start=3), 1, T0)
+        with pytest.raises(StaleFence):
+            old.claim(0, 1)
+        assert new.apply(0, entries("a", [3], start=3), 2, T0).runs_changed == ["a"]
+        assert new.tracking(0) == (f"{3}-0", 2, 2)
+        assert new.con.execute("SELECT count(*) FROM epochs").fetchone()[0] == 3  # the stale batch left nothing
+    finally:
+        old.close()
+        new.close()
+
+
+def test_readers_never_wait_for_an_open_write_transaction(postgres_url, tmp_path):
+    writer = ReadModelWriter.open(tmp_path, url=postgres_url)
+    reader = ReadModelReader(tmp_path, postgres_url)
+    try:
+        writer.apply(0, entries("a", [1]), 1, T0)
+        seen: list = []
+        with writer.store.transaction(writer.con, 0):
+            writer.con.execute("UPDATE runs SET epochs = 99 WHERE run_id = 'a'")
+            writer.con.execute("LOCK TABLE runs IN EXCLUSIVE MODE")
+            thread = threading.Thread(target=lambda: seen.append(
+                (reader.run("a").summary["epochs"], [e.epoch for e in reader.epochs("a")])))
+            began = time.monotonic()
+            thread.start()
+            thread.join(10)
+            assert seen == [(1, [1])] and time.monotonic() - began < 5  # the last commit, at once
+    finally:
+        reader.close()
+        writer.close()
+
+
+def test_a_swap_moves_readers_and_the_probe_and_old_generations_retire(postgres_url, tmp_path):
+    store = PostgresStore(postgres_url)
+    writer = ReadModelWriter.open(tmp_path, url=postgres_url)
+    reader = ReadModelReader(tmp_path, postgres_url)
+    try:
+        first = reader.data_version()
+        writer.apply(0, entries("a", [1, 2]), 1, T0)
+        moved = reader.data_version()
+        assert moved[0] == first[0] == writer.generation and moved[1] > first[1]
+        generation = store.new_generation()
+        building = store.building_target(generation)
+        rebuilt = ReadModelWriter(building, durable=False, generation=generation, store=store)
+        rebuilt.apply(0, entries("a", [1, 2, 3]), 0, T0)
+        rebuilt.close()
+        assert [e.epoch for e in reader.epochs("a")] == [1, 2]  # nobody reads a building schema
+        store.swap_in(generation, building)
+        assert reader.generation() == generation and [e.epoch for e in reader.epochs("a")] == [1, 2, 3]
+        assert reader.data_version()[0] == generation
+        assert store.retire_old() == []  # the old generation stays whole for RETIRE_AFTER_S
+        assert store.retire_old(older_than_s=0) == [store.schema_of(writer.generation)]
+        assert store.current() == (generation, store.schema_of(generation))
+    finally:
+        reader.close()
+        writer.close()
+
+
+def test_a_failed_rebuild_leaves_nothing_and_content_compares(postgres_url):
+    store = PostgresStore(postgres_url)
+    store.current_or_create()
+    building = store.building_target(store.new_generation())
+    writer = ReadModelWriter(building, durable=False, store=store)
+    writer.apply(0, entries("a", [1, 2]), 0, T0)
+    assert canonical(writer.con)["epochs"][0][:2] == ("a", 1)
+    writer.close()
+    store.discard_building(building)
+    con = store.connect()
+    try:
+        names = con.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'building%'").fetchall()
+    finally:
+        con.close()
+    assert names == []
+
+
+def test_psycopg_errors_become_ours_with_what_to_do(postgres_url, tmp_path):
+    with pytest.raises(ReadModelUnavailable, match="unavailable .* check that the server is up"):
+        PostgresStore("postgresql://postgres@127.0.0.1:1/x").current_or_create()
+    with pytest.raises(ReadModelConfigError, match="check the user, password, database name"):
+        PostgresStore(url_of("epochstream_test_no_such_database")).current_or_create()
+    writer = ReadModelWriter.open(tmp_path, url=postgres_url)
+    try:
+        bad = RunStartedV2(event_id="n:1", run_id="n", seq=1, ts=T0, project="a\x00b")
+        with pytest.raises(ReadModelRejected, match="cannot store a value of this batch"):
+            writer.apply(0, [("1-0", bad, T0)], 1, T0)
+        assert writer.apply(0, entries("a", [1]), 1, T0).runs_changed == ["a"]  # the connection still works
+    finally:
+        writer.close()
