@@ -39,6 +39,7 @@ POINTER_DDL = (f"CREATE TABLE IF NOT EXISTS {POINTER} (one BOOLEAN PRIMARY KEY D
 CREATE_LOCK = 0x65706F63  # advisory lock key while a first generation, a DDL or a swap is made ("epoc")
 PREFIX, BUILDING = "rm_", "building_"
 CONNECT_TIMEOUT_S = 10
+CHANGE_PROBE = "SELECT coalesce(sum(batches), 0)::bigint FROM tracking"  # PRAGMA data_version's stand-in
 
 
 def masked(url: str) -> str:
@@ -131,7 +132,7 @@ class PostgresStore:
         try:
             found = self._pointer(con)
             if found is None:
-                with self._locked(con, CREATE_LOCK):
+                with self._locked(con, "?::int", (CREATE_LOCK,)):
                     con.execute(POINTER_DDL, None)
                     found = self._pointer(con)
                     if found is None:
@@ -145,11 +146,14 @@ class PostgresStore:
 
     @staticmethod
     @contextlib.contextmanager
-    def _locked(con: PgConnection, *key: int) -> Iterator[None]:
-        """A transaction holding the advisory lock `key` until it ends."""
+    def _locked(con: PgConnection, key_sql: str, key: tuple, durable: bool = True) -> Iterator[None]:
+        """A transaction holding the advisory lock `key_sql` (bound to `key`) until it ends. `durable=False`:
+        its COMMIT does not wait for the WAL flush."""
         con.execute("BEGIN", None)
         try:
-            con.execute(f"SELECT pg_advisory_xact_lock({', '.join('?::int' for _ in key)})", key)
+            con.execute(f"SELECT pg_advisory_xact_lock({key_sql})", key)
+            if not durable:
+                con.execute("SET LOCAL synchronous_commit = off", None)
             yield
         except BaseException:
             with contextlib.suppress(ReadModelError):
@@ -196,7 +200,7 @@ class PostgresStore:
                 con.execute("SET synchronous_commit = off", None)
             con.use_schema(target)
             if self.schema_version(con) != SCHEMA_VERSION:
-                with self._locked(con, CREATE_LOCK):
+                with self._locked(con, "?::int", (CREATE_LOCK,)):
                     self._create_schema(con, target)
         except BaseException:
             con.close()
@@ -211,28 +215,17 @@ class PostgresStore:
             return None
         return int(row[0]) if row else None
 
-    @staticmethod
-    @contextlib.contextmanager
-    def transaction(con: PgConnection, partition: int, *, durable: bool = True) -> Iterator[None]:
-        """One write transaction, holding the partition's advisory lock (see the module's docstring).
-        `durable=False`: COMMIT does not wait for the WAL flush (a claim)."""
-        con.execute("BEGIN", None)
-        try:
-            con.execute("SELECT pg_advisory_xact_lock(hashtext(current_schema()), ?::int)", (partition,))
-            if not durable:
-                con.execute("SET LOCAL synchronous_commit = off", None)
-            yield
-        except BaseException:
-            with contextlib.suppress(ReadModelError):
-                con.execute("ROLLBACK", None)
-            raise
-        con.execute("COMMIT", None)
+    def transaction(self, con: PgConnection, partition: int, *,
+                    durable: bool = True) -> contextlib.AbstractContextManager[None]:
+        """One write transaction, holding the partition's advisory lock in this generation (see the module's
+        docstring). `durable=False`: COMMIT does not wait for the WAL flush (a claim)."""
+        return self._locked(con, "hashtext(current_schema()), ?::int", (partition,), durable)
 
     # -- rebuild ----------------------------------------------------------------------------------------
     def building_target(self, generation: str) -> str:
         con = self.connect()
         try:
-            with self._locked(con, CREATE_LOCK):
+            with self._locked(con, "?::int", (CREATE_LOCK,)):
                 con.execute(POINTER_DDL, None)
             for leftover in self._schemas(con, BUILDING):  # a rebuild killed before its swap (we hold its lock)
                 self._drop(con, leftover)
@@ -249,7 +242,7 @@ class PostgresStore:
         old generation until COMMIT and the new, complete one after."""
         con = self.connect()
         try:
-            with self._locked(con, CREATE_LOCK):
+            with self._locked(con, "?::int", (CREATE_LOCK,)):
                 con.execute(sql.SQL("ALTER SCHEMA {} RENAME TO {}").format(
                     sql.Identifier(target), sql.Identifier(self.schema_of(generation))).as_string(con.raw), None)
                 con.execute(f"INSERT INTO {POINTER} (generation) VALUES (?) ON CONFLICT (one) DO UPDATE SET "
@@ -297,10 +290,11 @@ class PostgresLink:
         return self.con.execute(statement, params).fetchall()
 
     def data_version(self) -> int:
-        assert self.con is not None
-        return self.con.execute("SELECT coalesce(sum(batches), 0)::bigint FROM tracking").fetchone()[0]
+        """The sum of the partitions' batch counters: every drained batch's commit moves it."""
+        ((total,),) = self.query(CHANGE_PROBE)
+        return total
 
     def close(self) -> None:
-        if self.con is not None:
-            self.con.close()
-        self.con, self.generation = None, None
+        con, self.con, self.generation = self.con, None, None
+        if con is not None:
+            con.close()

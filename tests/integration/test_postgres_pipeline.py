@@ -4,18 +4,21 @@ swapping a new generation in while pollers read (never a 404, never a shorter hi
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 
 import httpx
 from rq import Worker
 from rq.registry import FailedJobRegistry
 
-from epochstream.readmodel.postgres import PostgresStore
+from epochstream.readmodel.postgres import PostgresStore, masked
+from epochstream.settings import settings_env
 from schemas.keys import Keys
-from tests.conftest import ApiServer
+from tests.conftest import ROOT, ApiServer
 from tests.readmodel import content, reader_of
 from tests.workers.helpers import publish_runs
-from tests.workers.test_crash import run_worker
+from tests.workers.test_crash import CLI, run_worker
 from workers.rebuild import rebuild
 from workers.scheduling import drain_queue, schedule_once
 
@@ -49,6 +52,12 @@ def test_a_drain_killed_before_commit_then_every_event_once_via_the_api(pg_setti
     assert redis_client.xpending(keys.stream(0), keys.group)["pending"] == 0
     stored = content(settings)
     assert len(stored["events"]) == published and len(stored["epochs"]) == RUNS * EPOCHS
+
+    status = subprocess.run([sys.executable, "-c", CLI, "status"], env=settings_env(settings), cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert status.returncode == 0, status.stdout[-2000:] + status.stderr[-2000:]
+    assert f"read model      {masked(settings.read_model_url)}  ok" in status.stdout
+    assert f"events stored: {published}" in status.stdout
 
     api = ApiServer(settings)
     try:

@@ -36,7 +36,8 @@ def entries(run_id: str, seqs, start: int = 1):
 
 
 def test_the_dialect_translates_placeholders_types_and_functions():
-    assert POSTGRES.sql("SELECT a FROM t WHERE b = ? AND c LIKE 'x%'") == "SELECT a FROM t WHERE b = %s AND c LIKE 'x%%'"
+    statement = "SELECT a FROM t WHERE b = ? AND c LIKE 'x%'"
+    assert POSTGRES.sql(statement) == "SELECT a FROM t WHERE b = %s AND c LIKE 'x%%'"
     assert SQLITE.sql("SELECT ?") == "SELECT ?" and SQLITE.ddl(DDL) == DDL
     ddl = POSTGRES.ddl(DDL)
     assert "WITHOUT ROWID" not in ddl and " REAL" not in ddl and "BLOB" not in ddl and " INTEGER" not in ddl
