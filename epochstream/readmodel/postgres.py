@@ -51,6 +51,16 @@ def masked(url: str) -> str:
     return f"postgresql://{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
 
 
+def _without_nul(row: Sequence) -> Sequence:
+    """PostgreSQL text cannot hold NUL, which SQLite stores and the event contract allows in a project, a
+    name or a tag: such a value is stored, and looked for, with U+FFFD in its place. Filters still match
+    (their values are mapped the same way) and the summary document keeps the exact text (JSON escapes it)."""
+    for value in row:
+        if value.__class__ is str and "\x00" in value:
+            return [v.replace("\x00", "\ufffd") if v.__class__ is str else v for v in row]
+    return row
+
+
 class PgConnection:
     """A psycopg connection that takes the read model's `?` statements, as sqlite3's does, and raises only
     our errors."""
@@ -62,14 +72,14 @@ class PgConnection:
         try:
             if params is None:  # a script (DDL): sent as is, several statements allowed
                 return self.raw.execute(statement)  # type: ignore[arg-type]
-            return self.raw.execute(POSTGRES.sql(statement), params)  # type: ignore[arg-type]
+            return self.raw.execute(POSTGRES.sql(statement), _without_nul(params))  # type: ignore[arg-type]
         except psycopg.Error as exc:
             raise postgres_error(exc, self.where) from exc
 
     def executemany(self, statement: str, rows: Sequence[Sequence]) -> None:
         try:
             with self.raw.cursor() as cur:
-                cur.executemany(POSTGRES.sql(statement), rows)  # type: ignore[arg-type]
+                cur.executemany(POSTGRES.sql(statement), [_without_nul(row) for row in rows])  # type: ignore[arg-type]
         except psycopg.Error as exc:
             raise postgres_error(exc, self.where) from exc
 

@@ -16,6 +16,7 @@ from epochstream.readmodel.compare import canonical
 from epochstream.readmodel.database import DDL
 from epochstream.readmodel.dialect import POSTGRES, SQLITE
 from epochstream.readmodel.errors import ReadModelConfigError, ReadModelRejected, ReadModelUnavailable
+from epochstream.readmodel.listing import RunQuery
 from epochstream.readmodel.postgres import PostgresStore, masked
 from epochstream.readmodel.reader import ReadModelReader
 from epochstream.readmodel.stores import store_for
@@ -144,9 +145,36 @@ def test_psycopg_errors_become_ours_with_what_to_do(postgres_url, tmp_path):
         PostgresStore(url_of("epochstream_test_no_such_database")).current_or_create()
     writer = ReadModelWriter.open(tmp_path, url=postgres_url)
     try:
-        bad = RunStartedV2(event_id="n:1", run_id="n", seq=1, ts=T0, project="a\x00b")
+        huge = EpochV2(event_id="h:1", run_id="h", seq=1, ts=T0, epoch=1, samples=2**70, metrics={})
         with pytest.raises(ReadModelRejected, match="cannot store a value of this batch"):
-            writer.apply(0, [("1-0", bad, T0)], 1, T0)
+            writer.apply(0, [("1-0", huge, T0)], 1, T0)
         assert writer.apply(0, entries("a", [1]), 1, T0).runs_changed == ["a"]  # the connection still works
     finally:
+        writer.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def read_model_url(request) -> str:
+    return "" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+
+
+def test_a_nul_in_free_text_is_stored_found_and_shown_as_sent(read_model_url, tmp_path):
+    """SQLite stores a NUL character; PostgreSQL text cannot: in both, the listing's filters find the run
+    and its summary shows the exact text."""
+    writer = ReadModelWriter.open(tmp_path, url=read_model_url)
+    reader = ReadModelReader(tmp_path, read_model_url)
+    try:
+        started = RunStartedV2(event_id="n:1", run_id="n", seq=1, ts=T0, project="a\x00b", name="x\x00y",
+                               tags=["t\x00"])
+        writer.apply(0, [("1-0", started, T0), ("2-0", epoch("other", 1), T0)], 1, T0)
+        for query in (RunQuery(project="a\x00b"), RunQuery(tag="t\x00"), RunQuery(name_prefix="x\x00"),
+                      RunQuery(search="\x00y")):
+            page = reader.list_runs(query, T0)
+            assert [summary["run_id"] for summary, _, _ in page.runs] == ["n"] and page.total == 1, query
+        assert [s["run_id"] for s, _, _ in reader.list_runs(RunQuery(project="a\ufffdb"), T0).runs] == (
+            ["n"] if read_model_url else [])  # PostgreSQL's stand-in character: the one collision it adds
+        summary = reader.run("n").summary
+        assert (summary["project"], summary["name"], summary["tags"]) == ("a\x00b", "x\x00y", ["t\x00"])
+    finally:
+        reader.close()
         writer.close()
