@@ -116,6 +116,12 @@ class Location:
                 current = (generation, self.path_of(generation))
         return current
 
+    def open_current(self) -> tuple[str, Path, sqlite3.Connection]:
+        """(generation in use, its file, a writer's connection to it); old generations retired first."""
+        generation, path = self.current_or_create()
+        self.retire_old()
+        return generation, path, self.connect_writer(path)
+
     def connect_writer(self, target: Path, *, durable: bool = True) -> sqlite3.Connection:
         try:
             return connect_writer(target, durable=durable)

@@ -136,23 +136,40 @@ class PostgresStore:
         return None if found is None else (found[0], self.schema_of(found[0]))
 
     def current_or_create(self) -> tuple[str, str]:
-        """The generation in use; the first is made here, under an advisory lock, so hosts starting at once
-        agree on it."""
         con = self.connect()
         try:
-            found = self._pointer(con)
-            if found is None:
-                with self._locked(con, "?::int", (CREATE_LOCK,)):
-                    con.execute(POINTER_DDL, None)
-                    found = self._pointer(con)
-                    if found is None:
-                        generation = self.new_generation()
-                        self._create_schema(con, self.schema_of(generation))
-                        con.execute(f"INSERT INTO {POINTER} (generation) VALUES (?)", (generation,))
-                        found = (generation, 0.0)
-            return found[0], self.schema_of(found[0])
+            generation = self._current_or_create(con)
         finally:
             con.close()
+        return generation, self.schema_of(generation)
+
+    def _current_or_create(self, con: PgConnection) -> str:
+        """The generation in use; the first is made here, under an advisory lock, so hosts starting at once
+        agree on it."""
+        found = self._pointer(con)
+        if found is None:
+            with self._locked(con, "?::int", (CREATE_LOCK,)):
+                con.execute(POINTER_DDL, None)
+                found = self._pointer(con)
+                if found is None:
+                    generation = self.new_generation()
+                    self._create_schema(con, self.schema_of(generation))
+                    con.execute(f"INSERT INTO {POINTER} (generation) VALUES (?)", (generation,))
+                    found = (generation, 0.0)
+        return found[0]
+
+    def open_current(self) -> tuple[str, str, PgConnection]:
+        """(generation in use, its schema, a writer's connection to it), old generations retired: on one
+        connection, because a drain job opens it (each new backend costs the server milliseconds)."""
+        con = self.connect()
+        try:
+            generation = self._current_or_create(con)
+            self._retire(con, RETIRE_AFTER_S)
+            self._prepare_writer(con, self.schema_of(generation), durable=True)
+        except BaseException:
+            con.close()
+            raise
+        return generation, self.schema_of(generation), con
 
     @staticmethod
     @contextlib.contextmanager
@@ -192,30 +209,36 @@ class PostgresStore:
         by then no reader is still on an old one (they check the pointer before every query)."""
         con = self.connect()
         try:
-            found = self._pointer(con)
-            if found is None or found[1] < older_than_s:
-                return []
-            doomed = [s for s in self._schemas(con, PREFIX) if s != self.schema_of(found[0])]
-            for schema in doomed:
-                self._drop(con, schema)
-            return doomed
+            return self._retire(con, older_than_s)
         finally:
             con.close()
+
+    def _retire(self, con: PgConnection, older_than_s: float) -> list[str]:
+        found = self._pointer(con)
+        if found is None or found[1] < older_than_s:
+            return []
+        doomed = [s for s in self._schemas(con, PREFIX) if s != self.schema_of(found[0])]
+        for schema in doomed:
+            self._drop(con, schema)
+        return doomed
 
     # -- the writer -------------------------------------------------------------------------------------
     def connect_writer(self, target: str, *, durable: bool = True) -> PgConnection:
         con = self.connect()
         try:
-            if not durable:  # a rebuild into a schema nobody reads yet: a crash means starting over
-                con.execute("SET synchronous_commit = off", None)
-            con.use_schema(target)
-            if self.schema_version(con) != SCHEMA_VERSION:
-                with self._locked(con, "?::int", (CREATE_LOCK,)):
-                    self._create_schema(con, target)
+            self._prepare_writer(con, target, durable=durable)
         except BaseException:
             con.close()
             raise
         return con
+
+    def _prepare_writer(self, con: PgConnection, target: str, *, durable: bool) -> None:
+        if not durable:  # a rebuild into a schema nobody reads yet: a crash means starting over
+            con.execute("SET synchronous_commit = off", None)
+        con.use_schema(target)
+        if self.schema_version(con) != SCHEMA_VERSION:
+            with self._locked(con, "?::int", (CREATE_LOCK,)):
+                self._create_schema(con, target)
 
     @staticmethod
     def schema_version(con: PgConnection) -> int | None:

@@ -72,12 +72,13 @@ class ReadModelWriter:
     file's directory; PostgreSQL: its schema)."""
 
     def __init__(self, target: Path | str, *, durable: bool = True, generation: str = "",
-                 future_skew_s: float = DEFAULT_FUTURE_SKEW.total_seconds(), store: Store | None = None):
+                 future_skew_s: float = DEFAULT_FUTURE_SKEW.total_seconds(), store: Store | None = None,
+                 con: Any = None):
         self.store: Store = store if store is not None else Location(Path(target).parent)
         self.path = target
         self.generation = generation
         self.future_skew = timedelta(seconds=future_skew_s)  # Settings.future_skew_s: see batch.order_time
-        self.con: Any = self.store.connect_writer(target, durable=durable)
+        self.con: Any = con if con is not None else self.store.connect_writer(target, durable=durable)
 
     @classmethod
     def open(cls, data_dir: Path, future_skew_s: float = DEFAULT_FUTURE_SKEW.total_seconds(),
@@ -85,9 +86,8 @@ class ReadModelWriter:
         """The writer of the read model in use (`url`: Settings.read_model_url; empty: SQLite under
         `data_dir`); the first generation is created here."""
         store = store_for(data_dir, url)
-        generation, target = store.current_or_create()
-        store.retire_old()
-        return cls(target, generation=generation, future_skew_s=future_skew_s, store=store)
+        generation, target, con = store.open_current()
+        return cls(target, generation=generation, future_skew_s=future_skew_s, store=store, con=con)
 
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error, ReadModelError):
