@@ -33,11 +33,16 @@ def url_of(database: str) -> str:
 
 
 @contextlib.contextmanager
-def fresh_database() -> Iterator[str]:
-    """The URL of a new, empty database, dropped when the block ends."""
+def fresh_database(icu_locale: str | None = None) -> Iterator[str]:
+    """The URL of a new, empty database, dropped when the block ends. `icu_locale` ("en-US"): its default
+    collation is that language's (where "B" sorts after "a"), not the server's."""
     name = f"{PREFIX}{uuid.uuid4().hex[:8]}"
+    create = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    if icu_locale:
+        create += sql.SQL(" TEMPLATE template0 LOCALE_PROVIDER icu LOCALE 'C.UTF-8' ICU_LOCALE {}").format(
+            sql.Literal(icu_locale))
     with _admin() as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        admin.execute(create)
     try:
         yield url_of(name)
     finally:
