@@ -45,6 +45,16 @@ def postgres_url() -> Iterator[str]:
         yield url
 
 
+READ_MODELS = ["sqlite", "postgresql"]
+
+
+def with_read_model(request, settings: Settings) -> Settings:
+    """For a module that overrides `settings` with params=READ_MODELS: its tests run on both stores."""
+    if request.param == "sqlite":
+        return settings
+    return settings.model_copy(update={"read_model_url": request.getfixturevalue("postgres_url")})
+
+
 @pytest.fixture
 def pg_settings(settings, postgres_url) -> Settings:
     """`settings` with the read model in PostgreSQL."""

@@ -304,6 +304,8 @@ class PostgresLink:
         self.con: PgConnection | None = None
 
     def refresh(self) -> bool:
+        if self.con is not None and (self.con.raw.closed or self.con.raw.broken):
+            self.close()  # the server dropped it (a restart, a failover, a terminated backend): open another
         if self.con is None:
             self.con = self.store.connect(read_only=True)
         try:

@@ -15,7 +15,7 @@ from epochstream.readmodel import ReadModelWriter, StaleFence
 from epochstream.readmodel.compare import canonical
 from epochstream.readmodel.database import DDL
 from epochstream.readmodel.dialect import POSTGRES, SQLITE
-from epochstream.readmodel.errors import ReadModelConfigError, ReadModelRejected, ReadModelUnavailable
+from epochstream.readmodel.errors import ReadModelConfigError, ReadModelError, ReadModelRejected, ReadModelUnavailable
 from epochstream.readmodel.listing import RunQuery
 from epochstream.readmodel.postgres import PostgresStore, masked
 from epochstream.readmodel.reader import ReadModelReader
@@ -175,6 +175,24 @@ def test_a_nul_in_free_text_is_stored_found_and_shown_as_sent(read_model_url, tm
             ["n"] if read_model_url else [])  # PostgreSQL's stand-in character: the one collision it adds
         summary = reader.run("n").summary
         assert (summary["project"], summary["name"], summary["tags"]) == ("a\x00b", "x\x00y", ["t\x00"])
+    finally:
+        reader.close()
+        writer.close()
+
+
+def test_reader_sessions_are_read_only_and_survive_a_dropped_connection(postgres_url, tmp_path):
+    writer = ReadModelWriter.open(tmp_path, url=postgres_url)
+    reader = ReadModelReader(tmp_path, postgres_url)
+    try:
+        writer.apply(0, entries("a", [1, 2]), 1, T0)
+        assert [e.epoch for e in reader.epochs("a")] == [1, 2]
+        with pytest.raises(ReadModelError, match="read-only"):
+            reader._query("INSERT INTO problems VALUES ('a', 0, 'no')")
+        writer.con.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+                           "AND pid <> pg_backend_pid()")
+        with pytest.raises(ReadModelUnavailable):  # the query in flight when it happened fails, transient...
+            reader.epochs("a")
+        assert [e.epoch for e in reader.epochs("a")] == [1, 2]  # ...and the next one has a new session
     finally:
         reader.close()
         writer.close()
