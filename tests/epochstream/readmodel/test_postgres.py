@@ -196,3 +196,29 @@ def test_reader_sessions_are_read_only_and_survive_a_dropped_connection(postgres
     finally:
         reader.close()
         writer.close()
+
+
+def test_a_takeover_waits_for_the_open_batch_of_its_partition_only(postgres_url, tmp_path):
+    """The advisory lock: a claim of partition 0 waits for the batch being committed there (so that batch's
+    fence check still holds at its COMMIT), and is refused nothing; partition 1 does not wait at all."""
+    old = ReadModelWriter.open(tmp_path, url=postgres_url)
+    new = ReadModelWriter.open(tmp_path, url=postgres_url)
+    other = ReadModelWriter.open(tmp_path, url=postgres_url)
+    try:
+        old.claim(0, 1)
+        done: list[str] = []
+        with old.store.transaction(old.con, 0):
+            assert old.tracking(0).fence == 1  # checked, and it holds until COMMIT
+            takeover = threading.Thread(target=lambda: (new.claim(0, 2), done.append("claimed 0")))
+            takeover.start()
+            other.claim(1, 7)  # another partition: no wait
+            done.append("claimed 1")
+            takeover.join(0.5)
+            assert done == ["claimed 1"] and takeover.is_alive()  # the takeover waits for this batch's COMMIT
+        takeover.join(10)
+        assert done == ["claimed 1", "claimed 0"] and new.tracking(0).fence == 2
+        with pytest.raises(StaleFence):
+            old.apply(0, entries("a", [1]), 1, T0)
+    finally:
+        for writer in (old, new, other):
+            writer.close()
