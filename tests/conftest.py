@@ -48,9 +48,10 @@ def postgres_url() -> Iterator[str]:
 READ_MODELS = ["sqlite", "postgresql"]
 
 
-def with_read_model(request, settings: Settings) -> Settings:
-    """For a module that overrides `settings` with params=READ_MODELS: its tests run on both stores."""
-    if request.param == "sqlite":
+def with_read_model(request, settings: Settings, kind: str | None = None) -> Settings:
+    """`settings` on the read model `kind` (default: the param of a module's `settings` override with
+    params=READ_MODELS, so that its tests run on both stores)."""
+    if (request.param if kind is None else kind) == "sqlite":
         return settings
     return settings.model_copy(update={"read_model_url": request.getfixturevalue("postgres_url")})
 

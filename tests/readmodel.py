@@ -57,3 +57,12 @@ def content(settings: Settings) -> dict[str, Any]:
         return canonical(con)
     finally:
         con.close()
+
+
+def unfinished(settings: Settings) -> list[Any]:
+    """What rebuilds killed before their swap left: `building-*` files, or `building_*` schemas."""
+    store = store_for(settings.data_dir, settings.read_model_url)
+    if isinstance(store, PostgresStore):
+        return store.unfinished()
+    directory = store.directory
+    return list(directory.glob("building-*")) if directory.exists() else []

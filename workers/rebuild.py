@@ -9,7 +9,7 @@ switched to WAL, renamed to its final name while nothing has it open, and only t
 `readmodel/CURRENT`; with PostgreSQL, as the schema `building_<generation>`, renamed and pointed to in one
 transaction. A poller reads the old database until that instant and the new, complete one after it. A
 failed rebuild removes what it built, and one killed outright leaves its `building-*` to the next
-maintenance job (`workers.leftovers`; PostgreSQL: the next rebuild). Run it with the drains paused (the CLI
+maintenance job (`workers.leftovers`). Run it with the drains paused (the CLI
 holds every partition's drain lock); it holds the maintenance lock itself, so no compaction deletes a
 segment under it. A segment it cannot read is quarantined and its events recovered from the broker
 (`workers.salvage`) before the swap; what could not be recovered is reported, never silently left out.
@@ -69,7 +69,7 @@ def rebuild(settings: Settings, wait_s: float = 0.0) -> int:
     returns the number of runs in the new read model."""
     layout = DataLayout(settings.data_dir)
     with maintenance_lock(layout, "rebuild", wait_s):
-        clean_leftovers(layout)
+        clean_leftovers(layout, read_model_url=settings.read_model_url)
         return _rebuild(settings, layout)
 
 

@@ -260,11 +260,24 @@ class PostgresStore:
         try:
             with self._locked(con, "?::int", (CREATE_LOCK,)):
                 con.execute(POINTER_DDL, None)
-            for leftover in self._schemas(con, BUILDING):  # a rebuild killed before its swap (we hold its lock)
-                self._drop(con, leftover)
         finally:
             con.close()
         return BUILDING + generation
+
+    def unfinished(self) -> list[str]:
+        """The schemas of rebuilds killed before their swap."""
+        con = self.connect()
+        try:
+            return self._schemas(con, BUILDING)
+        finally:
+            con.close()
+
+    def discard_unfinished(self) -> list[str]:
+        """Drop what `unfinished` names: only under the maintenance lock (a rebuild in progress holds it)."""
+        doomed = self.unfinished()
+        for schema in doomed:
+            self.discard_building(schema)
+        return doomed
 
     @staticmethod
     def finish_building(con: PgConnection) -> None:

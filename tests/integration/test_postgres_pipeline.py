@@ -117,3 +117,25 @@ def test_rebuild_into_postgresql_while_pollers_read(pg_settings, redis_client):
     assert after is not None and first is not None and after[0] != first[0]
     assert content(settings) == before  # rebuild(log) equals the incremental read model
     assert len(store.retire_old(older_than_s=0)) == 2  # both older generations, once out of use
+
+
+def test_worker_processes_share_one_postgresql_read_model(pg_settings, redis_client):
+    """Two worker processes drain four partitions at once into one database: nothing lost, nothing twice."""
+    settings = pg_settings.model_copy(update={"partitions": 4})
+    publish_runs(settings, runs=8, epochs=EPOCHS, system_every=10)
+    keys = Keys(settings.namespace, settings.partitions)
+    published = sum(redis_client.xlen(keys.stream(p)) for p in range(settings.partitions))
+    assert schedule_once(redis_client, settings, settings.redis_url) == settings.partitions
+    env = settings_env(settings)
+    workers = [subprocess.Popen([sys.executable, "-c", CLI, "worker", "--burst", "--no-scheduler"], env=env, cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in range(2)]
+    for worker in workers:
+        assert worker.wait(120) == 0, worker.stdout.read()[-2000:]
+    assert sum(redis_client.xpending(keys.stream(p), keys.group)["pending"] for p in range(4)) == 0
+    stored = content(settings)
+    assert len(stored["events"]) == published and len(stored["epochs"]) == 8 * EPOCHS
+    reader = reader_of(settings)
+    try:
+        assert sorted(p for p, _, _, batches in reader.tracking() if batches) == [0, 1, 2, 3]
+    finally:
+        reader.close()
