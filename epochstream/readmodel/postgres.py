@@ -217,9 +217,15 @@ class PostgresStore:
         found = self._pointer(con)
         if found is None or found[1] < older_than_s:
             return []
-        doomed = [s for s in self._schemas(con, PREFIX) if s != self.schema_of(found[0])]
-        for schema in doomed:
-            self._drop(con, schema)
+        current = self.schema_of(found[0])
+        if not [s for s in self._schemas(con, PREFIX) if s != current]:
+            return []  # the common case, for every drain job: nothing to retire, no lock taken
+        with self._locked(con, "?::int", (CREATE_LOCK,)):  # drains of many hosts may find the same old schema
+            found = self._pointer(con)
+            current = self.schema_of(found[0]) if found else current
+            doomed = [s for s in self._schemas(con, PREFIX) if s != current]
+            for schema in doomed:
+                self._drop(con, schema)
         return doomed
 
     # -- the writer -------------------------------------------------------------------------------------

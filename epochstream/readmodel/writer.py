@@ -1,6 +1,6 @@
 """The read model's writer: one drained batch -> one transaction (rows, touched summaries, tracking record).
 
-    writer = ReadModelWriter.open(data_dir)
+    writer = ReadModelWriter.open(data_dir, url=settings.read_model_url)  # "" = SQLite under data_dir
     writer.claim(partition, fence)                 # a drain that takes a partition over fences out the last one
     writer.conflicts(events)                       # before the log is written: who reuses a taken identity
     writer.apply(partition, entries, fence, now)   # entries: (stream id, event, ingested_at)
