@@ -20,7 +20,6 @@ the same server meanwhile count too: run it on a quiet server.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
 import math
 import os
@@ -29,7 +28,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -39,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from benchlib import header  # noqa: E402
+from benchlib import header, scratch_database  # noqa: E402
 
 from epochstream.broker import ServerProcess  # noqa: E402
 from epochstream.settings import Settings  # noqa: E402
@@ -64,25 +62,6 @@ def postmaster_children_cpu(admin_url: str) -> float:
     """CPU seconds of the server's exited (reaped) backends so far: the postmaster's cutime + cstime."""
     fields = Path(f"/proc/{postmaster_pid(admin_url)}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")  # cutime, cstime
-
-
-@contextlib.contextmanager
-def scratch_database(admin_url: str | None):
-    """The URL of a new database for one size's read model (dropped afterwards), or "" for SQLite."""
-    if not admin_url:
-        yield ""
-        return
-    import psycopg
-    from psycopg import sql
-
-    name = f"epochstream_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin_url, autocommit=True) as con:
-        con.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield admin_url.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as con:
-            con.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def cost_per_event(url: str, runs: int, rounds: int, admin_url: str | None = None) -> tuple[float, float]:

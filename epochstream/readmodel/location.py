@@ -97,7 +97,7 @@ class Location:
 
     # -- the store's calls (see `stores.Store`) --------------------------------------------------------------
     def describe(self) -> str:
-        return str(self.directory)
+        return str(self.directory.parent)  # the data directory, as `epochstream status` always said
 
     def current_or_create(self) -> tuple[str, Path]:
         """The generation in use; the first one is created here (under a lock, so two workers starting at
