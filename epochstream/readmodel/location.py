@@ -215,6 +215,12 @@ class SqliteLink:
         except sqlite3.OperationalError as exc:
             raise ReadModelBusy(f"the read model could not be read right now ({exc}); retry") from exc
 
+    def run(self, sql: str, params: tuple | list = ()) -> tuple[str | None, list[tuple]]:
+        """Follow CURRENT, then run one query: (generation it ran on, rows); (None, []) before any."""
+        if not self.refresh():
+            return None, []
+        return self.generation, self.query(sql, params)
+
     def data_version(self) -> int:
         """Changes whenever another connection commits: what long polls watch (no rows read)."""
         assert self.con is not None

@@ -343,6 +343,33 @@ class PostgresLink:
         assert self.con is not None
         return self.con.execute(statement, params).fetchall()
 
+    def run(self, statement: str, params: tuple | list = ()) -> tuple[str | None, list[tuple]]:
+        """Follow the pointer and run one query, in one round trip: the pointer row and the query go in one
+        pipeline, the query on the generation this session is on. Rows come back when the pointer still
+        names that generation (what SQLite's `stat`-then-query gives too); after a swap the query is run
+        again on the new one."""
+        con = self.con
+        if con is None or self.generation is None or con.raw.closed or con.raw.broken:
+            return self._run_fresh(statement, params)
+        try:
+            with con.raw.pipeline():
+                pointer = con.raw.execute(f"SELECT generation FROM {POINTER}")
+                data = con.raw.execute(POSTGRES.sql(statement), _without_nul(params))  # type: ignore[arg-type]
+            found, rows = pointer.fetchone(), data.fetchall()
+        except psycopg.Error as exc:
+            error = postgres_error(exc, con.where)
+            if not isinstance(error, ReadModelMissing):
+                raise error from exc
+            found, rows = None, []  # our generation's schema is gone: it was retired under us
+        if found is not None and found[0] == self.generation:
+            return self.generation, rows
+        return self._run_fresh(statement, params)
+
+    def _run_fresh(self, statement: str, params: tuple | list) -> tuple[str | None, list[tuple]]:
+        if not self.refresh():
+            return None, []
+        return self.generation, self.query(statement, params)
+
     def data_version(self) -> int:
         """The sum of the partitions' batch counters: every drained batch's commit moves it."""
         ((total,),) = self.query(CHANGE_PROBE)

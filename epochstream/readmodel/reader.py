@@ -98,18 +98,23 @@ class ReadModelReader:
 
     # -- connections -----------------------------------------------------------------------------------
     def _handle(self) -> _Handle | None:
-        link: ReaderLink | None = getattr(self._local, "link", None)
-        if link is None:
-            link = self._local.link = self.store.reader_link()
+        link = self._link()
         if not link.refresh() or link.generation is None:
             return None
         return _Handle(link.generation, link)
 
+    def _link(self) -> ReaderLink:
+        link: ReaderLink | None = getattr(self._local, "link", None)
+        if link is None:
+            link = self._local.link = self.store.reader_link()
+        return link
+
+    def _run(self, sql: str, params: tuple | list = ()) -> tuple[str | None, list[tuple]]:
+        """(the generation the query ran on, its rows): the link follows the pointer first."""
+        return self._link().run(sql, params)
+
     def _query(self, sql: str, params: tuple | list = ()) -> list[tuple]:
-        handle = self._handle()
-        if handle is None:
-            return []
-        return handle.link.query(sql, params)
+        return self._run(sql, params)[1]
 
     def generation(self) -> str | None:
         handle = self._handle()
@@ -130,27 +135,22 @@ class ReadModelReader:
 
     # -- runs ------------------------------------------------------------------------------------------
     def versions(self, run_id: str) -> Versions | None:
-        handle = self._handle()
-        if handle is None:
-            return None
-        rows = self._query("SELECT version, epochs_version, steps_version, system_version, status, stale_after_us "
-                           "FROM runs WHERE run_id = ?", (run_id,))
-        return Versions(handle.generation, *rows[0]) if rows else None
+        generation, rows = self._run("SELECT version, epochs_version, steps_version, system_version, status, "
+                                     "stale_after_us FROM runs WHERE run_id = ?", (run_id,))
+        return Versions(generation, *rows[0]) if rows and generation is not None else None
 
     def run(self, run_id: str) -> RunRecord | None:
-        handle = self._handle()
-        if handle is None:
-            return None
-        rows = self._query("SELECT version, epochs_version, steps_version, system_version, status, stale_after_us, "
-                           "summary, config, trend_state FROM runs WHERE run_id = ?", (run_id,))
-        if not rows:
+        generation, rows = self._run("SELECT version, epochs_version, steps_version, system_version, status, "
+                                     "stale_after_us, summary, config, trend_state FROM runs WHERE run_id = ?",
+                                     (run_id,))
+        if not rows or generation is None:
             return None
         row = rows[0]
         summary = _document(row[6])
         if summary is None:
             raise ReadModelDamaged(run_id, "its summary")
         # An unreadable fold state reads as none: the verdict is then folded from the run's epochs.
-        return RunRecord(Versions(handle.generation, *row[:6]), summary, row[7], _document(row[8]))
+        return RunRecord(Versions(generation, *row[:6]), summary, row[7], _document(row[8]))
 
     def _summary(self, text: str, run_id: str) -> dict[str, Any]:
         """The stored summary; for a damaged one, what the row's columns still say (one run's damage must
@@ -163,15 +163,14 @@ class ReadModelReader:
         return {"run_id": run_id, "project": project, "name": name, "status": status, "epochs": epochs}
 
     def list_runs(self, query: RunQuery, now: datetime) -> RunsPage:
-        handle = self._handle()
-        if handle is None:
-            return RunsPage([], None, 0)
         now_us = to_us(now)
         sql, params, _ = page_sql(query, now_us, self.store.dialect)
-        rows = self._query(sql, params)
+        generation, rows = self._run(sql, params)
+        if generation is None:
+            return RunsPage([], None, 0)
         more = len(rows) > query.limit
         rows = rows[:query.limit]
-        page = [(self._summary(summary, run_id), Versions(handle.generation, version, 0, 0, 0, "", stale),
+        page = [(self._summary(summary, run_id), Versions(generation, version, 0, 0, 0, "", stale),
                  _document(state)) for run_id, summary, version, stale, state, _ in rows]
         last = rows[-1] if more else None
         total_sql, total_params = count_sql(query, now_us, self.store.dialect)
