@@ -104,18 +104,25 @@ def test_a_swap_moves_readers_and_the_probe_and_old_generations_retire(postgres_
         writer.apply(0, entries("a", [1, 2]), 1, T0)
         moved = reader.data_version()
         assert moved[0] == first[0] == writer.generation and moved[1] > first[1]
-        generation = store.new_generation()
-        building = store.building_target(generation)
-        rebuilt = ReadModelWriter(building, durable=False, generation=generation, store=store)
-        rebuilt.apply(0, entries("a", [1, 2, 3]), 0, T0)
-        rebuilt.close()
-        assert [e.epoch for e in reader.epochs("a")] == [1, 2]  # nobody reads a building schema
-        store.swap_in(generation, building)
-        assert reader.generation() == generation and [e.epoch for e in reader.epochs("a")] == [1, 2, 3]
-        assert reader.data_version()[0] == generation
+        def rebuilt(seqs) -> str:
+            generation = store.new_generation()
+            building = store.building_target(generation)
+            fresh = ReadModelWriter(building, durable=False, generation=generation, store=store)
+            fresh.apply(0, entries("a", seqs), 0, T0)
+            fresh.close()
+            assert [e.epoch for e in reader.epochs("a")] == list(seqs)[:-1]  # nobody reads a building schema
+            store.swap_in(generation, building)
+            return generation
+
+        generation = rebuilt([1, 2, 3])
+        assert [e.epoch for e in reader.epochs("a")] == [1, 2, 3]  # the query's own pointer check saw the swap
+        assert reader.generation() == generation and reader.data_version()[0] == generation
         assert store.retire_old() == []  # the old generation stays whole for RETIRE_AFTER_S
         assert store.retire_old(older_than_s=0) == [store.schema_of(writer.generation)]
         assert store.current() == (generation, store.schema_of(generation))
+        newest = rebuilt([1, 2, 3, 4])
+        assert store.retire_old(older_than_s=0) == [store.schema_of(generation)]  # the one this reader is on
+        assert [e.epoch for e in reader.epochs("a")] == [1, 2, 3, 4] and reader.generation() == newest
     finally:
         reader.close()
         writer.close()
