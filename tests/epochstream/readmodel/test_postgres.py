@@ -3,6 +3,7 @@ writer, generations and the swap, the long-poll probe, error translation and the
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from datetime import UTC, datetime
@@ -24,12 +25,25 @@ from epochstream.settings import Settings
 from schemas.epoch import EpochV2
 from schemas.run_started import RunStartedV2
 from tests.postgres import url_of
+from workers.health import is_infrastructure
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def epoch(run_id: str, seq: int) -> EpochV2:
     return EpochV2(event_id=f"{run_id}:{seq}", run_id=run_id, seq=seq, ts=T0, epoch=seq, metrics={"val/loss": 1 / seq})
+
+
+@contextlib.contextmanager
+def writer_and_reader(tmp_path, url: str):
+    """The writer a drain opens and the reader an API host opens, on the read model `url` names."""
+    writer = ReadModelWriter.open(tmp_path, url=url)
+    reader = ReadModelReader(tmp_path, url)
+    try:
+        yield writer, reader
+    finally:
+        reader.close()
+        writer.close()
 
 
 def entries(run_id: str, seqs, start: int = 1):
@@ -76,9 +90,7 @@ def test_a_stale_fence_is_refused_across_hosts(postgres_url, tmp_path):
 
 
 def test_readers_never_wait_for_an_open_write_transaction(postgres_url, tmp_path):
-    writer = ReadModelWriter.open(tmp_path, url=postgres_url)
-    reader = ReadModelReader(tmp_path, postgres_url)
-    try:
+    with writer_and_reader(tmp_path, postgres_url) as (writer, reader):
         writer.apply(0, entries("a", [1]), 1, T0)
         seen: list = []
         with writer.store.transaction(writer.con, 0):
@@ -90,16 +102,11 @@ def test_readers_never_wait_for_an_open_write_transaction(postgres_url, tmp_path
             thread.start()
             thread.join(10)
             assert seen == [(1, [1])] and time.monotonic() - began < 5  # the last commit, at once
-    finally:
-        reader.close()
-        writer.close()
 
 
 def test_a_swap_moves_readers_and_the_probe_and_old_generations_retire(postgres_url, tmp_path):
     store = PostgresStore(postgres_url)
-    writer = ReadModelWriter.open(tmp_path, url=postgres_url)
-    reader = ReadModelReader(tmp_path, postgres_url)
-    try:
+    with writer_and_reader(tmp_path, postgres_url) as (writer, reader):
         first = reader.data_version()
         writer.apply(0, entries("a", [1, 2]), 1, T0)
         moved = reader.data_version()
@@ -123,9 +130,6 @@ def test_a_swap_moves_readers_and_the_probe_and_old_generations_retire(postgres_
         newest = rebuilt([1, 2, 3, 4])
         assert store.retire_old(older_than_s=0) == [store.schema_of(generation)]  # the one this reader is on
         assert [e.epoch for e in reader.epochs("a")] == [1, 2, 3, 4] and reader.generation() == newest
-    finally:
-        reader.close()
-        writer.close()
 
 
 def test_a_failed_rebuild_leaves_nothing_and_content_compares(postgres_url):
@@ -153,8 +157,11 @@ def test_psycopg_errors_become_ours_with_what_to_do(postgres_url, tmp_path):
     writer = ReadModelWriter.open(tmp_path, url=postgres_url)
     try:
         huge = EpochV2(event_id="h:1", run_id="h", seq=1, ts=T0, epoch=1, samples=2**70, metrics={})
-        with pytest.raises(ReadModelRejected, match="cannot store a value of this batch"):
+        with pytest.raises(ReadModelRejected, match="cannot store a value of this batch") as refused:
             writer.apply(0, [("1-0", huge, T0)], 1, T0)
+        # the drain counts a refused value against its entries (dead-lettered in the end), and retries the rest
+        assert not is_infrastructure(refused.value)
+        assert is_infrastructure(ReadModelUnavailable("x")) and is_infrastructure(ReadModelConfigError("x"))
         assert writer.apply(0, entries("a", [1]), 1, T0).runs_changed == ["a"]  # the connection still works
     finally:
         writer.close()
@@ -168,9 +175,7 @@ def read_model_url(request) -> str:
 def test_a_nul_in_free_text_is_stored_found_and_shown_as_sent(read_model_url, tmp_path):
     """SQLite stores a NUL character; PostgreSQL text cannot: in both, the listing's filters find the run
     and its summary shows the exact text."""
-    writer = ReadModelWriter.open(tmp_path, url=read_model_url)
-    reader = ReadModelReader(tmp_path, read_model_url)
-    try:
+    with writer_and_reader(tmp_path, read_model_url) as (writer, reader):
         started = RunStartedV2(event_id="n:1", run_id="n", seq=1, ts=T0, project="a\x00b", name="x\x00y",
                                tags=["t\x00"])
         writer.apply(0, [("1-0", started, T0), ("2-0", epoch("other", 1), T0)], 1, T0)
@@ -182,15 +187,10 @@ def test_a_nul_in_free_text_is_stored_found_and_shown_as_sent(read_model_url, tm
             ["n"] if read_model_url else [])  # PostgreSQL's stand-in character: the one collision it adds
         summary = reader.run("n").summary
         assert (summary["project"], summary["name"], summary["tags"]) == ("a\x00b", "x\x00y", ["t\x00"])
-    finally:
-        reader.close()
-        writer.close()
 
 
 def test_reader_sessions_are_read_only_and_survive_a_dropped_connection(postgres_url, tmp_path):
-    writer = ReadModelWriter.open(tmp_path, url=postgres_url)
-    reader = ReadModelReader(tmp_path, postgres_url)
-    try:
+    with writer_and_reader(tmp_path, postgres_url) as (writer, reader):
         writer.apply(0, entries("a", [1, 2]), 1, T0)
         assert [e.epoch for e in reader.epochs("a")] == [1, 2]
         with pytest.raises(ReadModelError, match="read-only"):
@@ -200,9 +200,6 @@ def test_reader_sessions_are_read_only_and_survive_a_dropped_connection(postgres
         with pytest.raises(ReadModelUnavailable):  # the query in flight when it happened fails, transient...
             reader.epochs("a")
         assert [e.epoch for e in reader.epochs("a")] == [1, 2]  # ...and the next one has a new session
-    finally:
-        reader.close()
-        writer.close()
 
 
 def test_a_takeover_waits_for_the_open_batch_of_its_partition_only(postgres_url, tmp_path):
