@@ -7,6 +7,7 @@ rate of conditional polls answered 304; /healthz is the baseline (the HTTP stack
 Each figure is the median over --repeats rounds.
 
     .venv/bin/python bench/api.py [--runs 10000] [--requests 2000] [--concurrency 8] [--repeats 3]
+        [--postgres postgresql://postgres@127.0.0.1/postgres]   # the read model in a scratch PostgreSQL database
 
 Latency is measured with one connection, one request at a time, twice: with httpx (what a Python polling
 client sees, its own overhead included) and with bench/httpload.py, a minimal keep-alive client (closer to
@@ -39,7 +40,7 @@ from schemas.run_started import RunStartedV2  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
 import httpload  # noqa: E402
-from benchlib import header, pct, start_api  # noqa: E402
+from benchlib import header, pct, scratch_database, start_api  # noqa: E402
 
 PARTITIONS = 8
 
@@ -56,9 +57,9 @@ def _events(run_id: str, epochs: int, t0: datetime) -> list:
     return out
 
 
-def build_data(root: Path, runs: int) -> str:
+def build_data(root: Path, runs: int, read_model_url: str = "") -> str:
     """`runs` short runs and one of 1,000 epochs, straight into the read model (the drain's own writer)."""
-    writer = ReadModelWriter.open(root)
+    writer = ReadModelWriter.open(root, url=read_model_url)
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
     long_run = "bench-long-run"
     counter = iter(range(1, 10**9))
@@ -81,8 +82,9 @@ def build_data(root: Path, runs: int) -> str:
     return long_run
 
 
-def start_server(data_dir: Path) -> tuple[subprocess.Popen, str]:
-    return start_api({"EPOCHSTREAM_DATA_DIR": str(data_dir), "EPOCHSTREAM_PARTITIONS": str(PARTITIONS)})
+def start_server(data_dir: Path, read_model_url: str = "") -> tuple[subprocess.Popen, str]:
+    return start_api({"EPOCHSTREAM_DATA_DIR": str(data_dir), "EPOCHSTREAM_PARTITIONS": str(PARTITIONS),
+                      "EPOCHSTREAM_READ_MODEL_URL": read_model_url})
 
 
 def httpx_latencies(base: str, path: str, requests: int, headers: dict | None, expect: int) -> list[float]:
@@ -105,15 +107,16 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--postgres", default=None, help="admin URL: the read model in a scratch PostgreSQL database")
     args = parser.parse_args()
     header()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, scratch_database(args.postgres) as read_model_url:
         data = Path(tmp) / "data"
         t = time.perf_counter()
-        long_run = build_data(data, args.runs)
+        long_run = build_data(data, args.runs, read_model_url)
         elapsed = time.perf_counter() - t
         print(f"data: {args.runs} runs + 1 run of 1000 epochs, written to the read model in {elapsed:.1f}s")
-        proc, base = start_server(data)
+        proc, base = start_server(data, read_model_url)
         try:
             etag = httpx.get(f"{base}/runs/{long_run}/epochs").headers["etag"]
             cases = [

@@ -3,11 +3,13 @@ server on a loopback port."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -44,3 +46,22 @@ def start_api(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
             time.sleep(0.1)
     proc.kill()
     raise SystemExit("the API did not start")
+
+
+@contextlib.contextmanager
+def scratch_database(admin_url: str | None):
+    """The URL of a new database for one size's read model (dropped afterwards), or "" for SQLite."""
+    if not admin_url:
+        yield ""
+        return
+    import psycopg
+    from psycopg import sql
+
+    name = f"epochstream_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin_url, autocommit=True) as con:
+        con.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield admin_url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as con:
+            con.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))

@@ -1,6 +1,6 @@
 """What one drain call costs per event by batch size: the fixed cost per call that small batches pay.
 
-    .venv/bin/python bench/drain_cost.py [--sizes 20,100,1000] [--rounds 15]
+    .venv/bin/python bench/drain_cost.py [--sizes 20,100,1000] [--rounds 15] [--postgres ADMIN_URL]
 
 Against its own Valkey server; one partition; each round XADDs one epoch (8 metrics) of each of N runs and
 drains them with one in-process `workers.drain.drain` call, timed by `time.process_time` (robust to other
@@ -8,12 +8,21 @@ load). Spread load (many runs, an epoch now and then, spread over partitions) gi
 the burst gives big ones. Printed per size: the median CPU per event over the rounds, and the implied fixed
 cost per call, (cost(n) - cost(largest)) x n. Baseline of the same run: the largest size, where the fixed
 cost is spread thinnest.
+
+`--postgres postgresql://postgres@127.0.0.1/postgres`: the read model in PostgreSQL (a scratch database per
+size, created and dropped through that URL). The drain's own CPU is then only the client's half; the
+server's, the CPU of the backends that served the drains (each drain call has its own connection, so its
+backend exits at the call's end and the postmaster reaps it: its CPU shows in the postmaster's children
+times, read from /proc, which needs the server on this host), is printed beside it. Other sessions ending on
+the same server meanwhile count too: run it on a quiet server.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import math
+import os
 import random
 import statistics
 import sys
@@ -28,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from benchlib import header  # noqa: E402
+from benchlib import header, scratch_database  # noqa: E402
 
 from epochstream.broker import ServerProcess  # noqa: E402
 from epochstream.settings import Settings  # noqa: E402
@@ -38,10 +47,34 @@ from schemas.keys import PAYLOAD_FIELD, Keys  # noqa: E402
 from workers.drain import drain  # noqa: E402
 
 
-def cost_per_event(url: str, runs: int, rounds: int) -> float:
+@functools.cache
+def postmaster_pid(admin_url: str) -> int:
+    import psycopg
+
+    with psycopg.connect(admin_url) as con:
+        directory = Path(con.execute("SHOW data_directory").fetchone()[0])
+    if os.access(directory, os.R_OK):
+        return int((directory / "postmaster.pid").read_text().split()[0])
+    return int(Path(f"/var/run/postgresql/{directory.parent.name}-{directory.name}.pid").read_text())
+
+
+def postmaster_children_cpu(admin_url: str) -> float:
+    """CPU seconds of the server's exited (reaped) backends so far: the postmaster's cutime + cstime."""
+    fields = Path(f"/proc/{postmaster_pid(admin_url)}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")  # cutime, cstime
+
+
+def cost_per_event(url: str, runs: int, rounds: int, admin_url: str | None = None) -> tuple[float, float]:
+    """(median client CPU per event, median PostgreSQL server CPU per event; 0 with SQLite)."""
+    with scratch_database(admin_url) as read_model_url:
+        return _cost_per_event(url, runs, rounds, read_model_url, admin_url)
+
+
+def _cost_per_event(url: str, runs: int, rounds: int, read_model_url: str,
+                    admin_url: str | None) -> tuple[float, float]:
     data = Path(tempfile.mkdtemp(prefix="es-drain-cost-"))
     settings = Settings(redis_url=url, namespace=f"cost-{runs}-{time.monotonic_ns()}", data_dir=data / "data",
-                        partitions=1, spool_dir=data / "spool")
+                        partitions=1, spool_dir=data / "spool", read_model_url=read_model_url)
     client = redis.Redis.from_url(url)
     stream = Keys(settings.namespace, 1).stream(0)
     rng = random.Random(runs)
@@ -62,32 +95,39 @@ def cost_per_event(url: str, runs: int, rounds: int) -> float:
     for epoch in range(3):  # warm: the runs exist, their fold state is stored
         publish(epoch)
         drain(client, settings, 0, max_seconds=30)
-    per_event = []
+    per_event, server_per_event = [], []
     for epoch in range(3, 3 + rounds):
         publish(epoch)
+        server = postmaster_children_cpu(admin_url) if admin_url else 0.0
         started = time.process_time()
         stored = drain(client, settings, 0, max_seconds=30).stored
         per_event.append((time.process_time() - started) / max(stored, 1))
+        if admin_url:
+            time.sleep(0.3)  # the drain's backend has exited: let the postmaster reap it
+            server_per_event.append((postmaster_children_cpu(admin_url) - server) / max(stored, 1))
     client.close()
-    return statistics.median(per_event)
+    return statistics.median(per_event), statistics.median(server_per_event) if server_per_event else 0.0
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="20,100,1000", help="events per drained batch (runs, one epoch each)")
     ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--postgres", default=None, help="admin URL: the read model in PostgreSQL (scratch databases)")
     args = ap.parse_args()
     sizes = sorted(int(x) for x in args.sizes.split(","))
     header()
     server = ServerProcess(directory=Path(tempfile.mkdtemp(prefix="es-drain-cost-valkey-"))).start()
     try:
-        costs = {n: cost_per_event(server.url, n, args.rounds) for n in sizes}
+        measured = {n: cost_per_event(server.url, n, args.rounds, args.postgres) for n in sizes}
     finally:
         server.stop()
+    costs = {n: client for n, (client, _) in measured.items()}
     floor = costs[sizes[-1]]
     for n in sizes:
         fixed = (costs[n] - floor) * n
-        print(f"{n:>6} events per drain call: median {costs[n] * 1e6:,.0f} us CPU per event"
+        server_cpu = f" (+ {measured[n][1] * 1e6:,.0f} us PostgreSQL server CPU)" if args.postgres else ""
+        print(f"{n:>6} events per drain call: median {costs[n] * 1e6:,.0f} us CPU per event{server_cpu}"
               + (f"; implied fixed cost per call {fixed * 1e3:.1f} ms" if n != sizes[-1] else " (baseline)"))
 
 

@@ -26,6 +26,14 @@ class Settings(BaseSettings):
                     "server; required when REDIS_URL is a cluster (RQ cannot run on one).",
     )
     data_dir: Path = Field(default=Path("./epochstream-data"), description="Parquet log, read model, catalog.")
+    read_model_url: str = Field(
+        default="",
+        pattern=r"^$|^postgres(ql)?://",
+        description="Where the read model lives. Empty: SQLite under DATA_DIR/readmodel (one host). "
+                    "postgresql://user:password@host:5432/database: PostgreSQL (psycopg 3), shared by the worker "
+                    "and API hosts; every generation in its own schema, the one in use named in "
+                    "public.epochstream_readmodel.",
+    )
     partitions: int = Field(default=8, ge=1, le=1024, description="Number of event stream partitions.")
     namespace: str = Field(
         default="epochstream",

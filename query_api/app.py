@@ -9,6 +9,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from epochstream.errors import TransientError
+from epochstream.readmodel.errors import ReadModelConfigError
 from epochstream.readmodel.reader import ReadModelReader
 from epochstream.settings import Settings
 from query_api.deps import ReadContext, require_token
@@ -34,7 +35,7 @@ included.
 
 
 def create_app(settings: Settings) -> FastAPI:
-    reader = ReadModelReader(settings.data_dir)
+    reader = ReadModelReader(settings.data_dir, settings.read_model_url)
     watcher = ChangeWatcher(reader, WATCH_INTERVAL_S)
 
     @asynccontextmanager
@@ -65,6 +66,12 @@ def create_app(settings: Settings) -> FastAPI:
     @app.exception_handler(TransientError)
     async def _transient(_: Request, exc: TransientError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "1"})
+
+    @app.exception_handler(ReadModelConfigError)
+    async def _misconfigured(_: Request, exc: ReadModelConfigError) -> JSONResponse:
+        # PostgreSQL refuses this host (credentials, database, privileges): the service is unavailable until
+        # the setting is fixed, and the message says which; not a 500 with nothing to go on.
+        return JSONResponse({"detail": str(exc)}, status_code=503)
 
     app.include_router(health.router)
     # The token check (and its security scheme in the OpenAPI) exists only when a token is configured, so the

@@ -2,7 +2,8 @@
 
 A waiter registers a cheap `identity()` (the version counters its answer is made of) and the identity it
 has already seen. Every tick the task asks the database whether anything was committed since the last
-tick (`PRAGMA data_version`: no rows read); only then does it re-check the waiters' identities, and wakes
+tick (`ReadModelReader.data_version`: SQLite's `PRAGMA data_version`, no rows read; PostgreSQL's sum of the
+partitions' batch counters, one small read); only then does it re-check the waiters' identities, and wakes
 those whose data changed. No thread per waiter and nothing blocks the event loop for long; when nobody
 waits, the task ends.
 """

@@ -37,6 +37,32 @@ def namespace(redis_url) -> Iterator[str]:
 
 
 @pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL database of this test's own (`tests.postgres`), dropped afterwards."""
+    from tests.postgres import fresh_database
+
+    with fresh_database() as url:
+        yield url
+
+
+READ_MODELS = ["sqlite", "postgresql"]
+
+
+def with_read_model(request, settings: Settings, kind: str | None = None) -> Settings:
+    """`settings` on the read model `kind` (default: the param of a module's `settings` override with
+    params=READ_MODELS, so that its tests run on both stores)."""
+    if (request.param if kind is None else kind) == "sqlite":
+        return settings
+    return settings.model_copy(update={"read_model_url": request.getfixturevalue("postgres_url")})
+
+
+@pytest.fixture
+def pg_settings(settings, postgres_url) -> Settings:
+    """`settings` with the read model in PostgreSQL."""
+    return settings.model_copy(update={"read_model_url": postgres_url})
+
+
+@pytest.fixture
 def redis_client(redis_url) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(redis_url)
     yield client

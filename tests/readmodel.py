@@ -6,14 +6,19 @@ import sqlite3
 from typing import Any
 
 from epochstream.readmodel.compare import canonical
-from epochstream.readmodel.location import Location
+from epochstream.readmodel.postgres import PostgresStore
 from epochstream.readmodel.reader import ReadModelReader
+from epochstream.readmodel.stores import store_for
 from epochstream.settings import Settings
+
+
+def reader_of(settings: Settings) -> ReadModelReader:
+    return ReadModelReader(settings.data_dir, settings.read_model_url)
 
 
 def summary(settings: Settings, run_id: str) -> dict[str, Any] | None:
     """The run's stored summary (with its config), or None when the read model has no such run."""
-    reader = ReadModelReader(settings.data_dir)
+    reader = reader_of(settings)
     try:
         record = reader.run(run_id)
         return None if record is None else {**record.summary, "config": record.config,
@@ -23,7 +28,7 @@ def summary(settings: Settings, run_id: str) -> dict[str, Any] | None:
 
 
 def epoch_numbers(settings: Settings, run_id: str) -> list[int]:
-    reader = ReadModelReader(settings.data_dir)
+    reader = reader_of(settings)
     try:
         return [e.epoch for e in reader.epochs(run_id)]
     finally:
@@ -31,7 +36,7 @@ def epoch_numbers(settings: Settings, run_id: str) -> list[int]:
 
 
 def run_ids(settings: Settings) -> list[str]:
-    reader = ReadModelReader(settings.data_dir)
+    reader = reader_of(settings)
     try:
         return sorted(s["run_id"] for s, _, _ in reader.all_runs())
     finally:
@@ -40,10 +45,24 @@ def run_ids(settings: Settings) -> list[str]:
 
 def content(settings: Settings) -> dict[str, Any]:
     """Everything in the read model in use, without what may differ between two of the same events."""
-    current = Location.of(settings.data_dir).current()
+    store = store_for(settings.data_dir, settings.read_model_url)
+    current = store.current()
     assert current is not None, "no read model yet"
-    con = sqlite3.connect(f"file:{current[1]}?mode=ro", uri=True)
+    if isinstance(store, PostgresStore):
+        con = store.connect(read_only=True)
+        con.use_schema(current[1])
+    else:
+        con = sqlite3.connect(f"file:{current[1]}?mode=ro", uri=True)
     try:
         return canonical(con)
     finally:
         con.close()
+
+
+def unfinished(settings: Settings) -> list[Any]:
+    """What rebuilds killed before their swap left: `building-*` files, or `building_*` schemas."""
+    store = store_for(settings.data_dir, settings.read_model_url)
+    if isinstance(store, PostgresStore):
+        return store.unfinished()
+    directory = store.directory
+    return list(directory.glob("building-*")) if directory.exists() else []

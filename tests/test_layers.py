@@ -21,6 +21,8 @@ NEVER = {
     "workers": ("query_api",),
     "query_api": ("workers", "producer"),
     "epochstream.readmodel": ("workers", "query_api", "producer", "duckdb", "fastapi"),
+    # what differs between the two databases is strings only: it imports neither driver
+    "epochstream.readmodel.dialect": ("sqlite3", "psycopg", "workers", "query_api", "producer"),
     # the plumbing the producer imports: what training processes load
     "epochstream.atomic": ("workers", "query_api", "producer", "pyarrow", "duckdb", "fastapi", "redis"),
     "epochstream.agreement": ("workers", "query_api", "producer", "pyarrow", "duckdb", "fastapi"),
@@ -104,6 +106,17 @@ def test_import_producer_loads_no_pyarrow_duckdb_or_fastapi():
     code = ("import json, sys; import producer; from producer import start_run, Publisher, EpochAccumulator; "
             "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
             "('pyarrow', 'duckdb', 'fastapi', 'starlette', 'workers', 'query_api'))))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout) == []
+
+
+def test_the_sqlite_read_model_loads_no_postgresql_driver():
+    """psycopg is imported only when EPOCHSTREAM_READ_MODEL_URL names a PostgreSQL server."""
+    code = ("import json, sys, tempfile, pathlib; from epochstream.readmodel import ReadModelWriter; "
+            "from epochstream.readmodel.reader import ReadModelReader; d = pathlib.Path(tempfile.mkdtemp()); "
+            "ReadModelWriter.open(d).close(); ReadModelReader(d).tracking(); "
+            "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] == 'psycopg')))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert json.loads(out.stdout) == []

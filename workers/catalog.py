@@ -212,7 +212,7 @@ def refresh_snapshot(settings: Settings) -> Path | None:
     check_log(layout, "catalog")
     recover_pending(settings)
     with no_fork():  # a worker forks its work horses meanwhile: no connection of ours may cross a fork
-        reader = ReadModelReader(settings.data_dir)
+        reader = ReadModelReader(settings.data_dir, settings.read_model_url)
         try:
             return refresh(layout, reader)
         finally:

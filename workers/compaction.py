@@ -148,7 +148,7 @@ def compact(settings: Settings, event_types: list[str] | None = None, min_age_s:
 
     layout = DataLayout(settings.data_dir)
     with maintenance_lock(layout, "compact", wait_s):
-        clean_leftovers(layout)
+        clean_leftovers(layout, read_model_url=settings.read_model_url)
         results = [compact_type(layout, name, min_age_s, keep_s) for name in (event_types or list(LOG_SCHEMAS))]
     recover_pending(settings)
     return results

@@ -260,7 +260,8 @@ class _Drain:
         ensure_group(self.client, self.stream, self.keys.group)
         if self.fence is None:
             self.fence = take_fence(self.client, self.keys, self.partition)
-        writer = ReadModelWriter.open(self.settings.data_dir, self.settings.future_skew_s)
+        writer = ReadModelWriter.open(self.settings.data_dir, self.settings.future_skew_s,
+                                      self.settings.read_model_url)
         try:
             writer.claim(self.partition, self.fence)
             catch_up(writer, DataLayout(self.settings.data_dir), self.partition, self.fence)

@@ -17,6 +17,7 @@ import redis
 
 from epochstream.errors import BrokerUnavailable
 from epochstream.readmodel import ReadModelError, StaleFence
+from epochstream.readmodel.errors import ReadModelRejected
 from schemas.keys import Keys
 
 log = logging.getLogger("epochstream.drain")
@@ -24,14 +25,15 @@ log = logging.getLogger("epochstream.drain")
 HEALTH_TTL_S = 600  # a record nobody clears (its drain died with it) says nothing after this long
 
 BROKER_FAILURES = (redis.ConnectionError, redis.TimeoutError, BrokerUnavailable)
-# Failures of the machinery, not of the entries: retried, never counted against them. ReadModelError's only
-# terminal member, StaleFence, is caught before these.
+# Failures of the machinery, not of the entries: retried, never counted against them. Of ReadModelError's
+# terminal members, StaleFence is caught before these, and ReadModelRejected (PostgreSQL refused a value of
+# the batch) is the entries' fault: counted against them like any bad entry.
 STORAGE_FAILURES = (OSError, sqlite3.OperationalError, ReadModelError)
 INFRASTRUCTURE_FAILURES = BROKER_FAILURES + STORAGE_FAILURES
 
 
 def is_infrastructure(exc: BaseException) -> bool:
-    return isinstance(exc, INFRASTRUCTURE_FAILURES) and not isinstance(exc, StaleFence)
+    return isinstance(exc, INFRASTRUCTURE_FAILURES) and not isinstance(exc, StaleFence | ReadModelRejected)
 
 
 def describe(exc: BaseException, data_dir: Path) -> str:

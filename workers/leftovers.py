@@ -1,7 +1,8 @@
 """What crashed maintenance jobs leave behind, removed by the next one (under the maintenance lock).
 
 - `readmodel/building-*.sqlite*`: a rebuild killed before its swap (only a rebuild, which holds the lock,
-  writes them); `readmodel/projections.rebuild-*`: the same from older versions;
+  writes them); `readmodel/projections.rebuild-*`: the same from older versions; with the read model in
+  PostgreSQL, its `building_<generation>` schemas;
 - `log/<type>/.seg-*-compacted-*.parquet.*.tmp`: a compaction killed while writing its merged segment;
 - any other hidden `*.tmp` in the log, and `snapshots/.runs-*.pending`, once older than STALE_S: a drain
   or a snapshot writes one in seconds, so one that old belongs to a process that died.
@@ -41,9 +42,17 @@ def _remove(path: Path) -> bool:
     return True
 
 
-def clean_leftovers(layout: DataLayout, stale_s: float = STALE_S) -> list[Path]:
-    """Remove what crashed compactions, rebuilds, drains and snapshots left; returns what was removed. Call it
-    only while holding the maintenance lock."""
+def clean_leftovers(layout: DataLayout, stale_s: float = STALE_S, read_model_url: str = "") -> list[Path]:
+    """Remove what crashed compactions, rebuilds, drains and snapshots left; returns what was removed (the
+    files; a PostgreSQL read model's unfinished rebuild schemas are dropped and logged). Call it only while
+    holding the maintenance lock."""
+    if read_model_url:
+        from epochstream.readmodel.postgres import PostgresStore
+
+        schemas = PostgresStore(read_model_url).discard_unfinished()
+        if schemas:
+            log.warning("dropped %d schema(s) a crashed rebuild left in the read model: %s", len(schemas),
+                        ", ".join(schemas[:5]))
     doomed: list[Path] = []
     readmodel = Location.of(layout.root).directory
     if readmodel.exists():

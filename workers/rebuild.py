@@ -3,11 +3,13 @@
 The read model is a function of each run's event *set* (see `epochstream.readmodel.plan`), so the result
 equals the incremental one, whatever state the old database is in: the old one is never read, only the
 log. Segments are replayed in name order (the order drains wrote them) so almost every run takes the
-append path. The new database is built under a name no reader looks at (`building-<generation>.sqlite`,
-unsynced: a crash means starting over), switched to WAL, renamed to its final name while nothing has it
-open, and only then named in `readmodel/CURRENT`: a poller reads the old database until that instant and
-the new, complete one after it. A failed rebuild removes what it built, and one killed outright leaves
-its `building-*` to the next maintenance job (`workers.leftovers`). Run it with the drains paused (the CLI
+append path. The new database is built where no reader looks (`store.building_target`), then swapped in
+(`store.swap_in`): with SQLite, as `building-<generation>.sqlite` (unsynced: a crash means starting over),
+switched to WAL, renamed to its final name while nothing has it open, and only then named in
+`readmodel/CURRENT`; with PostgreSQL, as the schema `building_<generation>`, renamed and pointed to in one
+transaction. A poller reads the old database until that instant and the new, complete one after it. A
+failed rebuild removes what it built, and one killed outright leaves its `building-*` to the next
+maintenance job (`workers.leftovers`). Run it with the drains paused (the CLI
 holds every partition's drain lock); it holds the maintenance lock itself, so no compaction deletes a
 segment under it. A segment it cannot read is quarantined and its events recovered from the broker
 (`workers.salvage`) before the swap; what could not be recovered is reported, never silently left out.
@@ -15,16 +17,14 @@ segment under it. A segment it cannot read is quarantined and its events recover
 
 from __future__ import annotations
 
-import contextlib
 import itertools
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 
 from epochstream.faults import crash_point
-from epochstream.layout import DataLayout, fsync_dir
+from epochstream.layout import DataLayout
 from epochstream.readmodel import ReadModelWriter
-from epochstream.readmodel.location import Location
+from epochstream.readmodel.stores import store_for
 from epochstream.settings import Settings
 from schemas.keys import partition_of
 from workers.leftovers import clean_leftovers
@@ -60,13 +60,6 @@ def replay(writer: ReadModelWriter, layout: DataLayout, partitions: int, skip: f
     return read
 
 
-def _remove(path: Path) -> None:
-    for extra in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm"),
-                  path.with_name(path.name + "-journal")):
-        with contextlib.suppress(FileNotFoundError):
-            extra.unlink()
-
-
 def _all_segments(layout: DataLayout) -> frozenset[Path]:
     return frozenset(path for event_type in SCHEMAS for path in segments(layout, event_type))
 
@@ -76,34 +69,31 @@ def rebuild(settings: Settings, wait_s: float = 0.0) -> int:
     returns the number of runs in the new read model."""
     layout = DataLayout(settings.data_dir)
     with maintenance_lock(layout, "rebuild", wait_s):
-        clean_leftovers(layout)
+        clean_leftovers(layout, read_model_url=settings.read_model_url)
         return _rebuild(settings, layout)
 
 
 def _rebuild(settings: Settings, layout: DataLayout) -> int:
     from workers.salvage import recover_pending
 
-    location = Location.of(settings.data_dir)
-    location.directory.mkdir(parents=True, exist_ok=True)
-    generation = Location.new_generation()
-    building = location.directory / f"building-{generation}.sqlite"
+    store = store_for(settings.data_dir, settings.read_model_url)
+    generation = store.new_generation()
+    building = store.building_target(generation)
     try:
-        writer = ReadModelWriter(building, durable=False, generation=generation, future_skew_s=settings.future_skew_s)
+        writer = ReadModelWriter(building, durable=False, generation=generation, future_skew_s=settings.future_skew_s,
+                                 store=store)
         try:
             replayed = _all_segments(layout)
             replay(writer, layout, settings.partitions)
             if recover_pending(settings):  # segments it quarantined: replay what the broker gave back
                 replay(writer, layout, settings.partitions, skip=replayed)
             runs = writer.con.execute("SELECT count(*) FROM runs").fetchone()[0]
-            writer.con.execute("PRAGMA journal_mode = WAL")
+            store.finish_building(writer.con)
         finally:
             writer.close()
         crash_point("rebuild_before_swap")
-        final = location.path_of(generation)
-        os.replace(building, final)  # nothing has it open now, and it has no -wal yet: a rename is safe
-        fsync_dir(location.directory)
-        location.point_to(generation)
+        store.swap_in(generation, building)
     except BaseException:
-        _remove(building)
+        store.discard_building(building)
         raise
     return runs

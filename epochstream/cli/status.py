@@ -32,13 +32,13 @@ def status(data_dir: Path = typer.Option(None, help="Data directory (EPOCHSTREAM
         queue = connect_queue(queue_url, socket_timeout=2.0)
     except Exception as exc:  # noqa: BLE001
         problems.append(f"queue broker: {exc}")
-    reader = ReadModelReader(settings.data_dir)
+    reader = ReadModelReader(settings.data_dir, settings.read_model_url)
     figures = gather(settings, streams, queue, reader)
     typer.echo(f"streams broker  {mask(streams_url) if streams_url else '-'}  "
                f"{figures.broker_error or ('ok' if streams is not None else 'not reached')}")
     typer.echo(f"queue broker    {mask(queue_url) if queue_url else '-'}  "
                f"{figures.queue_error or ('ok' if queue is not None else 'not reached')}")
-    typer.echo(f"read model      {settings.data_dir}  {figures.read_model_error or 'ok'}")
+    typer.echo(f"read model      {reader.store.describe()}  {figures.read_model_error or 'ok'}")
     for line in render(figures):
         typer.echo(line)
     for problem in problems:

@@ -2,8 +2,10 @@
 
 Workers write it (`ReadModelWriter`: one transaction per drained batch with the partition's tracking
 record and fence token); the API and the CLI read it (`ReadModelReader`, read-only by construction);
-`epochstream rebuild` replays the log into a fresh one and swaps it in (`location`). The embedded default
-is SQLite in WAL mode under `<data_dir>/readmodel/`.
+`epochstream rebuild` replays the log into a fresh one and swaps it in. The embedded default is SQLite in
+WAL mode under `<data_dir>/readmodel/` (`location`); `Settings.read_model_url=postgresql://...` puts it in
+PostgreSQL for many hosts (`postgres`). Both are *stores* (`stores`) running the same statements
+(`dialect` says what differs).
 """
 
 from epochstream.readmodel.errors import ReadModelBusy, ReadModelError, ReadModelMissing, StaleFence

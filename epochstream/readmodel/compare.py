@@ -3,7 +3,6 @@ counters, ingestion times): `rebuild(log)` must equal the incremental read model
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 import orjson
@@ -11,7 +10,7 @@ import orjson
 VOLATILE = {"version", "ingested_at"}
 
 
-def canonical(con: sqlite3.Connection) -> dict[str, Any]:
+def canonical(con: Any) -> dict[str, Any]:  # sqlite3's connection or postgres.PgConnection: the same rows
     runs = {}
     for run_id, summary, config, state, tail in con.execute(
             "SELECT run_id, summary, config, trend_state, step_tail FROM runs ORDER BY run_id"):

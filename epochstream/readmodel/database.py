@@ -1,5 +1,6 @@
 """The SQLite database behind the read model: its tables, and connections for the one writer per
-partition and any number of readers (WAL mode: readers never block the writer, nor it them).
+partition and any number of readers (WAL mode: readers never block the writer, nor it them). The DDL is
+also PostgreSQL's, through `dialect.POSTGRES.ddl` (64-bit types, byte-wise text).
 
 Tables (timestamps in microseconds since 1970 UTC; metric maps as JSON text, see `values`):
 - `tracking`     per partition: the applied position (newest stream id committed) and the fence token of

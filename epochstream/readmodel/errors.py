@@ -37,3 +37,15 @@ class ReadModelDamaged(ReadModelError, TransientError):
         self.run_id = run_id
         super().__init__(f"the read model's row of run {run_id!r} cannot be read ({what}); the run's next events "
                          "repair it, and `epochstream rebuild` restores it from the log now")
+
+
+class ReadModelUnavailable(ReadModelBusy):
+    """The read model's database server cannot be reached, or dropped the connection; retry."""
+
+
+class ReadModelConfigError(ReadModelError, TerminalError):
+    """The read model's database refuses us for a reason a setting fixes (credentials, database, privileges)."""
+
+
+class ReadModelRejected(ReadModelError, TerminalError):
+    """The database refused a value of the batch itself (PostgreSQL text cannot hold a NUL character)."""

@@ -14,6 +14,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from epochstream.readmodel.dialect import SQLITE, Dialect
+
 Sort = Literal["newest", "oldest", "best", "best_desc", "epochs"]
 SORTS: dict[str, tuple[str, str]] = {  # name -> (column, direction)
     "newest": ("sort_us", "DESC"),
@@ -60,7 +62,7 @@ def decode_cursor(cursor: str, sort: str) -> tuple[Any, str]:
     return value[1], value[2]
 
 
-def _filters(query: RunQuery, now_us: int) -> tuple[list[str], list[Any]]:
+def _filters(query: RunQuery, now_us: int, dialect: Dialect) -> tuple[list[str], list[Any]]:
     where: list[str] = []
     params: list[Any] = []
     if query.project is not None:
@@ -82,15 +84,15 @@ def _filters(query: RunQuery, now_us: int) -> tuple[list[str], list[Any]]:
         where.append("name >= ? AND name < ?")
         params += [query.name_prefix, query.name_prefix + "\U0010ffff"]
     if query.search:
-        where.append("instr(lower(coalesce(name, '') || ' ' || run_id), lower(?)) > 0")
+        where.append(dialect.contains("lower(coalesce(name, '') || ' ' || run_id)", "lower(?)"))
         params.append(query.search)
     return where, params
 
 
-def page_sql(query: RunQuery, now_us: int) -> tuple[str, list[Any], str]:
+def page_sql(query: RunQuery, now_us: int, dialect: Dialect = SQLITE) -> tuple[str, list[Any], str]:
     """(SELECT for one page plus one row, its parameters, the sort column)."""
     column, direction = SORTS[query.sort]
-    where, params = _filters(query, now_us)
+    where, params = _filters(query, now_us, dialect)
     if query.cursor is not None:
         value, run_id = decode_cursor(query.cursor, query.sort)
         where.append(f"({column}, run_id) {'<' if direction == 'DESC' else '>'} (?, ?)")
@@ -101,6 +103,6 @@ def page_sql(query: RunQuery, now_us: int) -> tuple[str, list[Any], str]:
     return sql, [*params, query.limit + 1], column
 
 
-def count_sql(query: RunQuery, now_us: int) -> tuple[str, list[Any]]:
-    where, params = _filters(query, now_us)
+def count_sql(query: RunQuery, now_us: int, dialect: Dialect = SQLITE) -> tuple[str, list[Any]]:
+    where, params = _filters(query, now_us, dialect)
     return f"SELECT count(*) FROM runs {'WHERE ' + ' AND '.join(where) if where else ''}", params

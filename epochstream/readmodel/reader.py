@@ -1,13 +1,13 @@
 """Reading the read model: read-only connections (one per thread) that follow a rebuild's swap.
 
-Before each query the reader compares the identity of `readmodel/CURRENT` with the one its connection was
-opened under (one `stat`); after a swap it opens the new database, and until then it keeps reading the old
-one, which stays whole. No read can write: connections are opened `mode=ro` with `query_only`.
+Before each query the reader's link (`stores.ReaderLink`) checks the generation in use — SQLite: the
+identity of `readmodel/CURRENT` (one `stat`); PostgreSQL: the pointer row — and after a swap moves to the
+new generation; until then it keeps reading the old one, which stays whole. No read can write: SQLite
+connections are opened `mode=ro` with `query_only`, PostgreSQL sessions with `default_transaction_read_only`.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,10 +16,9 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from epochstream.readmodel.database import connect_reader
-from epochstream.readmodel.errors import ReadModelBusy, ReadModelDamaged
+from epochstream.readmodel.errors import ReadModelDamaged
 from epochstream.readmodel.listing import RunQuery, count_sql, encode_cursor, page_sql
-from epochstream.readmodel.location import Location
+from epochstream.readmodel.stores import ReaderLink, store_for
 from epochstream.readmodel.values import config_from_json, metrics_from_json, to_us
 from schemas.rollups import Aggregate
 
@@ -87,84 +86,71 @@ def _document(text: str | None) -> dict[str, Any] | None:
 
 
 class _Handle(NamedTuple):
-    identity: tuple[int, int]
     generation: str
-    con: sqlite3.Connection
+    link: ReaderLink
 
 
 class ReadModelReader:
-    def __init__(self, data_dir: Path):
-        self.location = Location.of(data_dir)
+    def __init__(self, data_dir: Path, url: str | None = None):
+        """`url`: Settings.read_model_url (empty: SQLite under `data_dir`)."""
+        self.store = store_for(data_dir, url)
         self._local = threading.local()
 
     # -- connections -----------------------------------------------------------------------------------
     def _handle(self) -> _Handle | None:
-        identity = self.location.pointer_identity()
-        handle: _Handle | None = getattr(self._local, "handle", None)
-        if handle is not None and handle.identity == identity:
-            return handle
-        if handle is not None:
-            handle.con.close()
-            self._local.handle = None
-        current = self.location.current() if identity is not None else None
-        if current is None:
+        link = self._link()
+        if not link.refresh() or link.generation is None:
             return None
-        try:
-            con = connect_reader(current[1])
-        except sqlite3.OperationalError as exc:
-            raise ReadModelBusy(f"cannot open the read model {current[1]}: {exc}") from exc
-        self._local.handle = handle = _Handle(identity, current[0], con)
-        return handle
+        return _Handle(link.generation, link)
+
+    def _link(self) -> ReaderLink:
+        link: ReaderLink | None = getattr(self._local, "link", None)
+        if link is None:
+            link = self._local.link = self.store.reader_link()
+        return link
+
+    def _run(self, sql: str, params: tuple | list = ()) -> tuple[str | None, list[tuple]]:
+        """(the generation the query ran on, its rows): the link follows the pointer first."""
+        return self._link().run(sql, params)
 
     def _query(self, sql: str, params: tuple | list = ()) -> list[tuple]:
-        handle = self._handle()
-        if handle is None:
-            return []
-        try:
-            return handle.con.execute(sql, params).fetchall()
-        except sqlite3.OperationalError as exc:
-            raise ReadModelBusy(f"the read model could not be read right now ({exc}); retry") from exc
+        return self._run(sql, params)[1]
 
     def generation(self) -> str | None:
         handle = self._handle()
         return handle.generation if handle else None
 
     def data_version(self) -> tuple[str | None, int]:
-        """Changes whenever another connection commits (or a rebuild swaps): what long polls watch."""
+        """Changes whenever a writer commits (or a rebuild swaps): what long polls watch."""
         handle = self._handle()
         if handle is None:
             return None, 0
-        return handle.generation, handle.con.execute("PRAGMA data_version").fetchone()[0]
+        return handle.generation, handle.link.data_version()
 
     def close(self) -> None:
-        handle = getattr(self._local, "handle", None)
-        if handle is not None:
-            handle.con.close()
-            self._local.handle = None
+        link = getattr(self._local, "link", None)
+        if link is not None:
+            link.close()
+            self._local.link = None
 
     # -- runs ------------------------------------------------------------------------------------------
     def versions(self, run_id: str) -> Versions | None:
-        handle = self._handle()
-        if handle is None:
-            return None
-        rows = self._query("SELECT version, epochs_version, steps_version, system_version, status, stale_after_us "
-                           "FROM runs WHERE run_id = ?", (run_id,))
-        return Versions(handle.generation, *rows[0]) if rows else None
+        generation, rows = self._run("SELECT version, epochs_version, steps_version, system_version, status, "
+                                     "stale_after_us FROM runs WHERE run_id = ?", (run_id,))
+        return Versions(generation, *rows[0]) if rows and generation is not None else None
 
     def run(self, run_id: str) -> RunRecord | None:
-        handle = self._handle()
-        if handle is None:
-            return None
-        rows = self._query("SELECT version, epochs_version, steps_version, system_version, status, stale_after_us, "
-                           "summary, config, trend_state FROM runs WHERE run_id = ?", (run_id,))
-        if not rows:
+        generation, rows = self._run("SELECT version, epochs_version, steps_version, system_version, status, "
+                                     "stale_after_us, summary, config, trend_state FROM runs WHERE run_id = ?",
+                                     (run_id,))
+        if not rows or generation is None:
             return None
         row = rows[0]
         summary = _document(row[6])
         if summary is None:
             raise ReadModelDamaged(run_id, "its summary")
         # An unreadable fold state reads as none: the verdict is then folded from the run's epochs.
-        return RunRecord(Versions(handle.generation, *row[:6]), summary, row[7], _document(row[8]))
+        return RunRecord(Versions(generation, *row[:6]), summary, row[7], _document(row[8]))
 
     def _summary(self, text: str, run_id: str) -> dict[str, Any]:
         """The stored summary; for a damaged one, what the row's columns still say (one run's damage must
@@ -177,18 +163,17 @@ class ReadModelReader:
         return {"run_id": run_id, "project": project, "name": name, "status": status, "epochs": epochs}
 
     def list_runs(self, query: RunQuery, now: datetime) -> RunsPage:
-        handle = self._handle()
-        if handle is None:
-            return RunsPage([], None, 0)
         now_us = to_us(now)
-        sql, params, _ = page_sql(query, now_us)
-        rows = self._query(sql, params)
+        sql, params, _ = page_sql(query, now_us, self.store.dialect)
+        generation, rows = self._run(sql, params)
+        if generation is None:
+            return RunsPage([], None, 0)
         more = len(rows) > query.limit
         rows = rows[:query.limit]
-        page = [(self._summary(summary, run_id), Versions(handle.generation, version, 0, 0, 0, "", stale),
+        page = [(self._summary(summary, run_id), Versions(generation, version, 0, 0, 0, "", stale),
                  _document(state)) for run_id, summary, version, stale, state, _ in rows]
         last = rows[-1] if more else None
-        total_sql, total_params = count_sql(query, now_us)
+        total_sql, total_params = count_sql(query, now_us, self.store.dialect)
         total = self._query(total_sql, total_params)[0][0]
         return RunsPage(page, encode_cursor(query.sort, last[5], last[0]) if last else None, total)
 

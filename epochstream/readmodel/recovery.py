@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from epochstream.readmodel.batch import StoredRun
+from epochstream.readmodel.errors import ReadModelError
 from epochstream.readmodel.plan import new_summary
 from schemas.rollups import Tail
 
@@ -22,7 +23,7 @@ def _readable_summary(con: sqlite3.Connection, run_id: str) -> dict[str, Any]:
     try:
         row = con.execute("SELECT summary FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         summary = orjson.loads(row[0]) if row else None
-    except (sqlite3.DatabaseError, orjson.JSONDecodeError, TypeError):
+    except (sqlite3.DatabaseError, ReadModelError, orjson.JSONDecodeError, TypeError):
         return {}
     return summary if isinstance(summary, dict) else {}
 
@@ -46,7 +47,7 @@ def recovered(con: sqlite3.Connection, run_id: str) -> StoredRun:
     try:
         versions = one("SELECT version, epochs_version, steps_version, system_version FROM runs WHERE run_id = ?",
                        (run_id,)).fetchone() or (0, 0, 0, 0)
-    except sqlite3.DatabaseError:
+    except (sqlite3.DatabaseError, ReadModelError):
         versions = (0, 0, 0, 0)
     run = StoredRun(run_id, summary, None, None, *versions, damaged=True)
     run.tail = Tail(count=steps)  # the ordinals stand; the step series is rewritten from its rows

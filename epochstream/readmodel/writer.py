@@ -1,12 +1,13 @@
 """The read model's writer: one drained batch -> one transaction (rows, touched summaries, tracking record).
 
-    writer = ReadModelWriter.open(data_dir)
+    writer = ReadModelWriter.open(data_dir, url=settings.read_model_url)  # "" = SQLite under data_dir
     writer.claim(partition, fence)                 # a drain that takes a partition over fences out the last one
     writer.conflicts(events)                       # before the log is written: who reuses a taken identity
     writer.apply(partition, entries, fence, now)   # entries: (stream id, event, ingested_at)
 
 `apply` plans every touched run first, reading what it needs without holding the write lock (only this
-partition's drain writes these runs), then opens `BEGIN IMMEDIATE`, checks the fence token again, writes
+partition's drain writes these runs), then opens the store's write transaction (SQLite: `BEGIN IMMEDIATE`;
+PostgreSQL: the partition's advisory lock, see `postgres`), checks the fence token again, writes
 everything and moves the partition's tracking record, and commits: a crash anywhere leaves either all
 of the batch or none of it. The tracking record's position (the newest stream id committed) tells which
 entries of a redelivered batch may already be in; those are checked row by row, so a crash between the
@@ -16,14 +17,14 @@ commit and XACK duplicates nothing, and neither does an entry a paused consumer 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import sqlite3
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from epochstream.faults import crash_point
 from epochstream.readmodel.batch import (
@@ -36,12 +37,13 @@ from epochstream.readmodel.batch import (
     slice_by_run,
     stream_key,
 )
-from epochstream.readmodel.database import SCHEMA_VERSION, connect_writer, schema_version
-from epochstream.readmodel.errors import ReadModelBusy, StaleFence
+from epochstream.readmodel.database import SCHEMA_VERSION
+from epochstream.readmodel.errors import ReadModelError, StaleFence
 from epochstream.readmodel.location import Location
 from epochstream.readmodel.lookup import Lookup
 from epochstream.readmodel.plan import plan_run
 from epochstream.readmodel.recovery import recovered
+from epochstream.readmodel.stores import Store, store_for
 from epochstream.readmodel.values import to_us
 from epochstream.readmodel.writes import Writes
 from schemas.errors import IdentityConflict
@@ -66,41 +68,33 @@ class ApplyResult:
 
 
 class ReadModelWriter:
-    def __init__(self, path: Path, *, durable: bool = True, generation: str = "",
-                 future_skew_s: float = DEFAULT_FUTURE_SKEW.total_seconds()):
-        self.path = path
+    """`target`: the database of one generation in `store` (SQLite: its file, the default store being the
+    file's directory; PostgreSQL: its schema)."""
+
+    def __init__(self, target: Path | str, *, durable: bool = True, generation: str = "",
+                 future_skew_s: float = DEFAULT_FUTURE_SKEW.total_seconds(), store: Store | None = None,
+                 con: Any = None):
+        self.store: Store = store if store is not None else Location(Path(target).parent)
+        self.path = target
         self.generation = generation
         self.future_skew = timedelta(seconds=future_skew_s)  # Settings.future_skew_s: see batch.order_time
-        try:
-            self.con = connect_writer(path, durable=durable)
-        except sqlite3.OperationalError as exc:
-            raise ReadModelBusy(f"cannot open the read model at {path}: {exc}") from exc
+        self.con: Any = con if con is not None else self.store.connect_writer(target, durable=durable)
 
     @classmethod
-    def open(cls, data_dir: Path, future_skew_s: float = DEFAULT_FUTURE_SKEW.total_seconds()) -> ReadModelWriter:
-        """The writer of the read model in use; the first one is created here (under a lock, so two workers
-        starting at once agree on it)."""
-        location = Location.of(data_dir)
-        current = location.current()
-        if current is None:
-            location.directory.mkdir(parents=True, exist_ok=True)
-            with open(location.directory / ".create.lock", "w") as lock:
-                fcntl.flock(lock, fcntl.LOCK_EX)
-                current = location.current()
-                if current is None:
-                    generation = Location.new_generation()
-                    connect_writer(location.path_of(generation)).close()
-                    location.point_to(generation)
-                    current = (generation, location.path_of(generation))
-        location.retire_old()
-        return cls(current[1], generation=current[0], future_skew_s=future_skew_s)
+    def open(cls, data_dir: Path, future_skew_s: float = DEFAULT_FUTURE_SKEW.total_seconds(),
+             url: str | None = None) -> ReadModelWriter:
+        """The writer of the read model in use (`url`: Settings.read_model_url; empty: SQLite under
+        `data_dir`); the first generation is created here."""
+        store = store_for(data_dir, url)
+        generation, target, con = store.open_current()
+        return cls(target, generation=generation, future_skew_s=future_skew_s, store=store, con=con)
 
     def close(self) -> None:
-        with contextlib.suppress(sqlite3.Error):
+        with contextlib.suppress(sqlite3.Error, ReadModelError):
             self.con.close()
 
     def current_schema(self) -> bool:
-        return schema_version(self.con) == SCHEMA_VERSION
+        return self.store.schema_version(self.con) == SCHEMA_VERSION
 
     # -- the tracking record ---------------------------------------------------------------------------
     def tracking(self, partition: int) -> Tracking:
@@ -118,35 +112,18 @@ class ReadModelWriter:
         """Record that the drain with `fence` holds the partition: from now on older drains' commits are
         refused. Raises StaleFence if a newer drain already claimed it. Not fsynced (every drain job pays
         it): a claim lost with the power only matters to a paused drain, which did not survive that either."""
-        self.con.execute("PRAGMA synchronous = NORMAL")
-        try:
-            with self._transaction():
-                current = self.tracking(partition)
-                if current.fence > fence:
-                    raise StaleFence(partition, fence, current.fence)
-                self._save_tracking(partition, current.position, fence, current.batches)
-        finally:
-            self.con.execute("PRAGMA synchronous = FULL")
+        with self.store.transaction(self.con, partition, durable=False):
+            current = self.tracking(partition)
+            if current.fence > fence:
+                raise StaleFence(partition, fence, current.fence)
+            self._save_tracking(partition, current.position, fence, current.batches)
 
     def _save_tracking(self, partition: int, position: str, fence: int, batches: int) -> None:
         self.con.execute(
-            "INSERT INTO tracking (partition, position, fence, batches, updated_us) VALUES (?, ?, ?, ?, "
-            "CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER)) ON CONFLICT (partition) DO UPDATE SET "
-            "position = excluded.position, fence = excluded.fence, batches = excluded.batches, "
-            "updated_us = excluded.updated_us", (partition, position, fence, batches))
-
-    @contextlib.contextmanager
-    def _transaction(self):
-        try:
-            self.con.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            raise ReadModelBusy(f"the read model stayed locked: {exc}") from exc
-        try:
-            yield
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
-        self.con.execute("COMMIT")
+            "INSERT INTO tracking (partition, position, fence, batches, updated_us) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (partition) DO UPDATE SET position = excluded.position, fence = excluded.fence, "
+            "batches = excluded.batches, updated_us = excluded.updated_us",
+            (partition, position, fence, batches, time.time_ns() // 1000))
 
     # -- a batch ---------------------------------------------------------------------------------------
     def conflicts(self, events: Sequence[tuple[str, Event]]) -> dict[str, str]:
@@ -250,7 +227,7 @@ class ReadModelWriter:
             if changed:
                 result.runs_changed.append(run_id)
         newest = newest_id(e[0] for e in entries)
-        with self._transaction():
+        with self.store.transaction(self.con, partition):
             current = self.tracking(partition)
             if current.fence > fence:
                 raise StaleFence(partition, fence, current.fence)

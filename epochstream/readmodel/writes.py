@@ -1,15 +1,16 @@
 """What one batch will write, collected while planning (outside the write lock) and executed in one
-transaction. Each list holds the parameter tuples of one statement, run with `executemany`."""
+transaction. Each list holds the parameter tuples of one statement, run with `executemany`. The statements
+are the SQL both SQLite and PostgreSQL run (`ON CONFLICT ...`, not SQLite's `INSERT OR IGNORE/REPLACE`)."""
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass, field
+from typing import Any
 
 STATEMENTS = {
     "events": "INSERT INTO events (run_id, seq, digest) VALUES (?, ?, ?)",
-    "run_events": "INSERT OR IGNORE INTO run_events (run_id, event_id, seq, type, ts_us, body, config) "
-                  "VALUES (?, ?, ?, ?, ?, ?, ?)",
+    "run_events": "INSERT INTO run_events (run_id, event_id, seq, type, ts_us, body, config) "
+                  "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
     "epochs_delete": "DELETE FROM epochs WHERE run_id = ? AND epoch = ?",
     "epochs_upsert": "INSERT INTO epochs (run_id, epoch, seq, event_id, ts_us, samples, metrics) "
                      "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, epoch) DO UPDATE SET seq = excluded.seq, "
@@ -19,11 +20,13 @@ STATEMENTS = {
     "steps_insert": "INSERT INTO steps (run_id, step, ord, seq, event_id, ts_us, epoch, metrics) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     "rollups_delete_from": "DELETE FROM step_rollups WHERE run_id = ? AND level = ? AND bucket >= ?",
-    "rollups_upsert": "INSERT OR REPLACE INTO step_rollups (run_id, level, bucket, data) VALUES (?, ?, ?, ?)",
-    "system_insert": "INSERT OR IGNORE INTO system (run_id, event_id, seq, ts_us, data) VALUES (?, ?, ?, ?, ?)",
+    "rollups_upsert": "INSERT INTO step_rollups (run_id, level, bucket, data) VALUES (?, ?, ?, ?) "
+                      "ON CONFLICT (run_id, level, bucket) DO UPDATE SET data = excluded.data",
+    "system_insert": "INSERT INTO system (run_id, event_id, seq, ts_us, data) VALUES (?, ?, ?, ?, ?) "
+                     "ON CONFLICT DO NOTHING",
     "runs_upsert": None,  # built below from RUN_COLUMNS
     "tags_clear": "DELETE FROM run_tags WHERE run_id = ?",
-    "tags_insert": "INSERT OR IGNORE INTO run_tags (tag, run_id) VALUES (?, ?)",
+    "tags_insert": "INSERT INTO run_tags (tag, run_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
     "problems": "INSERT INTO problems (run_id, at_us, reason) VALUES (?, ?, ?)",
 }
 RUN_COLUMNS = ("run_id", "partition", "project", "name", "status", "sort_us", "last_seen_us", "stale_after_us",
@@ -55,7 +58,7 @@ class Writes:
             if params:
                 self.rows[name].extend(params)
 
-    def execute(self, con: sqlite3.Connection) -> None:
+    def execute(self, con: Any) -> None:  # sqlite3's connection or postgres.PgConnection
         for name in ORDER:
             if self.rows[name]:
                 con.executemany(STATEMENTS[name], self.rows[name])

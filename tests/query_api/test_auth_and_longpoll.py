@@ -9,6 +9,7 @@ from pydantic import SecretStr
 
 from producer.run import Run
 from query_api.app import create_app
+from tests.conftest import READ_MODELS, with_read_model
 from tests.draining import drain_all
 from tests.query_api.pipeline import losses, make_run
 
@@ -18,6 +19,11 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 def anyio_backend():
     return "asyncio"
+
+
+@pytest.fixture(params=READ_MODELS)
+def settings(request, settings):
+    return with_read_model(request, settings)  # every test here on SQLite and on PostgreSQL
 
 
 async def test_bearer_token_guards_all_but_healthz(settings, publisher, redis_client):

@@ -8,6 +8,7 @@ import pytest
 
 from query_api.encoding import strict_loads
 from query_api.models import BestPublic, EpochsPublic, RunPublic, RunsPagePublic, SystemPublic
+from tests.conftest import READ_MODELS, with_read_model
 from tests.draining import drain_all
 from tests.query_api.pipeline import losses, make_run
 
@@ -18,6 +19,11 @@ LONG_ERROR = "RuntimeError: CUDA out of memory. " + "x" * 5000 + " END-OF-ERROR"
 @pytest.fixture
 def anyio_backend():
     return "asyncio"
+
+
+@pytest.fixture(params=READ_MODELS)
+def settings(request, settings):
+    return with_read_model(request, settings)  # every test here on SQLite and on PostgreSQL
 
 
 @pytest.fixture

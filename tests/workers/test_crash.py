@@ -12,7 +12,7 @@ from rq.registry import FailedJobRegistry
 
 from epochstream.layout import DataLayout
 from schemas.keys import Keys
-from tests.conftest import ROOT, settings_env
+from tests.conftest import READ_MODELS, ROOT, settings_env, with_read_model
 from tests.workers.helpers import publish_runs
 from workers.catalog import query
 from workers.drain import CRASH_ENV
@@ -20,6 +20,11 @@ from workers.log_reader import count_by_id, segments
 from workers.scheduling import drain_queue, schedule_once
 
 CLI = "from epochstream.cli import main; main()"
+
+
+@pytest.fixture(params=READ_MODELS)
+def settings(request, settings):
+    return with_read_model(request, settings)  # the read model in SQLite, and in PostgreSQL
 
 
 def run_worker(settings, crash_at=None):

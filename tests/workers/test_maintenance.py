@@ -19,9 +19,9 @@ from epochstream.cli import app as cli_app
 from epochstream.faults import CRASH_ENV
 from epochstream.layout import DataLayout
 from epochstream.readmodel.location import Location
-from tests.conftest import ROOT, settings_env
+from tests.conftest import READ_MODELS, ROOT, settings_env, with_read_model
 from tests.draining import drain_all
-from tests.readmodel import content
+from tests.readmodel import content, unfinished
 from tests.workers.helpers import publish_runs
 from tests.workers.test_rebuild_compact import VIEWS
 from workers.catalog import open_catalog, query
@@ -98,7 +98,10 @@ def test_leftovers_of_crashed_jobs_are_removed_by_the_next_one_and_a_young_drain
 
 
 @pytest.mark.parametrize("point", ["rebuild_before_swap", "compaction_after_merge"])
-def test_a_maintenance_job_killed_midway_changes_no_answer_and_the_next_one_cleans_up(settings, redis_client, point):
+@pytest.mark.parametrize("read_model", READ_MODELS)
+def test_a_maintenance_job_killed_midway_changes_no_answer_and_the_next_one_cleans_up(settings, redis_client, point,
+                                                                                      read_model, request):
+    settings = with_read_model(request, settings, read_model)
     settings = _ingest(settings)
     layout = DataLayout(settings.data_dir)
     incremental = content(settings)
@@ -111,14 +114,13 @@ def test_a_maintenance_job_killed_midway_changes_no_answer_and_the_next_one_clea
                           [sys.executable, "-c", "from epochstream.cli import main; main()", command],
                           env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
-    readmodel = Location.of(settings.data_dir).directory
     if command == "rebuild":
-        assert list(readmodel.glob("building-*"))  # what a kill leaves
+        assert unfinished(settings)  # what a kill leaves
     assert answers(settings) == before
     assert content(settings) == incremental
     # the next job of either kind takes the lock (the kernel released it with the dead process) and cleans up
     compact(settings, keep_s=0)
-    assert not list(readmodel.glob("building-*"))
+    assert not unfinished(settings)
     assert set(count_by_id(layout, "epoch").values()) == {1}
     rebuild(settings)
     assert content(settings) == incremental

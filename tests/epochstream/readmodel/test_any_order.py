@@ -44,8 +44,7 @@ def run_events(epochs: list[tuple[int, float]], steps: list[tuple[int, float]], 
     return out
 
 
-def apply_all(path, deliveries) -> dict:
-    writer = ReadModelWriter(path, durable=False)
+def apply_all(writer: ReadModelWriter, deliveries) -> dict:
     for batch in deliveries:
         writer.apply(0, batch, 1, T0)
     content = canonical(writer.con)
@@ -59,18 +58,17 @@ step_lists = st.lists(st.tuples(st.integers(0, 300), st.floats(0.01, 10)), max_s
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(epoch_lists, step_lists, st.none() | st.integers(0, 3), st.randoms(use_true_random=False), st.integers(1, 5))
-def test_any_batching_order_and_duplication_gives_the_same_read_model(tmp_path_factory, epochs, steps, resume_at,
+def test_any_batching_order_and_duplication_gives_the_same_read_model(make_writer, epochs, steps, resume_at,
                                                                         rnd, cuts):
     events = run_events(epochs, steps, resume_at)
-    one_shot = apply_all(tmp_path_factory.mktemp("one") / "rm.sqlite",
-                         [[(f"{i + 1}-0", e, T0) for i, e in enumerate(events)]])
+    one_shot = apply_all(make_writer(), [[(f"{i + 1}-0", e, T0) for i, e in enumerate(events)]])
     shuffled = events + rnd.sample(events, k=len(events) // 2)  # the same events XADDed twice
     rnd.shuffle(shuffled)
     entries = [(f"{i + 1}-0", e, T0) for i, e in enumerate(shuffled)]
     points = sorted(rnd.sample(range(1, len(entries)), k=min(cuts, len(entries) - 1)))
     batches = [entries[a:b] for a, b in zip([0, *points], [*points, len(entries)], strict=True)]
     batches.insert(rnd.randrange(1, len(batches) + 1), rnd.choice(batches))  # a redelivered batch
-    assert apply_all(tmp_path_factory.mktemp("many") / "rm.sqlite", batches) == one_shot
+    assert apply_all(make_writer(), batches) == one_shot
     summary = one_shot["runs"]["r"]["summary"]
     latest: dict[int, float] = {}
     for e, loss in epochs:

@@ -23,8 +23,8 @@ def epoch(run_id: str, seq: int, loss: float, ts: datetime = T0) -> EpochV2:
     return EpochV2(event_id=f"{run_id}:{seq}", run_id=run_id, seq=seq, ts=ts, epoch=seq, metrics={"train/loss": loss})
 
 
-def test_conflicts_name_other_content_under_a_taken_identity_and_nothing_else(tmp_path):
-    writer = ReadModelWriter(tmp_path / "rm.sqlite", durable=False)
+def test_conflicts_name_other_content_under_a_taken_identity_and_nothing_else(make_writer):
+    writer = make_writer()
     try:
         applied = [epoch("a", s, 1.0 / s) for s in range(1, 6)]
         writer.apply(0, [(f"{s}-0", e, T0) for s, e in enumerate(applied, 1)], 1, T0)
@@ -58,8 +58,8 @@ def _started(run_id: str, ts: datetime) -> RunStartedV2:
     return RunStartedV2(event_id=f"{run_id}:1", run_id=run_id, seq=1, ts=ts, project="p")
 
 
-def test_a_year_9999_clock_is_ordered_by_ingestion_and_flagged(tmp_path):
-    writer = ReadModelWriter(tmp_path / "rm.sqlite", durable=False)
+def test_a_year_9999_clock_is_ordered_by_ingestion_and_flagged(make_writer):
+    writer = make_writer()
     ingested = T0 + timedelta(hours=1)
     try:
         writer.apply(0, [("1-0", _started("future", FAR), ingested), ("2-0", epoch("future", 2, 1.0, FAR), ingested),
@@ -78,11 +78,11 @@ def test_a_year_9999_clock_is_ordered_by_ingestion_and_flagged(tmp_path):
     assert stored_ts == to_us(FAR)  # the event's own ts stays as sent
 
 
-def test_the_skew_is_a_setting_and_its_default_is_a_day(tmp_path):
+def test_the_skew_is_a_setting_and_its_default_is_a_day(make_writer):
     assert Settings().future_skew_s == DEFAULT_FUTURE_SKEW.total_seconds() == 86_400
     hour_ahead = T0 + timedelta(hours=1)
     for skew, clamped in ((86_400.0, False), (60.0, True)):
-        writer = ReadModelWriter(tmp_path / f"rm-{skew}.sqlite", durable=False, future_skew_s=skew)
+        writer = make_writer(future_skew_s=skew)
         try:
             writer.apply(0, [("1-0", _started("r", hour_ahead), T0)], 1, T0)
             run = _runs(writer)["r"]

@@ -6,14 +6,19 @@ from __future__ import annotations
 import base64
 import math
 import sqlite3
+import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
-from hypothesis import example, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from epochstream.readmodel.database import DDL
+from epochstream.readmodel.dialect import POSTGRES, SQLITE, Dialect
 from epochstream.readmodel.listing import SORTS, BadCursor, RunQuery, count_sql, decode_cursor, encode_cursor, page_sql
+from epochstream.readmodel.postgres import PostgresStore
+from tests.postgres import fresh_database
 
 NOW_US = 1_000_000
 
@@ -55,9 +60,13 @@ def expected(rows: list[Row], q: RunQuery) -> list[str]:
     return [r.run_id for r in chosen]
 
 
-def database(rows: list[Row]) -> sqlite3.Connection:
-    con = sqlite3.connect(":memory:")
-    con.executescript(DDL)
+def database(rows: list[Row], store: PostgresStore | None = None) -> Any:
+    """The rows in a fresh in-memory SQLite, or in a fresh schema of `store` (PostgreSQL)."""
+    if store is None:
+        con = sqlite3.connect(":memory:")
+        con.executescript(DDL)
+    else:
+        con = store.connect_writer(f"listing_{uuid.uuid4().hex[:12]}")
     for r in rows:
         best_asc, best_desc = (math.inf, math.inf) if r.best is None else (r.best, -r.best)
         con.execute("INSERT INTO runs (run_id, partition, project, name, status, sort_us, stale_after_us, best_asc, "
@@ -68,13 +77,13 @@ def database(rows: list[Row]) -> sqlite3.Connection:
     return con
 
 
-def walk(con: sqlite3.Connection, q: RunQuery) -> list[str]:
+def walk(con: Any, q: RunQuery, dialect: Dialect = SQLITE) -> list[str]:
     """Every page, as the reader does: one row more than the page says whether a cursor follows."""
     out: list[str] = []
     cursor = None
     for _ in range(1000):
         page = RunQuery(**{**q.__dict__, "cursor": cursor})
-        sql, params, _ = page_sql(page, NOW_US)
+        sql, params, _ = page_sql(page, NOW_US, dialect)
         rows = con.execute(sql, params).fetchall()
         more = len(rows) > q.limit
         rows = rows[:q.limit]
@@ -113,6 +122,29 @@ def test_pages_walk_every_matching_run_once_in_the_promised_order(rows, q):
     assert walk(con, q) == want
     sql, params = count_sql(q, NOW_US)
     assert con.execute(sql, params).fetchone()[0] == len(want)
+
+
+@pytest.fixture(scope="module")
+def postgres_store():
+    with fresh_database(icu_locale="en-US") as url:  # a language collation: the read model must not follow it
+        yield PostgresStore(url)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows_strategy, queries)
+@example(BOUNDARY, RunQuery(status="stale"))
+@example([Row("B", None, "Zed", "running", 0, None, None, 0, frozenset()),
+          Row("a", None, "alpha", "running", 0, None, None, 0, frozenset())], RunQuery(sort="oldest", limit=1))
+def test_postgresql_walks_the_same_pages_in_the_same_order(postgres_store, rows, q):
+    """Byte-wise text order (upper case before lower, as in SQLite), infinities and keyset cursors agree."""
+    con = database(rows, postgres_store)
+    try:
+        want = expected(rows, q)
+        assert walk(con, q, POSTGRES) == want
+        sql, params = count_sql(q, NOW_US, POSTGRES)
+        assert con.execute(sql, params).fetchone()[0] == len(want)
+    finally:
+        con.close()
 
 
 def test_the_sql_binds_every_value_and_interpolates_none():
