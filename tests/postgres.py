@@ -2,7 +2,8 @@
 
 The server is the one at EPOCHSTREAM_TEST_POSTGRES (default: the local one, user postgres); only databases
 this helper created are ever dropped. Where no server answers, the tests that need one are skipped with
-the reason.
+the reason, except where EPOCHSTREAM_TEST_POSTGRES_REQUIRED=1 (CI sets it: a machine that should have the
+server fails those tests instead of skipping them unseen).
 """
 
 from __future__ import annotations
@@ -24,7 +25,10 @@ def _admin() -> psycopg.Connection:
     try:
         return psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=3)
     except psycopg.OperationalError as exc:
-        pytest.skip(f"no PostgreSQL at {ADMIN_URL} ({str(exc).splitlines()[0]}): set EPOCHSTREAM_TEST_POSTGRES")
+        reason = f"no PostgreSQL at {ADMIN_URL} ({str(exc).splitlines()[0]}): set EPOCHSTREAM_TEST_POSTGRES"
+        if os.environ.get("EPOCHSTREAM_TEST_POSTGRES_REQUIRED") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
 
 
 def url_of(database: str) -> str:
