@@ -138,7 +138,10 @@ def ceiling(url: str, n: int) -> float:
 
 def throughput(url: str, n: int, workers: int, rep: int, queue_url: str | None = None,
                read_model_url: str = "") -> float:
-    settings = fresh_settings(url, f"tp{rep}", queue_url, read_model_url)
+    # A namespace of its own per measurement: a consumer group left by an earlier one (same streams, its
+    # entries-read already at n) would make all_acked true at once.
+    settings = fresh_settings(url, f"tp{rep}-{'pg' if read_model_url else 'local'}-{time.monotonic_ns()}", queue_url,
+                              read_model_url)
     keys = Keys(settings.namespace, PARTITIONS)
     batch = [(keys.stream_for_run(run_id), encode(ev)) for run_id, ev in events(n, 32, seed=rep)]
     client = connect(url)  # a RedisCluster for a redis+cluster:// URL
@@ -152,6 +155,8 @@ def throughput(url: str, n: int, workers: int, rep: int, queue_url: str | None =
         return len(batch) / (time.perf_counter() - t0)
     finally:
         stop(procs)
+        for stream in keys.all_streams():
+            client.delete(stream)
         shutil.rmtree(settings.data_dir, ignore_errors=True)
 
 
