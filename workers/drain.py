@@ -38,6 +38,7 @@ from epochstream.drain_metrics import record_batch
 from epochstream.faults import CRASH_ENV, crash_point  # noqa: F401 - both for the tests
 from epochstream.layout import DataLayout
 from epochstream.readmodel import ReadModelWriter, StaleFence
+from epochstream.readmodel.stores import store_for
 from epochstream.settings import Settings
 from schemas.keys import PAYLOAD_FIELD, Keys
 from workers import dead_letters, health
@@ -339,7 +340,9 @@ class _Drain:
         """Keep the batch; drop the writer (its connection may be unusable after a full disk); say why."""
         self._close_writer()
         self.result.retries += 1
-        self.problem = health.describe(exc, self.settings.data_dir)
+        read_model = store_for(self.settings.data_dir, self.settings.read_model_url).describe() \
+            if self.settings.read_model_url else None
+        self.problem = health.describe(exc, self.settings.data_dir, read_model)
         self.problem_since = self.problem_since or datetime.now(UTC)
         health.report(self.client, self.keys, self.partition, self.problem, self.result.retries, self.problem_since)
 

@@ -25,7 +25,7 @@ from epochstream.settings import Settings
 from schemas.epoch import EpochV2
 from schemas.run_started import RunStartedV2
 from tests.postgres import url_of
-from workers.health import is_infrastructure
+from workers.health import describe, is_infrastructure
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -150,8 +150,11 @@ def test_a_failed_rebuild_leaves_nothing_and_content_compares(postgres_url):
 
 
 def test_psycopg_errors_become_ours_with_what_to_do(postgres_url, tmp_path):
-    with pytest.raises(ReadModelUnavailable, match="unavailable .* check that the server is up"):
-        PostgresStore("postgresql://postgres@127.0.0.1:1/x").current_or_create()
+    with pytest.raises(ReadModelUnavailable, match="unavailable .* check that the server is up") as down:
+        PostgresStore("postgresql://postgres:secret@127.0.0.1:1/x").current_or_create()
+    # what `status` then shows for the held-up partition names the server, never the data directory or password
+    problem = describe(down.value, tmp_path, PostgresStore("postgresql://postgres:secret@127.0.0.1:1/x").describe())
+    assert problem.startswith("read model unavailable at postgresql://127.0.0.1:1/x: ") and "secret" not in problem
     with pytest.raises(ReadModelConfigError, match="check the user, password, database name"):
         PostgresStore(url_of("epochstream_test_no_such_database")).current_or_create()
     writer = ReadModelWriter.open(tmp_path, url=postgres_url)
