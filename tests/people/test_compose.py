@@ -113,3 +113,42 @@ def test_dockerfile_builds_what_compose_runs(compose):
     for package in ("schemas", "producer", "workers", "query_api", "epochstream"):
         assert f"COPY {package} {package}" in dockerfile
     assert "EXPOSE 8000" in dockerfile and "EPOCHSTREAM_DATA_DIR=/data" in dockerfile
+
+
+def _merged(base: dict, override: dict) -> dict:
+    """Compose's merge of an override file, for what these files use: mappings merge key by key (a service's
+    `environment` and `depends_on` included), anything else is replaced."""
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = _merged(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+    return out
+
+
+@pytest.fixture(scope="module")
+def compose_postgres(compose) -> dict:
+    override = yaml.safe_load((ROOT / "docker-compose.postgres.yml").read_text())
+    return _merged(compose, override)
+
+
+def test_the_postgresql_variant_points_every_pipeline_service_at_one_database(compose_postgres, monkeypatch):
+    services = compose_postgres["services"]
+    postgres = services["postgres"]
+    assert "pg_isready" in postgres["healthcheck"]["test"]
+    assert mounts(postgres)["/var/lib/postgresql/data"] in compose_postgres["volumes"]
+    urls = set()
+    for name in ("worker", "scheduler", "api"):
+        service = services[name]
+        settings = settings_of(service, monkeypatch)  # the setting parses (only empty or postgresql:// does)
+        url = urlparse(settings.read_model_url)
+        assert (url.hostname, url.port) == ("postgres", 5432), name
+        assert (url.username, url.password, url.path.lstrip("/")) == (
+            postgres["environment"]["POSTGRES_USER"], postgres["environment"]["POSTGRES_PASSWORD"],
+            postgres["environment"]["POSTGRES_DB"]), name
+        assert service["depends_on"]["postgres"]["condition"] == "service_healthy", name
+        assert service["depends_on"]["redis"]["condition"] == "service_healthy", name  # kept from the base
+        assert settings.redis_url == "redis://redis:6379/0" and str(settings.data_dir) == "/data", name
+        urls.add(settings.read_model_url)
+    assert len(urls) == 1
+    parse_command(services["worker"]["command"])  # the base's commands are unchanged
+    # producers need no database
+    assert "EPOCHSTREAM_READ_MODEL_URL" not in (services["trainer"].get("environment") or {})
