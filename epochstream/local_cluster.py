@@ -9,16 +9,35 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
 
-from epochstream.broker import ServerProcess
+from epochstream.broker import ServerProcess, free_port
 from epochstream.errors import BrokerUnavailable
 
 SLOTS = 16384
+BUS_OFFSET = 10_000  # a cluster node also listens on port + 10000 for the cluster bus
+HIGHEST_CLUSTER_PORT = 65_535 - BUS_OFFSET  # the server refuses a higher port ("port number too high")
+
+
+def free_cluster_port(attempts: int = 200) -> int:
+    """A free port whose cluster-bus port is free too. The kernel's ephemeral range reaches 60999, and a
+    node given a port above 55535 exits at start: picked at random, that was one pick in five."""
+    for _ in range(attempts):
+        port = free_port()
+        if port > HIGHEST_CLUSTER_PORT:
+            continue
+        with socket.socket() as bus:
+            try:
+                bus.bind(("127.0.0.1", port + BUS_OFFSET))
+            except OSError:
+                continue
+        return port
+    raise BrokerUnavailable(f"no free port pair (port, port + {BUS_OFFSET}) on 127.0.0.1 after {attempts} tries")
 
 
 def slot_ranges(masters: int) -> list[tuple[int, int]]:
@@ -51,7 +70,7 @@ class LocalCluster:
     def _start_node(self, where: Path, attempts: int = 3) -> ServerProcess:
         """One master; a port another process took between our pick and the server's bind gets a new one."""
         def node() -> ServerProcess:
-            return ServerProcess(directory=where, extra_args=(
+            return ServerProcess(directory=where, port=free_cluster_port(), extra_args=(
                 "--cluster-enabled", "yes", "--cluster-config-file", str((where / "nodes.conf").resolve()),
                 "--cluster-node-timeout", str(self.node_timeout_ms)))
 

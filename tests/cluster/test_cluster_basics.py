@@ -87,3 +87,24 @@ def test_the_readme_producer_acl_works_on_every_node_of_a_cluster(cluster, clust
                       lambda: as_producer.set("elsewhere", 1)):
         with pytest.raises(redis.exceptions.NoPermissionError):
             forbidden()
+
+
+def test_local_cluster_nodes_get_ports_whose_bus_port_exists_and_is_free(tmp_path):
+    """A node on a port above 55535 exits at start (its bus port, +10000, would pass 65535); the kernel hands
+    out ports up to 60999. Every pick is low enough, its bus port is free, and a node started on one runs."""
+    import socket
+
+    from epochstream.broker import ServerProcess
+    from epochstream.local_cluster import BUS_OFFSET, HIGHEST_CLUSTER_PORT, free_cluster_port
+
+    ports = [free_cluster_port() for _ in range(300)]
+    assert max(ports) <= HIGHEST_CLUSTER_PORT == 55_535
+    with socket.socket() as bus:
+        bus.bind(("127.0.0.1", ports[-1] + BUS_OFFSET))  # free when picked (nothing here took it since)
+    node = ServerProcess(directory=tmp_path, port=free_cluster_port(),
+                         extra_args=("--cluster-enabled", "yes",
+                                     "--cluster-config-file", str((tmp_path / "nodes.conf").resolve()))).start()
+    try:
+        assert redis.Redis(port=node.port).execute_command("CLUSTER", "INFO")
+    finally:
+        node.kill()
