@@ -96,6 +96,10 @@ export function renderRunDetail(root, run) {
     if (run.drops.examples && run.drops.examples.length) drops.title = run.drops.examples.join("\n");
     root.appendChild(drops);
   }
+  if (run.clock_ahead_s) {  // its clock ran ahead: the pipeline ordered its events by arrival instead
+    root.appendChild(el("p", { class: "warn-text", id: "clock-ahead" }, `Clock ahead: this run's events were ` +
+      `stamped up to ${fmtDuration(run.clock_ahead_s)} later than they arrived; ordered by arrival time instead.`));
+  }
   const cfg = el("details", { id: "config-box", open: configOpen === null ? true : configOpen });
   cfg.appendChild(el("summary", {}, "Config"));
   cfg.appendChild(configTable(run.config));

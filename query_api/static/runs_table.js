@@ -31,6 +31,8 @@ function rowOf(run, selected, colorOf, handlers) {
   const st = el("td");
   st.appendChild(badge(run));
   if (run.dropped) st.appendChild(el("div", { class: "muted small" }, `${run.dropped} dropped`));
+  if (run.clock_ahead_s) st.appendChild(el("div", { class: "muted small clock-ahead",
+    title: "its timestamps were ahead of the pipeline's clock; ordered by arrival time" }, "clock ahead"));
   tr.appendChild(st);
   const epochs = el("td", { class: "num" }, String(run.epochs ?? "–"));
   if (run.steps) epochs.appendChild(el("div", { class: "muted small", title: `${run.steps.toLocaleString("en")} steps` },

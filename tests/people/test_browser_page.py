@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 from urllib.parse import urlparse
 
+import httpx
 import pytest
 
 from epochstream.settings import Settings
@@ -44,6 +45,8 @@ def site(redis_url, tmp_path_factory):
              traceback=TRACEBACK)
     data.run("empty", project="misc", name="no epochs yet", finish=None)
     data.run("live", project="misc", name="still training", epochs=healthy(8)[:3], finish=None, start=data.now)
+    # a training host whose clock runs three days ahead (beyond EPOCHSTREAM_FUTURE_SKEW_S, one day)
+    data.run("ahead", project="clock", name="clock ahead", epochs=healthy(3), start=data.now + timedelta(days=3))
     data.write()
     server = ApiServer(settings)
     server.data = data
@@ -273,3 +276,19 @@ def test_docs_and_page_work_with_the_network_blocked(browser, site):
     assert all(url.endswith("logo-mini.svg") for url in outside)  # only ReDoc's "powered by" logo is missing
     assert page.errors == []
     context.close()
+
+
+def test_a_run_whose_clock_ran_ahead_says_so_in_the_table_and_its_detail(page, site):
+    """The API reports `clock_ahead_s` for a run whose timestamps were beyond the allowed skew (ordered by
+    arrival instead); the page shows it in the run's row and, with the amount, in its detail."""
+    ahead = httpx.get(f"{site.base_url}/runs/ahead").json()["clock_ahead_s"]
+    assert ahead > 2 * 86400
+    page.open("#project=clock&runs=ahead")
+    p = page.page
+    assert p.locator("#runs tr[data-run-id='ahead'] .clock-ahead").inner_text() == "clock ahead"
+    text = p.inner_text("#clock-ahead")
+    assert text.startswith("Clock ahead:") and f"{int(ahead // 3600)} h" in text, text
+    page.open("#runs=cmp-a")
+    assert p.locator("#clock-ahead").count() == 0  # a run with an honest clock: no such line
+    assert p.locator("#runs tr[data-run-id='cmp-a'] .clock-ahead").count() == 0
+    assert p.locator("#runs tr[data-run-id='ahead'] .clock-ahead").count() == 1
