@@ -340,9 +340,8 @@ class _Drain:
         """Keep the batch; drop the writer (its connection may be unusable after a full disk); say why."""
         self._close_writer()
         self.result.retries += 1
-        read_model = store_for(self.settings.data_dir, self.settings.read_model_url).describe() \
-            if self.settings.read_model_url else None
-        self.problem = health.describe(exc, self.settings.data_dir, read_model)
+        where = store_for(self.settings.data_dir, self.settings.read_model_url).describe()
+        self.problem = health.describe(exc, self.settings.data_dir, where)
         self.problem_since = self.problem_since or datetime.now(UTC)
         health.report(self.client, self.keys, self.partition, self.problem, self.result.retries, self.problem_since)
 

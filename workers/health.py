@@ -36,9 +36,9 @@ def is_infrastructure(exc: BaseException) -> bool:
     return isinstance(exc, INFRASTRUCTURE_FAILURES) and not isinstance(exc, StaleFence | ReadModelRejected)
 
 
-def describe(exc: BaseException, data_dir: Path, read_model: str | None = None) -> str:
+def describe(exc: BaseException, data_dir: Path, read_model: str) -> str:
     """One line for a human: what failed and where ("disk full at /data/log/epoch: ..."). `read_model`: where
-    the read model lives when it is not under `data_dir` (a PostgreSQL server, its URL without password)."""
+    the read model lives (`Store.describe()`: the data directory, or a PostgreSQL URL without password)."""
     if isinstance(exc, BROKER_FAILURES):
         return f"broker unavailable: {exc}"
     if isinstance(exc, OSError):
@@ -49,7 +49,7 @@ def describe(exc: BaseException, data_dir: Path, read_model: str | None = None) 
     text = str(exc)
     if "full" in text:  # sqlite3: "database or disk is full"
         return f"disk full at {data_dir} (read model: {text})"
-    return f"read model unavailable at {read_model or data_dir}: {text}"
+    return f"read model unavailable at {read_model}: {text}"
 
 
 def report(client: redis.Redis, keys: Keys, partition: int, problem: str, attempts: int, since: datetime) -> None:
