@@ -26,6 +26,7 @@ import contextlib
 import os
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
@@ -49,7 +50,7 @@ from workers.locks import Heartbeat
 from workers.log_schema import DEAD_LETTERS
 from workers.segment_meta import segment_name
 
-FAIR_SHARE_S = 0.5  # once caught up after this long, a drain yields its worker to other partitions
+FAIR_SHARE_S = 0.5  # without lingering (in-process drains), caught up after this long means done
 METRICS_EVERY_S = 1.0  # batch durations reach /metrics at most this late
 LINGER_MS = 500  # a caught-up drain with nobody waiting blocks this long for new entries before looking again
 BACKOFF_FIRST_S, BACKOFF_MAX_S = 0.2, 5.0  # retrying a batch held up by its infrastructure
@@ -129,22 +130,27 @@ def take_fence(client: redis.Redis, keys: Keys, partition: int) -> int:
 
 
 def drain(client: redis.Redis, settings: Settings, partition: int, *, heartbeat: Heartbeat | None = None,
-          max_seconds: float | None = None, linger: bool = False, queue: redis.Redis | None = None) -> DrainResult:
+          max_seconds: float | None = None, linger: bool = False, queue: redis.Redis | None = None,
+          must_yield: Callable[[], bool] | None = None) -> DrainResult:
     """Drain one partition until it is caught up (or `max_seconds` passed: the scheduler queues the rest).
 
-    Caught up means a read came back empty, or (after FAIR_SHARE_S) less than a full batch: the job then
-    frees its worker for another partition instead of polling a trickle, which would starve partitions
-    waiting for a worker. While no other drain waits for a worker, though, it lingers on its partition
-    with a blocking read (up to LINGER_MS at a time): a new event is then drained as it arrives instead of
-    after the next scheduling round and job start. `heartbeat`: the lock's, when an RQ job holds one; once
-    it is lost (another drain took the partition over) this one stops.
+    Caught up means a read came back empty, or less than a full batch came while another partition's drain
+    waits for a worker: the job then frees its worker at once instead of polling a trickle, which would
+    starve the waiting partitions (without `linger`: less than a full batch after FAIR_SHARE_S). While no
+    other drain waits, it `linger`s on its partition: caught up, it reads at most once per
+    `settings.drain_window_ms`, so a trickle is applied in batches of a window's events instead of paying a
+    batch's fixed cost for every one or two (what spread load, many runs each sending now and then, gives),
+    and an empty read blocks up to LINGER_MS for new entries before the job ends. `heartbeat`: the lock's,
+    when an RQ job holds one; once it is lost (another drain took the partition over) this one stops.
 
     `client` holds the streams (maybe a Redis Cluster); `queue` the drain queue and the batch metrics
-    (default: `client`, one standalone server for both).
+    (default: `client`, one standalone server for both). `must_yield`: whether the worker is wanted
+    elsewhere (an RQ job's `workers.turns.Yielding`: another drain waits, or the worker is shutting down);
+    by default, whether another drain waits in the queue.
     """
     agree(client, Keys(settings.namespace, settings.partitions))  # a worker counting partitions differently
     # would drain the wrong streams: refuse
-    run = _Drain(client, settings, partition, linger, client if queue is None else queue)
+    run = _Drain(client, settings, partition, linger, client if queue is None else queue, must_yield)
     return run.until(time.monotonic() + (max_seconds if max_seconds is not None else settings.drain_max_s),
                      heartbeat)
 
@@ -158,6 +164,7 @@ class _Drain:
     partition: int
     linger: bool
     queue: redis.Redis  # RQ's server: the drain queue, batch durations for /metrics
+    must_yield: Callable[[], bool] | None = None
     keys: Keys = field(init=False)
     result: DrainResult = field(init=False)
     consumer: str = field(default_factory=consumer_name)
@@ -170,6 +177,8 @@ class _Drain:
     problem_since: datetime | None = None
     batch_seconds: list[float] = field(default_factory=list)  # durations not yet counted for /metrics
     counts_sent_at: float = field(default_factory=time.monotonic)
+    read_at: float = 0.0  # when new entries were last read (`_pace`)
+    last_full: bool = True  # that read filled a batch: more is waiting, read again at once
 
     def __post_init__(self) -> None:
         self.keys = Keys(self.settings.namespace, self.settings.partitions)
@@ -232,7 +241,23 @@ class _Drain:
         if self.problem is not None or self.result.batches == 1:  # also what an earlier drain gave up on
             health.clear(self.client, self.keys, self.partition)
             self.problem = self.problem_since = None
-        return not reclaimed and not full and time.monotonic() > soft_deadline
+        if reclaimed or full:
+            return False
+        return self._others_wait() if self.linger else time.monotonic() > soft_deadline
+
+    def _others_wait(self) -> bool:
+        """Another drain (or a compaction) waits in the queue for a worker, or the worker is wanted elsewhere."""
+        if self.must_yield is not None:
+            return self.must_yield()
+        return bool(self.queue.llen(Queue(self.keys.drain_queue, connection=self.queue).key))
+
+    def _pace(self, deadline: float) -> None:
+        """Caught up, read no sooner than a window after the last read: the entries arriving meanwhile make
+        one batch."""
+        wait = min(self.read_at + self.settings.drain_window_ms / 1000 - time.monotonic(),
+                   deadline - time.monotonic())
+        if wait > 0:
+            time.sleep(wait)
 
     def _count_batch(self, seconds: float) -> None:
         """Note the batch's duration for `/metrics`; sent at most once a second (`_send_batch_counts`), not a
@@ -283,10 +308,13 @@ class _Drain:
             self.result.reclaimed += len(entries)
             return entries, True
         self.idle_ms = settings.claim_idle_ms
+        if self.linger and not self.last_full:
+            self._pace(deadline)
         entries = _read_new(client, stream, group, self.consumer, settings.drain_batch)
         if not entries and self.linger and time.monotonic() + LINGER_MS / 1000 < deadline \
-                and not self.queue.llen(Queue(self.keys.drain_queue, connection=self.queue).key):  # nobody waits
+                and not self._others_wait():
             entries = _read_new(client, stream, group, self.consumer, settings.drain_batch, LINGER_MS)
+        self.read_at, self.last_full = time.monotonic(), len(entries) >= settings.drain_batch
         return entries, False
 
     def _process_some(self) -> None:

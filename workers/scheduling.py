@@ -13,6 +13,7 @@ Drain jobs learn the queue broker from `settings.queue_url`, resolved by the ent
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
@@ -27,6 +28,7 @@ from schemas.keys import Keys
 from workers import locks
 from workers.drain import DrainResult, drain, ensure_group
 from workers.trimming import trim_stream
+from workers.turns import Yielding, drain_job_id, take_turns
 
 log = logging.getLogger("epochstream.scheduler")
 
@@ -38,7 +40,7 @@ def drain_queue(client: redis.Redis, settings: Settings) -> Queue:
 def enqueue_drain(client: redis.Redis, settings: Settings, redis_url: str, partition: int):
     """Queue a drain of `partition` unless one is already queued or running; returns the job or None."""
     lock = Keys(settings.namespace, settings.partitions).drain_lock(partition)
-    job_id = f"drain-{settings.namespace}-{partition}-{uuid.uuid4().hex[:12]}"
+    job_id = drain_job_id(settings.namespace, partition, uuid.uuid4().hex[:12])
     if not locks.take(client, lock, locks.Holder("drain", job_id)):
         return None
     return drain_queue(client, settings).enqueue(
@@ -62,29 +64,66 @@ def keep_or_free(client: redis.Redis, settings: Settings, partition: int) -> Non
 
 
 def run_drain_and_release(settings_json: str, redis_url: str, partition: int, job_id: str) -> dict:
-    """RQ job: drain `partition` if the lock still names this job, or is free and can be taken.
+    """RQ job: drain `partition` if the lock still names this job, or is free and can be taken; then, while
+    other drains wait for a worker, take their turns in this work horse (`workers.turns`) until
+    `drain_max_s` has passed. Returns the first partition's result, with the number of turns taken after it.
 
     The lock may have expired while the job waited in the queue, and then another drain or `epochstream
-    rebuild` may hold it: this job then does nothing, since two writers of a partition's projections would
-    lose each other's updates. It heartbeats the lock while it drains and releases it only while it still
-    names it. One Settings and one client for the whole job.
+    rebuild` may hold it: this job then does nothing for that partition, since two writers of a partition's
+    projections would lose each other's updates. It heartbeats the lock while it drains and releases it only
+    while it still names it. One Settings and one client for the whole job.
     """
     settings = Settings.model_validate_json(settings_json)
     client = connect(redis_url)
     queue = connect_queue(settings.queue_url) if settings.queue_url else client
-    lock, holder = Keys(settings.namespace, settings.partitions).drain_lock(partition), locks.Holder("drain", job_id)
+    deadline = time.monotonic() + settings.drain_max_s
+    keys = Keys(settings.namespace, settings.partitions)
+
+    def turn(turn_partition: int, turn_job_id: str, turn_deadline: float) -> tuple[DrainResult, bool]:
+        result = drain_turn(client, queue, settings, redis_url, turn_partition, turn_job_id, turn_deadline,
+                            yielding)
+        return result, not result.refused and result.stalled is None
+
     try:
-        if not locks.take(queue, lock, holder):
-            return asdict(DrainResult(partition))
-        try:
-            with locks.Heartbeat(queue, [lock], holder) as heartbeat:
-                return asdict(drain(client, settings, partition, heartbeat=heartbeat, linger=True, queue=queue))
-        finally:
-            locks.release(queue, lock, holder)  # a drain that dies before this is freed by the TTL rule
+        yielding = Yielding(queue, keys)
+        first, go_on = turn(partition, job_id, deadline)
+        turns = 0
+        if go_on:
+            turns = take_turns(queue, keys, settings.namespace, deadline, lambda p, j, d: turn(p, j, d)[1],
+                               yielding)
+        return {**asdict(first), "turns": turns}
     finally:
         client.close()
         if queue is not client:
             queue.close()
+
+
+def drain_turn(client: redis.Redis, queue: redis.Redis, settings: Settings, redis_url: str, partition: int,
+               job_id: str, deadline: float, yielding: Yielding | None = None) -> DrainResult:
+    """One partition's turn under the lock that names `job_id`; queues its next turn when it is still behind."""
+    lock, holder = Keys(settings.namespace, settings.partitions).drain_lock(partition), locks.Holder("drain", job_id)
+    if not locks.take(queue, lock, holder):
+        return DrainResult(partition)
+    try:
+        with locks.Heartbeat(queue, [lock], holder) as heartbeat:
+            result = drain(client, settings, partition, heartbeat=heartbeat, linger=True, queue=queue,
+                           max_seconds=max(0.0, deadline - time.monotonic()), must_yield=yielding)
+    finally:
+        locks.release(queue, lock, holder)  # a drain that dies before this is freed by the TTL rule
+    if result.batches and not result.refused and result.stalled is None:
+        requeue_if_behind(client, queue, settings, redis_url, partition)
+    return result
+
+
+def requeue_if_behind(client: redis.Redis, queue: redis.Redis, settings: Settings, redis_url: str,
+                      partition: int) -> None:
+    """A drain that yielded its worker to waiting partitions queues its partition's next turn itself when
+    entries already wait, behind the others: otherwise they would wait for the scheduler's next pass too (up
+    to its interval), on every turn. Best effort: the scheduler's pass catches what this misses."""
+    keys = Keys(settings.namespace, settings.partitions)
+    with contextlib.suppress(*BROKER_AWAY):
+        if has_backlog(client, keys.stream(partition), keys.group, settings.claim_idle_ms):
+            enqueue_drain(queue, settings, redis_url, partition)
 
 
 def has_backlog(client: redis.Redis, stream: str, group: str, claim_idle_ms: int = 0) -> bool:

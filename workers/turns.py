@@ -1,0 +1,108 @@
+"""Turns: a drain job that yields its partition goes on with a drain that waits in the queue, in the same process.
+
+Spread load (many runs, each sending an epoch now and then) keeps every partition a little behind, so with
+more partitions than workers drains queue up. A job per partition turn costs a work horse: rq forks the
+worker (~170 MB mapped) and the horse sets up and exits, ~30 ms of CPU before a single entry is read, plus
+the drain's own start (fence, writer, claim, catch-up). Paid on every turn of every partition, that was most
+of the pipeline's CPU at a few thousand runs. Instead a job, once its partition is caught up while others
+wait, takes the oldest waiting drain off the queue (LREM: exactly one taker; a worker that popped it first
+wins) and drains that partition, holding its lock under the waiting job's own name, with a heartbeat, as that
+job would have. Its own partition, still behind, was queued again at the back (`requeue_if_behind`), so the
+partitions rotate through the long-lived horses without a fork per turn. A job stops taking turns at its
+deadline (`drain_max_s`), when nothing waits, or when the broker does not answer; the adopted job's record
+is deleted so nobody runs it again (its lock is then freed by its holder, or by the TTL rule if this horse
+dies: `workers.locks`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+
+import redis
+from rq import Queue, Worker, get_current_job
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
+
+from schemas.keys import Keys
+from workers import health
+
+LOOK_AHEAD = 16  # waiting jobs looked at per adoption: drains behind a compaction are reached too
+
+
+def drain_job_id(namespace: str, partition: int, suffix: str) -> str:
+    return f"drain-{namespace}-{partition}-{suffix}"
+
+
+def partition_of(job_id: str, namespace: str, partitions: int) -> int | None:
+    """The partition a drain job of this namespace names in its id (`drain_job_id`); None for other jobs."""
+    prefix = f"drain-{namespace}-"
+    if not job_id.startswith(prefix):
+        return None
+    number, sep, _suffix = job_id[len(prefix):].partition("-")
+    if not sep or not number.isdigit() or int(number) >= partitions:
+        return None
+    return int(number)
+
+
+def adopt_waiting(queue: redis.Redis, keys: Keys, namespace: str) -> tuple[int, str] | None:
+    """Take the oldest waiting drain of this namespace off the drain queue: (partition, its job id), or None.
+    The job's record is deleted: nobody runs it; its lock, which names it, is now the adopter's to use."""
+    queue_key = Queue(keys.drain_queue, connection=queue).key
+    for raw in queue.lrange(queue_key, 0, LOOK_AHEAD - 1):
+        job_id = raw.decode()
+        partition = partition_of(job_id, namespace, keys.partitions)
+        if partition is None or not queue.lrem(queue_key, 1, job_id):
+            continue  # not a drain, or a worker took it first
+        with contextlib.suppress(NoSuchJobError):
+            Job.fetch(job_id, connection=queue).delete(remove_from_queue=False)
+        return partition, job_id
+    return None
+
+
+class Yielding:
+    """Whether a drain job should give its worker back: another job waits in the queue, or the worker was
+    asked to stop (a warm shutdown waits for the running job: with turns, that could be `drain_max_s`). One
+    round trip."""
+
+    def __init__(self, queue: redis.Redis, keys: Keys):
+        self.queue, self.queue_key = queue, Queue(keys.drain_queue, connection=queue).key
+        job = get_current_job()
+        self.worker_key = f"{Worker.redis_worker_namespace_prefix}{job.worker_name}" \
+            if job is not None and job.worker_name else None
+
+    def __call__(self) -> bool:
+        waiting, stopping = self._look()
+        return waiting or stopping
+
+    def stopping(self) -> bool:
+        return self._look()[1]
+
+    def _look(self) -> tuple[bool, bool]:
+        pipe = self.queue.pipeline(transaction=False)
+        pipe.llen(self.queue_key)
+        if self.worker_key is not None:
+            pipe.hexists(self.worker_key, "shutdown_requested_date")
+        replies = pipe.execute()
+        return bool(replies[0]), bool(replies[1]) if len(replies) > 1 else False
+
+
+def take_turns(queue: redis.Redis, keys: Keys, namespace: str, deadline: float,
+               drain_turn: Callable[[int, str, float], bool], yielding: Yielding) -> int:
+    """Adopt waiting drains one after another until `deadline`, until none waits or until the worker is
+    stopping; `drain_turn(partition, job_id, deadline)` drains one and says whether to go on (False: it was
+    refused or stalled). Returns how many turns were taken. A broker that does not answer ends the turns:
+    the scheduler carries on."""
+    turns = 0
+    while time.monotonic() < deadline:
+        try:
+            adopted = None if yielding.stopping() else adopt_waiting(queue, keys, namespace)
+        except health.BROKER_FAILURES:
+            break
+        if adopted is None:
+            break
+        turns += 1
+        if not drain_turn(adopted[0], adopted[1], deadline):
+            break
+    return turns
