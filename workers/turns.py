@@ -16,13 +16,11 @@ dies: `workers.locks`).
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable
 
 import redis
 from rq import Queue, Worker, get_current_job
-from rq.exceptions import NoSuchJobError
 from rq.job import Job
 
 from schemas.keys import Keys
@@ -55,8 +53,7 @@ def adopt_waiting(queue: redis.Redis, keys: Keys, namespace: str) -> tuple[int, 
         partition = partition_of(job_id, namespace, keys.partitions)
         if partition is None or not queue.lrem(queue_key, 1, job_id):
             continue  # not a drain, or a worker took it first
-        with contextlib.suppress(NoSuchJobError):
-            Job.fetch(job_id, connection=queue).delete(remove_from_queue=False)
+        queue.delete(Job.key_for(job_id))  # a queued job is in no registry: its record is all there is
         return partition, job_id
     return None
 
