@@ -21,6 +21,7 @@ so it is stored with orjson and read back without a custom decoder.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Mapping
 from datetime import datetime
@@ -164,8 +165,10 @@ class TrendState:
         return flat[0::2], flat[1::2]
 
 
+@functools.lru_cache(maxsize=1024)
 def _tracked(config: TrendConfig) -> tuple[dict[str, Mode], list[str], dict[str, tuple[str, Mode]]]:
-    """(early-stopping candidates, metrics with a window, validation metric -> (training metric, mode))."""
+    """(early-stopping candidates, metrics with a window, validation metric -> (training metric, mode)).
+    Cached (a batch folds one row onto each of thousands of runs with a handful of configs); read-only."""
     if config.monitor is not None:
         candidates = {config.monitor: config.mode_of(config.monitor)}
     else:
@@ -307,7 +310,7 @@ def fold(state: TrendState | None, rows: Iterable[EpochRow], config: TrendConfig
         data["epochs"] += 1
         last = metrics
     if last is not None:
-        data["last"] = {k: safe(v) for k, v in last.items()}
+        data["last"] = {k: v if v - v == 0.0 else safe(v) for k, v in last.items()}  # safe() only when needed
     return out
 
 
