@@ -109,6 +109,12 @@ class Keys:
         return f"{self.namespace}:solo:{{{partition}}}"
 
     @property
+    def pause_wanted(self) -> str:
+        """Set while `epochstream rebuild` waits to take every partition's lock: no new drain is queued
+        meanwhile, or drains queueing their next turn as they end could keep a busy partition from it."""
+        return f"{self.namespace}:pause-wanted"
+
+    @property
     def compaction_due(self) -> str:
         """Set (with a TTL of the compaction period) by the scheduler that queued the period's compaction, so
         that of several schedulers only one queues it."""

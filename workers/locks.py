@@ -162,9 +162,10 @@ class LocksBusy(TransientError):
 
 @contextmanager
 def pause_all(client: redis.Redis, keys: list[str], holder: Holder, wait_s: float,
-              poll_s: float = 0.2) -> Iterator[list[str]]:
+              poll_s: float = 0.2, wanted_key: str | None = None) -> Iterator[list[str]]:
     """Hold every lock in `keys` (waiting up to `wait_s` for running drains to finish), heartbeating them,
-    until the block ends; then release them. Raises LocksBusy naming the first lock still held by another."""
+    until the block ends; then release them. Raises LocksBusy naming the first lock still held by another.
+    `wanted_key` (`Keys.pause_wanted`) is set while it waits, so that no new drain takes a lock it is after."""
     held: list[str] = []
     try:
         deadline = time.monotonic() + wait_s
@@ -172,12 +173,18 @@ def pause_all(client: redis.Redis, keys: list[str], holder: Holder, wait_s: floa
             while not take(client, key, holder):
                 if time.monotonic() > deadline:
                     raise LocksBusy(key, holder_of(client, key), wait_s)
+                if wanted_key is not None:
+                    client.set(wanted_key, holder.encode(), px=_ms(TTL_S))  # lapses if this process dies
                 _refresh_all(client, held, holder)  # what is held already must not lapse while we wait
                 time.sleep(poll_s)
             held.append(key)
+        if wanted_key is not None:
+            client.delete(wanted_key)  # held now: drains wait on the locks themselves
         with Heartbeat(client, held, holder):
             yield held
     finally:
+        if wanted_key is not None:
+            client.delete(wanted_key)
         if held:
             pipe = client.pipeline(transaction=False)
             for key in held:

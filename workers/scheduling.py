@@ -38,8 +38,12 @@ def drain_queue(client: redis.Redis, settings: Settings) -> Queue:
 
 
 def enqueue_drain(client: redis.Redis, settings: Settings, redis_url: str, partition: int):
-    """Queue a drain of `partition` unless one is already queued or running; returns the job or None."""
-    lock = Keys(settings.namespace, settings.partitions).drain_lock(partition)
+    """Queue a drain of `partition` unless one is already queued or running, or `epochstream rebuild` waits
+    to pause the drains; returns the job or None."""
+    keys = Keys(settings.namespace, settings.partitions)
+    if client.exists(keys.pause_wanted):
+        return None
+    lock = keys.drain_lock(partition)
     job_id = drain_job_id(settings.namespace, partition, uuid.uuid4().hex[:12])
     if not locks.take(client, lock, locks.Holder("drain", job_id)):
         return None

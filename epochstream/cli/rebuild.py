@@ -41,7 +41,7 @@ def rebuild(
         client = None
     paused = contextlib.nullcontext() if client is None else locks.pause_all(
         client, [keys.drain_lock(p) for p in range(settings.partitions)],
-        locks.Holder("rebuild", f"{socket.gethostname()}-{os.getpid()}"), wait)
+        locks.Holder("rebuild", f"{socket.gethostname()}-{os.getpid()}"), wait, wanted_key=keys.pause_wanted)
     try:
         with paused:
             runs = do_rebuild(settings, wait_s=wait)

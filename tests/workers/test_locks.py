@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -67,6 +68,34 @@ def test_pause_all_waits_for_a_drain_then_holds_every_partition_until_done(setti
         assert {locks.holder_of(redis_client, k) for k in all_locks} == {REBUILD}
         assert enqueue_drain(redis_client, settings, settings.redis_url, 0) is None  # no drain meanwhile
     assert redis_client.exists(*all_locks) == 0
+
+
+def test_while_a_rebuild_waits_for_a_drain_no_new_drain_takes_a_free_partition(settings, redis_client):
+    """Drains queue their own next turn as they end: without the wanted flag, a busy partition's lock would be
+    taken again before the waiting rebuild could look."""
+    keys = Keys(settings.namespace, settings.partitions)
+    all_locks = [keys.drain_lock(p) for p in range(settings.partitions)]
+    assert locks.take(redis_client, all_locks[0], DRAIN)
+    outcome: list[object] = []
+
+    def rebuild() -> None:
+        with locks.pause_all(redis_client, all_locks, REBUILD, wait_s=10, wanted_key=keys.pause_wanted) as held:
+            outcome.append(held)
+
+    waiter = threading.Thread(target=rebuild)
+    waiter.start()
+    try:
+        deadline = time.monotonic() + 5
+        while not redis_client.exists(keys.pause_wanted) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert enqueue_drain(redis_client, settings, settings.redis_url, 1) is None  # partition 1 is free
+        assert locks.holder_of(redis_client, all_locks[1]) is None
+    finally:
+        locks.release(redis_client, all_locks[0], DRAIN)
+        waiter.join(15)
+    assert outcome == [all_locks]
+    assert not redis_client.exists(keys.pause_wanted)
+    assert enqueue_drain(redis_client, settings, settings.redis_url, 1) is not None  # drains go on after it
 
 
 def test_scheduler_keeps_a_queued_drains_lock_and_frees_an_ended_ones(settings, redis_client):
