@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(PY) bench/producer_overhead.py
 	$(PY) bench/ingest.py
 	$(PY) bench/drain_cost.py
+	$(PY) bench/turn_cost.py
 	$(PY) bench/spread.py --find 1500,2500,3500
 	$(PY) bench/long_run.py
 	$(PY) bench/api.py
