@@ -69,9 +69,9 @@ class Settings(BaseSettings):
     max_deliveries: int = Field(default=5, ge=1, description="Deliveries before a failing entry is dead-lettered.")
     drain_batch: int = Field(default=5000, ge=1, description="Stream entries read per XREADGROUP.")
     drain_window_ms: int = Field(
-        default=200, ge=0, description="A drain with nobody waiting for a worker reads at most this often once "
-        "caught up, so a trickle is applied in batches (each batch has a fixed cost of a few ms) at the price "
-        "of this much freshness."
+        default=500, ge=0, description="A partition is read at most this often once caught up (by a drain "
+        "lingering on it, or by turns rotating through the partitions), so a trickle is applied in batches "
+        "(each batch and turn has a fixed cost of a few to ~20 ms) at the price of up to this much freshness."
     )
     claim_idle_ms: int = Field(
         default=30_000, ge=0, description="Pending this long without an ack, an entry is reclaimed (XAUTOCLAIM)."

@@ -94,7 +94,7 @@ def run_drain_and_release(settings_json: str, redis_url: str, partition: int, jo
         turns = 0
         if go_on:
             turns = take_turns(queue, keys, settings.namespace, deadline, lambda p, j, d: turn(p, j, d)[1],
-                               yielding)
+                               yielding, settings.drain_window_ms / 1000)
         return {**asdict(first), "turns": turns}
     finally:
         client.close()

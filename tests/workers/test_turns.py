@@ -18,7 +18,7 @@ from tests.workers.helpers import publish_runs
 from workers import locks
 from workers.drain import drain
 from workers.scheduling import drain_queue, enqueue_compaction, enqueue_drain, run_drain_and_release
-from workers.turns import adopt_waiting, drain_job_id
+from workers.turns import adopt_waiting, drain_job_id, queued_at
 from workers.turns import partition_of as partition_of_job
 
 WORKER = "from epochstream.cli import main; main()"
@@ -30,6 +30,8 @@ def test_only_this_namespaces_drain_ids_name_a_partition():
     assert partition_of_job(drain_job_id("ns", 9, "abc123"), "ns", 8) is None  # a partition this one lacks
     assert partition_of_job("6f1c0d2e-compaction-job", "ns", 8) is None
     assert partition_of_job("drain-ns-x-abc", "ns", 8) is None
+    assert queued_at(drain_job_id("ns", 2, "abc123", queued_ms=1_700_000_000_123)) == 1_700_000_000.123
+    assert queued_at("6f1c0d2e-compaction-job") is None
 
 
 def test_adopting_takes_the_oldest_waiting_drain_exactly_once(settings, redis_client):
