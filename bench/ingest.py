@@ -233,7 +233,7 @@ def bytes_per_100(url: str, runs: int, epochs_per_run: int) -> tuple[float, floa
         drain(client, settings, p)
     from epochstream.layout import DataLayout
 
-    layout = DataLayout(settings.data_dir)
+    layout = DataLayout.of(settings)
     before = sum(f.stat().st_size for f in segments(layout, "epoch"))
     compact(settings, ["epoch"])
     merged = segments(layout, "epoch")
@@ -254,10 +254,11 @@ def _runs_per_file(files: list[Path], counts: list[int]) -> dict[int, float]:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
+    from epochstream.layout import DataLayout
     from workers.compaction import SORT_KEYS, parquet_options
     from workers.log_reader import read_files
 
-    table = read_files(files, "epoch")
+    table = read_files(DataLayout(files[0].parents[2]), files, "epoch")  # <root>/log/epoch/seg-*
     table = table.sort_by([(k, "ascending") for k in SORT_KEYS.get("epoch", ["run_id", "seq", "event_id"])])
     run_ids = sorted(set(table.column("run_id").to_pylist()))
     out = {}

@@ -46,7 +46,6 @@ from workers.batch import Entry, dead_letter_of, process_batch
 from workers.catalog import ensure_seeds
 from workers.catch_up import catch_up
 from workers.locks import Heartbeat
-from workers.log_schema import DEAD_LETTERS
 from workers.segment_meta import segment_name
 
 FAIR_SHARE_S = 0.5  # once caught up after this long, a drain yields its worker to other partitions
@@ -257,7 +256,7 @@ class _Drain:
     def _open_writer(self) -> None:
         if self.writer is not None:
             return
-        ensure_seeds(DataLayout(self.settings.data_dir))
+        ensure_seeds(DataLayout.of(self.settings))
         ensure_group(self.client, self.stream, self.keys.group)
         if self.fence is None:
             self.fence = take_fence(self.client, self.keys, self.partition)
@@ -265,7 +264,7 @@ class _Drain:
                                       self.settings.read_model_url)
         try:
             writer.claim(self.partition, self.fence)
-            catch_up(writer, DataLayout(self.settings.data_dir), self.partition, self.fence)
+            catch_up(writer, DataLayout.of(self.settings), self.partition, self.fence)
         except BaseException:
             writer.close()
             raise
@@ -327,8 +326,8 @@ class _Drain:
     def _bury(self, entry: Entry, reason: str) -> int:
         now = datetime.now(UTC)
         letter = dead_letter_of(self.stream, entry, reason, now)
-        dead_letters.write_to_log([letter], self.partition, now, DataLayout(self.settings.data_dir).log_dir(
-            DEAD_LETTERS) / segment_name(now, self.partition, entry.stream_id))
+        dead_letters.write_to_log([letter], self.partition, now, DataLayout.of(self.settings),
+                                  segment_name(now, self.partition, entry.stream_id))
         pipe = self.client.pipeline(transaction=False)
         dead_letters.add(pipe, self.keys, [letter])
         pipe.xack(self.stream, self.keys.group, entry.stream_id)
