@@ -7,6 +7,7 @@ The tests that need it skip, with the reason, only where moto is not installed (
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 
@@ -26,6 +27,7 @@ class S3Server:
     def __init__(self) -> None:
         from moto.server import ThreadedMotoServer
 
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request otherwise
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
