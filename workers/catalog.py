@@ -30,6 +30,7 @@ remade when that changes (`epochstream migrate`).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import duckdb
@@ -46,6 +47,7 @@ from workers.quarantine import SEED as QUARANTINE_SEED
 from workers.quarantine import check_log
 
 CATALOG_VERSION = 6
+_SEEDED: set[tuple[str, int]] = set()  # (S3 log URL, pid) whose seeds this process has seen
 SEED = "_seed.parquet"  # leading underscore: pyarrow datasets skip it, DuckDB globs see it
 QUARANTINE_COLUMNS = {
     "event_type": "VARCHAR", "name": "VARCHAR", "original": "VARCHAR", "path": "VARCHAR", "reason": "VARCHAR",
@@ -60,9 +62,12 @@ def ensure_seeds(layout: DataLayout) -> None:
     from workers.snapshots import RUNS_SCHEMA, snapshot_dir
 
     store = log_store(layout)
-    for name, schema in LOG_SCHEMAS.items():
-        if not store.files(name, SEED):
-            store.write_parquet(schema.empty_table(), layout.log_dir(name) / SEED, fsync=False)
+    if (layout.log_url, os.getpid()) not in _SEEDED:
+        for name, schema in LOG_SCHEMAS.items():
+            if not store.exists(layout.log_dir(name) / SEED):
+                store.write_parquet(schema.empty_table(), layout.log_dir(name) / SEED, fsync=False)
+        if not layout.log_is_local:  # nothing deletes a seed: one look per process (a drain comes here each job)
+            _SEEDED.add((layout.log_url, os.getpid()))
     if not (snapshot_dir(layout) / SEED).exists():
         atomic_write_parquet(RUNS_SCHEMA.empty_table(), snapshot_dir(layout) / SEED, fsync=False)
     seed = layout.quarantine / QUARANTINE_SEED
@@ -85,8 +90,6 @@ def _parquet(layout: DataLayout, event_type: str) -> str:
 
 def register_s3(con: duckdb.DuckDBPyConnection, environ: dict[str, str] | None = None) -> None:
     """Let `con` read s3:// paths through s3fs, with the endpoint and credentials of the AWS variables."""
-    import os
-
     try:
         import s3fs
     except ImportError:

@@ -41,6 +41,7 @@ import pyarrow.parquet as pq
 
 from epochstream.errors import LogStoreUnavailable
 from epochstream.layout import DataLayout, atomic_write_bytes, atomic_write_parquet, fsync_dir
+from workers.fork_guard import no_fork
 
 SUPERSEDED = ".superseded"
 SEGMENTS = "seg-*.parquet"
@@ -65,7 +66,10 @@ def superseded_marker(path: PurePath) -> PurePath:
 def s3_options(environ: Mapping[str, str]) -> dict:
     """pyarrow `S3FileSystem` keyword arguments from the standard AWS variables (pure). An http endpoint
     (MinIO, moto on loopback) needs `scheme="http"`; without AWS_ENDPOINT_URL, AWS itself is used."""
-    options: dict = {"allow_delayed_open": True, "connect_timeout": 5.0, "request_timeout": 30.0}
+    # Delayed open: a file written in one piece is one PutObject. No background writes: the PUT happens in
+    # the calling thread, inside its fork guard (`S3LogStore._calling`).
+    options: dict = {"allow_delayed_open": True, "background_writes": False, "connect_timeout": 5.0,
+                     "request_timeout": 30.0}
     endpoint = environ.get("AWS_ENDPOINT_URL_S3") or environ.get("AWS_ENDPOINT_URL")
     if endpoint:
         parts = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
@@ -264,9 +268,13 @@ class S3LogStore(LogStore):
 
     @contextlib.contextmanager
     def _calling(self, what: str, path: PurePath) -> Iterator[None]:
-        """The one place the S3 client's errors become ours (see the module docstring)."""
+        """The one place the S3 client's errors become ours (see the module docstring). Every call holds off
+        `os.fork` (`workers.fork_guard`): a worker's scheduler thread reads the log while RQ forks work horses,
+        and a horse forked in the middle of an AWS SDK call inherited its locks held and hung in its first
+        request (seen in tests/integration/test_s3_outage.py)."""
         try:
-            yield
+            with no_fork():
+                yield
         except FileNotFoundError:
             raise
         except OSError as exc:
@@ -349,7 +357,8 @@ def _s3_store(url: str, pid: int, options: tuple) -> S3LogStore:
     del pid
     from epochstream.layout import s3_location
 
-    return S3LogStore(url, s3_location(url), pafs.S3FileSystem(**dict(options)))
+    with no_fork():  # the first one initialises the AWS SDK
+        return S3LogStore(url, s3_location(url), pafs.S3FileSystem(**dict(options)))
 
 
 def log_store(layout: DataLayout, environ: Mapping[str, str] | None = None) -> LogStore:

@@ -111,3 +111,14 @@ def test_a_stopped_s3_server_is_a_transient_failure_not_damage(settings, tmp_pat
         assert health.is_infrastructure(caught.value)  # the drain keeps the batch pending and retries
         assert not isinstance(caught.value, OSError)  # so quarantine can never take it for a damaged file
     assert "log store unavailable" in health.describe(caught.value, s3.data_dir, "sqlite")
+
+
+def test_migrate_copies_what_the_target_lacks_by_name_and_size():
+    from workers.log_store import LogFile
+    from workers.migrate import to_copy
+
+    local = [LogFile(PurePosixPath(f"log/epoch/{n}"), size, 0.0) for n, size in (("a", 10), ("b", 20), ("c", 30))]
+    remote = [LogFile(PurePosixPath("bkt/log/epoch/a"), 10, 0.0), LogFile(PurePosixPath("bkt/log/epoch/b"), 7, 0.0)]
+    missing, there = to_copy(local, remote)
+    assert [f.name for f in missing] == ["b", "c"] and there == 1  # b: another file under its name: sent again
+    assert to_copy(local, local) == ([], 3)
