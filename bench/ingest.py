@@ -33,6 +33,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -332,6 +333,16 @@ def drain_cpu(url: str, n: int) -> float:
     return n / cpu
 
 
+def _on_postgres(url: str, args: argparse.Namespace, log_url: Callable[[], str] = lambda: "") -> list[float]:
+    """The sustained figure with the read model in a scratch PostgreSQL database per run (`log_url()`: a
+    fresh place for each run's log, or the local disk)."""
+    out = []
+    for rep in range(args.repeats):
+        with scratch_database(args.postgres) as database:
+            out.append(throughput(url, args.events, args.workers, rep, read_model_url=database, log_url=log_url()))
+    return out
+
+
 def _on_s3(url: str, args: argparse.Namespace, local: float) -> None:
     s3 = MotoS3()
     try:
@@ -340,11 +351,7 @@ def _on_s3(url: str, args: argparse.Namespace, local: float) -> None:
               f"{statistics.median(on_s3):,.0f} events/s {[round(t) for t in on_s3]} (local disk in this run: "
               f"{local:,.0f})")
         if args.postgres:
-            both = []
-            for rep in range(args.repeats):
-                with scratch_database(args.postgres) as database:
-                    both.append(throughput(url, args.events, args.workers, rep, read_model_url=database,
-                                           log_url=s3.bucket()))
+            both = _on_postgres(url, args, log_url=s3.bucket)
             print(f"  the same with the log on S3 and the read model in PostgreSQL: median "
                   f"{statistics.median(both):,.0f} events/s {[round(t) for t in both]} (local disk + SQLite in this "
                   f"run: {local:,.0f})")
@@ -389,10 +396,7 @@ def main() -> None:
                   f"{statistics.median(on_cluster):,.0f} events/s {[round(t) for t in on_cluster]} "
                   f"(single node in this run: {statistics.median(tp):,.0f})")
         if args.postgres:
-            on_pg = []
-            for rep in range(args.repeats):
-                with scratch_database(args.postgres) as database:
-                    on_pg.append(throughput(server.url, args.events, args.workers, rep, read_model_url=database))
+            on_pg = _on_postgres(server.url, args)
             print(f"  the same with the read model in PostgreSQL (local server): median "
                   f"{statistics.median(on_pg):,.0f} events/s {[round(t) for t in on_pg]} "
                   f"(SQLite in this run: {statistics.median(tp):,.0f})")
