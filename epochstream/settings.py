@@ -26,6 +26,14 @@ class Settings(BaseSettings):
                     "server; required when REDIS_URL is a cluster (RQ cannot run on one).",
     )
     data_dir: Path = Field(default=Path("./epochstream-data"), description="Parquet log, read model, catalog.")
+    log_url: str = Field(
+        default="",
+        pattern=r"^$|^s3://[^/]{3,}(/.*)?$",
+        description="Where the Parquet log lives. Empty: DATA_DIR/log. s3://bucket/prefix: S3-compatible object "
+                    "storage, endpoint and credentials from the standard AWS variables (AWS_ENDPOINT_URL, "
+                    "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION); the catalog, snapshots, "
+                    "quarantine and spool stay in each host's DATA_DIR.",
+    )
     read_model_url: str = Field(
         default="",
         pattern=r"^$|^postgres(ql)?://",

@@ -62,6 +62,27 @@ def pg_settings(settings, postgres_url) -> Settings:
     return settings.model_copy(update={"read_model_url": postgres_url})
 
 
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator:
+    """moto's S3 server on a loopback port, for the whole session (`tests.s3`); skips where moto is missing."""
+    from tests.s3 import S3Server, require_moto
+
+    require_moto()
+    server = S3Server()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_settings(settings, s3_server, monkeypatch) -> Settings:
+    """`settings` with the log in a fresh bucket of the session's S3 server; the AWS variables point there
+    (for this process and, through `settings_env`, its children)."""
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    return settings.model_copy(update={"log_url": f"s3://{s3_server.fresh_bucket()}/log"})
+
+
 @pytest.fixture
 def redis_client(redis_url) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(redis_url)

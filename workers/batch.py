@@ -4,7 +4,8 @@
    another partition, included) or one reusing an identity (run, seq) already taken with other content
    (`ReadModelWriter.conflicts`) becomes a dead letter with a reason (decoding is pure: an entry that fails
    once fails every time);
-3. write one Parquet segment per event type (and one of dead letters): temp name, fsync, rename; each
+3. write one Parquet segment per event type (and one of dead letters) through the log's store
+   (`workers.log_store`: local temp name, fsync, rename; or one PUT of the unique name to S3); each
    segment records its partition and newest stream id, so a read model behind the log can catch up;
 4. apply the batch to the read model in one transaction with the partition's tracking record, checking
    the drain's fence token (a drain paused past its lock is refused, never writes over newer state);
@@ -19,14 +20,15 @@ from datetime import UTC, datetime
 import redis
 
 from epochstream.faults import crash_on, crash_point, pause_point
-from epochstream.layout import DataLayout, atomic_write_parquet
+from epochstream.layout import DataLayout
 from epochstream.readmodel import ReadModelWriter
 from epochstream.settings import Settings
 from schemas.codec import decode
 from schemas.errors import SchemaError
 from schemas.keys import Keys, partition_of
 from workers import dead_letters
-from workers.log_schema import DEAD_LETTERS, tables_by_type
+from workers.log_schema import tables_by_type
+from workers.log_store import log_store
 from workers.segment_meta import segment_name, stamp
 
 
@@ -91,7 +93,8 @@ def _refuse_conflicts(good: list, bad: list[tuple[Entry, str]], batch: list[Entr
 def process_batch(client: redis.Redis, settings: Settings, partition: int, entries: list[Entry],
                   writer: ReadModelWriter, fence: int) -> tuple[int, int]:
     """Steps 2-5 of the module docstring for one batch; returns (stored, dead-lettered)."""
-    keys, layout = Keys(settings.namespace, settings.partitions), DataLayout(settings.data_dir)
+    keys, layout = Keys(settings.namespace, settings.partitions), DataLayout.of(settings)
+    store = log_store(layout)
     stream = keys.stream(partition)
     now = datetime.now(UTC)
     good, bad = _decode_batch(entries, settings, partition)
@@ -102,18 +105,17 @@ def process_batch(client: redis.Redis, settings: Settings, partition: int, entri
     last_id = entries[-1].stream_id
     name = segment_name(now, partition, last_id)
     for event_type, table in tables.items():
-        atomic_write_parquet(stamp(table, partition, last_id), layout.log_dir(event_type) / name)
+        store.write_parquet(stamp(table, partition, last_id), layout.log_dir(event_type) / name)
     letters = [dead_letter_of(stream, entry, reason, now) for entry, reason in bad]
     if letters:
-        dead_letters.write_to_log(letters, partition, now, layout.log_dir(DEAD_LETTERS) / name)
+        dead_letters.write_to_log(letters, partition, now, layout, name)
     crash_point("after_write")
     pause_point("after_write")
     applied = writer.apply(partition, [(sid, event, now) for sid, event in good], fence, now)
     if applied.conflicts:  # the safety net: the check before the write missed it (it is in the log, not applied)
         by_id = {e.stream_id: e for e in entries}
         late = [dead_letter_of(stream, by_id[sid], why, now) for sid, why in applied.conflicts]
-        dead_letters.write_to_log(late, partition, now,
-                                  layout.log_dir(DEAD_LETTERS) / name.replace(".parquet", "-conflicts.parquet"))
+        dead_letters.write_to_log(late, partition, now, layout, name.replace(".parquet", "-conflicts.parquet"))
         letters += late
     crash_point("before_ack")
     pipe = client.pipeline(transaction=False)  # ordered, not atomic: see step 5 above

@@ -21,11 +21,16 @@ with the right schema: a fresh data directory is queryable before the first even
 Paths in the views are relative to the data directory, so a copy of it, or the same volume mounted at
 another path, answers the same queries. DuckDB resolves them against `file_search_path`, which
 `open_catalog` sets to the data directory (an analyst's own session: `SET file_search_path = '<data dir>'`,
-or start DuckDB in the data directory).
+or start DuckDB in the data directory). With the log on S3 (`EPOCHSTREAM_LOG_URL=s3://...`) the log views read
+`s3://bucket/prefix/<type>/*.parquet` instead: `open_catalog` registers an `s3fs` filesystem on its
+connection for that (DuckDB's httpfs extension cannot be installed everywhere), and an analyst's own session
+does the same in two lines (README, "The log on S3"). The catalog records which log it was made for and is
+remade when that changes (`epochstream migrate`).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import duckdb
@@ -37,10 +42,12 @@ from schemas.epoch import CORE_METRICS
 from workers.catalog_errors import CatalogBusy, catalog_error  # noqa: F401 - CatalogBusy: for callers
 from workers.fork_guard import no_fork
 from workers.log_schema import DEAD_LETTERS, LOG_SCHEMAS
+from workers.log_store import fsspec_options, log_store
 from workers.quarantine import SEED as QUARANTINE_SEED
 from workers.quarantine import check_log
 
-CATALOG_VERSION = 5
+CATALOG_VERSION = 6
+_SEEDED: set[tuple[str, int]] = set()  # (S3 log URL, pid) whose seeds this process has seen
 SEED = "_seed.parquet"  # leading underscore: pyarrow datasets skip it, DuckDB globs see it
 QUARANTINE_COLUMNS = {
     "event_type": "VARCHAR", "name": "VARCHAR", "original": "VARCHAR", "path": "VARCHAR", "reason": "VARCHAR",
@@ -54,11 +61,15 @@ def ensure_seeds(layout: DataLayout) -> None:
     """Zero-row files so every view's glob matches from the start (cheap when they exist)."""
     from workers.snapshots import RUNS_SCHEMA, snapshot_dir
 
-    targets = {layout.log_dir(name) / SEED: schema for name, schema in LOG_SCHEMAS.items()}
-    targets[snapshot_dir(layout) / SEED] = RUNS_SCHEMA
-    for path, schema in targets.items():
-        if not path.exists():
-            atomic_write_parquet(schema.empty_table(), path, fsync=False)
+    store = log_store(layout)
+    if (layout.log_url, os.getpid()) not in _SEEDED:
+        for name, schema in LOG_SCHEMAS.items():
+            if not store.exists(layout.log_dir(name) / SEED):
+                store.write_parquet(schema.empty_table(), layout.log_dir(name) / SEED, fsync=False)
+        if not layout.log_is_local:  # nothing deletes a seed: one look per process (a drain comes here each job)
+            _SEEDED.add((layout.log_url, os.getpid()))
+    if not (snapshot_dir(layout) / SEED).exists():
+        atomic_write_parquet(RUNS_SCHEMA.empty_table(), snapshot_dir(layout) / SEED, fsync=False)
     seed = layout.quarantine / QUARANTINE_SEED
     if not seed.exists():
         atomic_write_bytes(seed, b"", fsync=False)
@@ -73,13 +84,27 @@ def _glob(layout: DataLayout, path: Path) -> str:
     return _literal(layout.relative(path))
 
 
-def _parquet(layout: DataLayout, directory: Path) -> str:
-    return f"read_parquet({_glob(layout, directory / '*.parquet')}, union_by_name = true)"
+def _parquet(layout: DataLayout, event_type: str) -> str:
+    return f"read_parquet({_literal(log_store(layout).sql_glob(layout, event_type))}, union_by_name = true)"
+
+
+def register_s3(con: duckdb.DuckDBPyConnection, environ: dict[str, str] | None = None) -> None:
+    """Let `con` read s3:// paths through s3fs, with the endpoint and credentials of the AWS variables."""
+    try:
+        import s3fs
+    except ImportError:
+        from epochstream.errors import ConfigurationError
+
+        raise ConfigurationError("the log is on S3 (EPOCHSTREAM_LOG_URL) and SQL over it needs s3fs: "
+                                 "pip install 'epochstream[s3]'") from None
+    con.register_filesystem(s3fs.S3FileSystem(**fsspec_options(os.environ if environ is None else environ)))
 
 
 def _session(con: duckdb.DuckDBPyConnection, layout: DataLayout) -> None:
     con.execute("SET TimeZone = 'UTC'")
     con.execute(f"SET file_search_path = {_literal(str(layout.root.resolve()))}")
+    if not layout.log_is_local:
+        register_s3(con)
 
 
 def _q(name: str) -> str:
@@ -102,7 +127,7 @@ def view_sql(layout: DataLayout) -> dict[str, str]:
     from workers.snapshots import snapshot_dir
 
     def events(event_type: str) -> str:
-        return (f"SELECT * FROM {_parquet(layout, layout.log_dir(event_type))} "
+        return (f"SELECT * FROM {_parquet(layout, event_type)} "
                 "QUALIFY row_number() OVER (PARTITION BY run_id, event_id ORDER BY stream_id, ingested_at) = 1")
 
     wide = ", ".join(f"map_extract(metrics, '{m}')[1] AS {_q(m)}" for m in CORE_METRICS)
@@ -139,7 +164,7 @@ def view_sql(layout: DataLayout) -> dict[str, str]:
                      "max(g.mem_allocated_mb) AS gpu_mem_allocated_max_mb "
                      "FROM system AS s LEFT JOIN system_gpus AS g ON g.run_id = s.run_id AND g.seq = s.seq "
                      "GROUP BY ALL",
-        "dead_letters": f"SELECT * FROM {_parquet(layout, layout.log_dir(DEAD_LETTERS))} "
+        "dead_letters": f"SELECT * FROM {_parquet(layout, DEAD_LETTERS)} "
                         "QUALIFY row_number() OVER (PARTITION BY stream, stream_id ORDER BY dead_lettered_at) = 1",
         "quarantine": "SELECT event_type, original AS file, 'quarantine/' || event_type || '/' || path AS moved_to, "
                       "reason, \"when\" AS quarantined_at, found_by, \"partition\", last_stream_id, events, recovery, "
@@ -149,7 +174,8 @@ def view_sql(layout: DataLayout) -> dict[str, str]:
     }
 
 
-def _current(path: Path) -> bool:
+def _current(path: Path, log_url: str) -> bool:
+    """Made by this version of the code, for this log (a catalog of a local log is remade for an S3 one)."""
     if not path.exists():
         return False
     try:
@@ -157,7 +183,8 @@ def _current(path: Path) -> bool:
     except duckdb.Error:
         return False
     try:
-        return con.execute("SELECT max(version) FROM epochstream_catalog").fetchone()[0] == CATALOG_VERSION
+        return con.execute("SELECT max(version), max(log_url) FROM epochstream_catalog").fetchone() == (
+            CATALOG_VERSION, log_url)
     except duckdb.Error:
         return False
     finally:
@@ -166,11 +193,11 @@ def _current(path: Path) -> bool:
 
 def ensure_catalog(settings: Settings) -> Path:
     """Create (or upgrade) the catalog with a short-lived read-write connection."""
-    layout = DataLayout(settings.data_dir)
+    layout = DataLayout.of(settings)
     ensure_seeds(layout)
     check_log(layout, "catalog")
     path = layout.catalog
-    if _current(path):
+    if _current(path, layout.log_url):
         return path
     try:
         con = duckdb.connect(str(path))
@@ -180,7 +207,8 @@ def ensure_catalog(settings: Settings) -> Path:
         _session(con, layout)
         for name, sql in view_sql(layout).items():
             con.execute(f"CREATE OR REPLACE VIEW {_q(name)} AS {sql}")
-        con.execute("CREATE OR REPLACE TABLE epochstream_catalog AS SELECT ? AS version", [CATALOG_VERSION])
+        con.execute("CREATE OR REPLACE TABLE epochstream_catalog AS SELECT ? AS version, ? AS log_url",
+                    [CATALOG_VERSION, layout.log_url])
     finally:
         con.close()
     return path
@@ -189,11 +217,11 @@ def ensure_catalog(settings: Settings) -> Path:
 def open_catalog(settings: Settings, read_only: bool = True, fresh: bool = False) -> duckdb.DuckDBPyConnection:
     """A connection to the catalog (created first if missing). Read-only unless asked otherwise. `fresh`: take
     a new snapshot of the read model first if it changed since the newest (what `epochstream sql` does)."""
-    layout = DataLayout(settings.data_dir)
+    layout = DataLayout.of(settings)
     path = layout.catalog
     if fresh:
         refresh_snapshot(settings)
-    if not _current(path):
+    if not _current(path, layout.log_url):
         ensure_catalog(settings)
     con = duckdb.connect(str(path), read_only=read_only)
     _session(con, layout)
@@ -207,7 +235,7 @@ def refresh_snapshot(settings: Settings) -> Path | None:
     from workers.salvage import recover_pending
     from workers.snapshots import refresh
 
-    layout = DataLayout(settings.data_dir)
+    layout = DataLayout.of(settings)
     ensure_seeds(layout)
     check_log(layout, "catalog")
     recover_pending(settings)

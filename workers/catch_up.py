@@ -12,14 +12,15 @@ time in their name, so their stamps are always read. A segment that cannot be re
 from __future__ import annotations
 
 import logging
-from pathlib import Path
+from pathlib import PurePath
 
 from epochstream.layout import DataLayout
 from epochstream.readmodel import ReadModelWriter
 from epochstream.readmodel.batch import stream_key
 from workers.log_events import events_of
-from workers.log_reader import live_segments
+from workers.log_reader import segments
 from workers.log_schema import SCHEMAS, conform
+from workers.log_store import log_store
 from workers.quarantine import damage_of, quarantine, read_checked
 from workers.segment_meta import (
     SEGMENT_LAST_ID,
@@ -38,15 +39,16 @@ MARGIN_S = 600  # clocks of worker hosts may differ this much; a segment older t
 
 
 def segments_ahead(layout: DataLayout, partition: int, position: str,
-                   since_us: int | None = None) -> list[tuple[str, Path]]:
+                   since_us: int | None = None) -> list[tuple[str, PurePath]]:
     """(event type, path) of the partition's drain segments holding entries above `position`. A name that
     carries its newest id decides alone; of older names, with `since_us` (when the tracking record was last
     written), only those written after it minus a margin are opened. No segment behind is ever opened."""
     applied = stream_key(position)
     floor = None if since_us is None else since_us - MARGIN_S * 1_000_000
     out = []
+    store = log_store(layout)
     for event_type in SCHEMAS:
-        for path in live_segments(layout.log_dir(event_type), f"seg-*-p{partition}-*.parquet"):
+        for path in segments(layout, event_type, f"seg-*-p{partition}-*.parquet"):
             named = last_id_in_name(path.name)
             if named is not None and stream_key(named) <= applied:
                 continue  # the common case, decided by the name alone
@@ -55,11 +57,11 @@ def segments_ahead(layout: DataLayout, partition: int, position: str,
                     and not is_compacted(path.name):
                 continue
             try:
-                stamped_partition, last = stamps(path)
+                stamped_partition, last = stamps(path, store)
             except FileNotFoundError:
                 continue
             except Exception:  # noqa: BLE001 - damage is quarantined; anything else is not ours to judge
-                reason = damage_of(path)
+                reason = damage_of(layout, path)
                 if reason is not None:
                     quarantine(layout, event_type, path, reason, "catch-up")
                 continue

@@ -5,7 +5,8 @@ Safe at any time:
   what a crashed one left is removed first (`workers.leftovers`);
 - drains only ever add new segment files; compaction works on the files listed when it starts (only those
   older than `min_age_s`);
-- the merged file is written durably *before* any part goes, and a part is not deleted at once: it is marked
+- the merged file is written durably (local: fsync and rename; S3: one PUT) *before* any part goes, and a
+  part is not deleted at once: it is marked
   superseded (`.<name>.superseded`) and deleted by a compaction at least `keep_s` later. A SQL query lists a
   view's files when it is planned and opens them afterwards, so deleting a part at once failed queries with
   "Cannot open file"; meanwhile views see its events twice and count them once (they dedupe by (run_id, event_id)),
@@ -20,16 +21,17 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import PurePath
 
 import pyarrow as pa
 
 from epochstream.faults import crash_point
-from epochstream.layout import DataLayout, atomic_write_bytes, atomic_write_parquet, fsync_dir
+from epochstream.layout import DataLayout
 from epochstream.settings import Settings
 from workers.leftovers import clean_leftovers
-from workers.log_reader import SUPERSEDED, dedupe, segments, superseded_marker
+from workers.log_reader import SUPERSEDED, dedupe, superseded_marker
 from workers.log_schema import LOG_SCHEMAS, SCHEMAS, conform
+from workers.log_store import LogStore, log_store
 from workers.maintenance_lock import maintenance_lock
 from workers.quarantine import read_checked
 from workers.segment_meta import newest_id, partition_in_name, stamp, stamps_of
@@ -50,33 +52,20 @@ class CompactResult:
     quarantined: list[str] = field(default_factory=list)
 
 
-def _small_and_old(path: Path, cutoff: float) -> bool:
-    try:
-        st = path.stat()
-    except FileNotFoundError:  # quarantined meanwhile by a reader's check
-        return False
-    return st.st_size < SMALL_BYTES and st.st_mtime <= cutoff
-
-
-def remove_superseded(directory: Path, keep_s: float) -> int:
+def remove_superseded(store: LogStore, event_type: str, keep_s: float) -> int:
     """Delete the parts marked superseded at least `keep_s` ago (then their markers)."""
     removed = 0
     now = time.time()
-    for marker in directory.glob(f".seg-*.parquet{SUPERSEDED}"):
-        try:
-            if now - marker.stat().st_mtime < keep_s:
-                continue
-        except FileNotFoundError:
+    for marker in store.markers(event_type):
+        if now - marker.mtime < keep_s:
             continue
-        part = directory / marker.name[1:-len(SUPERSEDED)]
-        if part.exists():
-            part.unlink(missing_ok=True)
+        if store.delete(marker.path.with_name(marker.name[1:-len(SUPERSEDED)])):
             removed += 1
-        marker.unlink(missing_ok=True)
+        store.delete(marker.path)
     return removed
 
 
-def _merge(layout: DataLayout, event_type: str, partition: int | None, parts: list[tuple[Path, pa.Table]],
+def _merge(store: LogStore, event_type: str, partition: int | None, parts: list[tuple[PurePath, pa.Table]],
            result: CompactResult) -> None:
     schema = LOG_SCHEMAS[event_type]
     tables = [conform(table, schema) for _, table in parts]
@@ -97,12 +86,12 @@ def _merge(layout: DataLayout, event_type: str, partition: int | None, parts: li
     # The new name sorts where the oldest input sorted, so "oldest name first" still means oldest data.
     first = parts[0][0]
     name = first.name.removesuffix(".parquet").split("-compacted")[0]
-    atomic_write_parquet(merged, first.with_name(f"{name}-compacted-{uuid.uuid4().hex[:8]}.parquet"),
-                         **parquet_options(merged.schema))
+    store.write_parquet(merged, first.with_name(f"{name}-compacted-{uuid.uuid4().hex[:8]}.parquet"),
+                        **parquet_options(merged.schema))
     crash_point("compaction_after_merge")  # a kill here leaves every event twice: views and readers dedupe
     for path, _ in parts:
-        atomic_write_bytes(superseded_marker(path), b"", fsync=False)
-    fsync_dir(first.parent)
+        store.write_marker(superseded_marker(path))
+    store.sync(first.parent)
     result.files_in += len(parts)
     result.files_out += 1
     result.rows_in += combined.num_rows
@@ -111,17 +100,18 @@ def _merge(layout: DataLayout, event_type: str, partition: int | None, parts: li
 
 def compact_type(layout: DataLayout, event_type: str, min_age_s: float = 0.0, keep_s: float = KEEP_S) -> CompactResult:
     result = CompactResult(event_type)
-    directory = layout.log_dir(event_type)
-    if not directory.exists():
-        return result
+    store = log_store(layout)
     cutoff = time.time() - min_age_s
-    groups: dict[int | None, list[tuple[Path, pa.Table]]] = {}
-    for path in segments(layout, event_type):
-        if not _small_and_old(path, cutoff):
+    groups: dict[int | None, list[tuple[PurePath, pa.Table]]] = {}
+    gone = store.superseded_names(event_type)  # only a compaction (this one, under the lock) writes markers
+    listed = store.files(event_type)
+    for file in listed:
+        if file.name in gone or file.size >= SMALL_BYTES or file.mtime > cutoff:
             continue
+        path = file.path
         table = read_checked(layout, event_type, path, "compaction")
         if table is None:
-            if not path.exists():
+            if not store.exists(path):
                 result.quarantined.append(path.name)
             continue
         partition = stamps_of(table.schema.metadata)[0]
@@ -129,8 +119,8 @@ def compact_type(layout: DataLayout, event_type: str, min_age_s: float = 0.0, ke
             (path, table))
     for partition, parts in groups.items():
         if len(parts) >= 2:
-            _merge(layout, event_type, partition, parts, result)
-    result.removed = remove_superseded(directory, keep_s)
+            _merge(store, event_type, partition, parts, result)
+    result.removed = remove_superseded(store, event_type, keep_s)
     return result
 
 
@@ -146,7 +136,7 @@ def compact(settings: Settings, event_types: list[str] | None = None, min_age_s:
     `MaintenanceBusy`); then recover what it had to quarantine, where the broker still has it."""
     from workers.salvage import recover_pending
 
-    layout = DataLayout(settings.data_dir)
+    layout = DataLayout.of(settings)
     with maintenance_lock(layout, "compact", wait_s):
         clean_leftovers(layout, read_model_url=settings.read_model_url)
         results = [compact_type(layout, name, min_age_s, keep_s) for name in (event_types or list(LOG_SCHEMAS))]

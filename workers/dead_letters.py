@@ -13,16 +13,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 
 import redis
 
-from epochstream.layout import atomic_write_parquet
+from epochstream.layout import DataLayout
 from epochstream.settings import Settings
 from schemas.codec import decode
 from schemas.errors import SchemaError
 from schemas.keys import PAYLOAD_FIELD, Keys
-from workers.log_schema import dead_letter_table
+from workers.log_schema import DEAD_LETTERS, dead_letter_table
+from workers.log_store import log_store
 
 
 @dataclass
@@ -58,9 +58,10 @@ def _text(fields: dict, name: bytes) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
-def write_to_log(letters: list[DeadLetter], partition: int, at: datetime, path: Path) -> None:
-    """The letters as one `dead_letters` segment (before they are XADDed: the log never misses one)."""
-    atomic_write_parquet(dead_letter_table([letter.row(partition, at) for letter in letters]), path)
+def write_to_log(letters: list[DeadLetter], partition: int, at: datetime, layout: DataLayout, name: str) -> None:
+    """The letters as one `dead_letters` segment `name` (before they are XADDed: the log never misses one)."""
+    log_store(layout).write_parquet(dead_letter_table([letter.row(partition, at) for letter in letters]),
+                                    layout.log_dir(DEAD_LETTERS) / name)
 
 
 def add(pipeline, keys: Keys, letters: list[DeadLetter]) -> None:

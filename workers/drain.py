@@ -47,7 +47,6 @@ from workers.batch import Entry, dead_letter_of, process_batch
 from workers.catalog import ensure_seeds
 from workers.catch_up import catch_up
 from workers.locks import Heartbeat
-from workers.log_schema import DEAD_LETTERS
 from workers.segment_meta import segment_name
 
 FAIR_SHARE_S = 0.5  # without lingering (in-process drains), caught up after this long means done
@@ -282,7 +281,7 @@ class _Drain:
     def _open_writer(self) -> None:
         if self.writer is not None:
             return
-        ensure_seeds(DataLayout(self.settings.data_dir))
+        ensure_seeds(DataLayout.of(self.settings))
         ensure_group(self.client, self.stream, self.keys.group)
         if self.fence is None:
             self.fence = take_fence(self.client, self.keys, self.partition)
@@ -290,7 +289,7 @@ class _Drain:
                                       self.settings.read_model_url)
         try:
             writer.claim(self.partition, self.fence)
-            catch_up(writer, DataLayout(self.settings.data_dir), self.partition, self.fence)
+            catch_up(writer, DataLayout.of(self.settings), self.partition, self.fence)
         except BaseException:
             writer.close()
             raise
@@ -355,8 +354,8 @@ class _Drain:
     def _bury(self, entry: Entry, reason: str) -> int:
         now = datetime.now(UTC)
         letter = dead_letter_of(self.stream, entry, reason, now)
-        dead_letters.write_to_log([letter], self.partition, now, DataLayout(self.settings.data_dir).log_dir(
-            DEAD_LETTERS) / segment_name(now, self.partition, entry.stream_id))
+        dead_letters.write_to_log([letter], self.partition, now, DataLayout.of(self.settings),
+                                  segment_name(now, self.partition, entry.stream_id))
         pipe = self.client.pipeline(transaction=False)
         dead_letters.add(pipe, self.keys, [letter])
         pipe.xack(self.stream, self.keys.group, entry.stream_id)

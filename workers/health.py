@@ -15,7 +15,7 @@ from pathlib import Path
 
 import redis
 
-from epochstream.errors import BrokerUnavailable
+from epochstream.errors import BrokerUnavailable, LogStoreUnavailable
 from epochstream.readmodel import ReadModelError, StaleFence
 from epochstream.readmodel.errors import ReadModelRejected
 from schemas.keys import Keys
@@ -28,7 +28,7 @@ BROKER_FAILURES = (redis.ConnectionError, redis.TimeoutError, BrokerUnavailable)
 # Failures of the machinery, not of the entries: retried, never counted against them. Of ReadModelError's
 # terminal members, StaleFence is caught before these, and ReadModelRejected (PostgreSQL refused a value of
 # the batch) is the entries' fault: counted against them like any bad entry.
-STORAGE_FAILURES = (OSError, sqlite3.OperationalError, ReadModelError)
+STORAGE_FAILURES = (OSError, sqlite3.OperationalError, ReadModelError, LogStoreUnavailable)
 INFRASTRUCTURE_FAILURES = BROKER_FAILURES + STORAGE_FAILURES
 
 
@@ -41,6 +41,8 @@ def describe(exc: BaseException, data_dir: Path, read_model: str) -> str:
     the read model lives (`Store.describe()`: the data directory, or a PostgreSQL URL without password)."""
     if isinstance(exc, BROKER_FAILURES):
         return f"broker unavailable: {exc}"
+    if isinstance(exc, LogStoreUnavailable):
+        return f"log store unavailable: {exc}"
     if isinstance(exc, OSError):
         where = exc.filename or data_dir
         if exc.errno == errno.ENOSPC:

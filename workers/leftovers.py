@@ -57,8 +57,8 @@ def clean_leftovers(layout: DataLayout, stale_s: float = STALE_S, read_model_url
     readmodel = Location.of(layout.root).directory
     if readmodel.exists():
         doomed += [*readmodel.glob("building-*"), *readmodel.glob("projections.rebuild-*")]
-    for event_type in LOG_SCHEMAS:
-        directory = layout.log_dir(event_type)
+    for event_type in LOG_SCHEMAS if layout.log_is_local else ():  # an object store has no temporary names
+        directory = Path(layout.log_dir(event_type))
         if directory.exists():
             for tmp in directory.glob(f".*{TMP_SUFFIX}"):
                 if "-compacted-" in tmp.name or _older_than(tmp, stale_s):

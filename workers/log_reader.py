@@ -1,43 +1,31 @@
 """Reading the Parquet log back: every live segment of a type, each event once (by its run and event_id).
 
-A segment compaction merged stays on disk under its name for a while (`workers.compaction`), marked
+A segment compaction merged stays in the log under its name for a while (`workers.compaction`), marked
 superseded by a hidden `.<name>.superseded` file: SQL views may still open it (and dedupe its rows against
-the merged copy); everything reading the log from Python skips it.
+the merged copy); everything reading the log from Python skips it. Files are found and read through the
+log's store (`workers.log_store`: a local directory or S3), whose listing is a snapshot: a reader that misses
+a segment just written sees it next time, and one that sees a segment twice counts its events once.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import PurePath
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from epochstream.layout import DataLayout
 from workers.arrow_ops import first_per_key
 from workers.log_schema import DEAD_LETTERS, LOG_SCHEMAS, conform
+from workers.log_store import SUPERSEDED, log_store, superseded_marker
 
-SUPERSEDED = ".superseded"
-
-
-def superseded_marker(path: Path) -> Path:
-    return path.with_name(f".{path.name}{SUPERSEDED}")
+__all__ = ["SUPERSEDED", "count_by_id", "count_by_identity", "dedupe", "identity", "read_files", "read_log",
+           "segments", "superseded_marker"]
 
 
-def superseded_names(directory: Path) -> set[str]:
-    return {m.name[1:-len(SUPERSEDED)] for m in directory.glob(f".seg-*.parquet{SUPERSEDED}")}
-
-
-def segments(layout: DataLayout, event_type: str) -> list[Path]:
+def segments(layout: DataLayout, event_type: str, pattern: str = "seg-*.parquet") -> list[PurePath]:
     """The live segment files of a type (seeds, temporary and superseded files excluded), oldest name first."""
-    return live_segments(layout.log_dir(event_type))
-
-
-def live_segments(directory: Path, pattern: str = "seg-*.parquet") -> list[Path]:
-    if not directory.exists():
-        return []
-    gone = superseded_names(directory)
-    return sorted(p for p in directory.glob(pattern) if p.name not in gone)
+    return log_store(layout).live(event_type, pattern)
 
 
 def identity(event_type: str) -> list[str]:
@@ -57,27 +45,28 @@ def dedupe(table: pa.Table, event_type: str) -> pa.Table:
     return first_per_key(table.sort_by([(c, "ascending") for c in key + tiebreak]), key)
 
 
-def read_files(files: list[Path], event_type: str) -> pa.Table:
+def read_files(layout: DataLayout, files: list[PurePath], event_type: str) -> pa.Table:
     schema = LOG_SCHEMAS[event_type]
-    tables = [conform(pq.read_table(f), schema) for f in files]
+    store = log_store(layout)
+    tables = [conform(store.read_table(f), schema) for f in files]
     return pa.concat_tables(tables) if tables else schema.empty_table()
 
 
 def read_log(layout: DataLayout, event_type: str) -> pa.Table:
     """All events of a type, deduplicated."""
-    return dedupe(read_files(segments(layout, event_type), event_type), event_type)
+    return dedupe(read_files(layout, segments(layout, event_type), event_type), event_type)
 
 
 def count_by_id(layout: DataLayout, event_type: str) -> dict[str, int]:
     """event_id -> physical copies in the log (tests and compaction reports)."""
-    table = read_files(segments(layout, event_type), event_type)
+    table = read_files(layout, segments(layout, event_type), event_type)
     counts = pc.value_counts(table.column(identity(event_type)[-1]))
     return {c["values"].as_py(): c["counts"].as_py() for c in counts}
 
 
 def count_by_identity(layout: DataLayout, event_type: str) -> dict[tuple[str, str], int]:
     """(run_id, event_id) -> physical copies in the log."""
-    table = read_files(segments(layout, event_type), event_type)
+    table = read_files(layout, segments(layout, event_type), event_type)
     out: dict[tuple[str, str], int] = {}
     for key in zip(table.column("run_id").to_pylist(), table.column("event_id").to_pylist(), strict=True):
         out[key] = out.get(key, 0) + 1

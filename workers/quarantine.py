@@ -16,7 +16,6 @@ damage and is left where it is.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import logging
@@ -24,14 +23,14 @@ import os
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from epochstream.layout import DataLayout, atomic_write_bytes
-from workers.log_reader import superseded_marker, superseded_names
 from workers.log_schema import LOG_SCHEMAS
+from workers.log_store import log_store, superseded_marker
 from workers.segment_meta import partition_in_name, stamps_of, written_us
 
 log = logging.getLogger("epochstream.quarantine")
@@ -91,21 +90,22 @@ def save(layout: DataLayout, item: QuarantinedFile) -> None:
     atomic_write_bytes(_sidecar(item.path), (json.dumps(item.to_json()) + "\n").encode(), fsync=True)
 
 
-def quarantine(layout: DataLayout, event_type: str, path: Path, reason: str, found_by: str) -> QuarantinedFile | None:
-    """Move a damaged segment aside and describe it; None if it was gone already (someone else moved it)."""
+def quarantine(layout: DataLayout, event_type: str, path: PurePath, reason: str,
+               found_by: str) -> QuarantinedFile | None:
+    """Move a damaged segment aside and describe it; None if it was gone already (someone else moved it).
+    The quarantine is always local (`<data_dir>/quarantine`): a segment of an S3 log is copied there, then
+    deleted from the bucket."""
+    store = log_store(layout)
     target_dir = layout.quarantine / event_type
     target_dir.mkdir(parents=True, exist_ok=True)
     target = target_dir / path.name
-    superseded = path.name in superseded_names(path.parent)
-    try:
-        os.rename(path, target)
-    except FileNotFoundError:
+    superseded = path.name in store.superseded_names(event_type)
+    if not store.move_out(path, target):
         return None
-    with contextlib.suppress(FileNotFoundError):
-        superseded_marker(path).unlink()
+    store.delete(superseded_marker(path))
     partition, last, rows = _self_description(target)
-    item = QuarantinedFile(event_type, path.name, target, layout.relative(path), reason, datetime.now(UTC), found_by,
-                           partition, last, rows)
+    item = QuarantinedFile(event_type, path.name, target, store.describe(layout, path), reason, datetime.now(UTC),
+                           found_by, partition, last, rows)
     if superseded:
         item.recovery, item.lost_events = "not needed", 0
         item.recovery_note = "compaction had merged it already: its events are in the merged segment"
@@ -134,11 +134,12 @@ def quarantined(layout: DataLayout) -> list[QuarantinedFile]:
     return sorted(items, key=lambda q: q.when)
 
 
-def read_checked(layout: DataLayout, event_type: str, path: Path, found_by: str,
+def read_checked(layout: DataLayout, event_type: str, path: PurePath, found_by: str,
                  columns: list[str] | None = None) -> pa.Table | None:
-    """The segment's table; None if it is gone or damaged (then it is quarantined here)."""
+    """The segment's table; None if it is gone or damaged (then it is quarantined here). A store that cannot
+    be reached raises `LogStoreUnavailable` (never damage)."""
     try:
-        return pq.read_table(path, columns=columns)
+        return log_store(layout).read_table(path, columns=columns)
     except FileNotFoundError:
         return None
     except Exception as exc:
@@ -148,10 +149,11 @@ def read_checked(layout: DataLayout, event_type: str, path: Path, found_by: str,
         return None
 
 
-def damage_of(path: Path, whole: bool = False) -> str | None:
+def damage_of(layout: DataLayout, path: PurePath, whole: bool = False) -> str | None:
     """Why a segment's footer (`whole`: any of it) cannot be read, or None if it can (or the file is gone)."""
+    store = log_store(layout)
     try:
-        pq.read_table(path) if whole else pq.read_metadata(path)
+        store.read_table(path) if whole else store.read_metadata(path)
     except FileNotFoundError:
         return None
     except Exception as exc:  # noqa: BLE001 - only damage is reported, see is_damage
@@ -159,7 +161,7 @@ def damage_of(path: Path, whole: bool = False) -> str | None:
     return None
 
 
-def _changed_after_written(path: Path, mtime: float) -> bool:
+def _changed_after_written(path: PurePath, mtime: float) -> bool:
     """Modified well after the time in its name: something wrote to it after it was renamed into place (or it
     is a merged segment, named after its oldest part)."""
     written = written_us(path.name)
@@ -178,22 +180,16 @@ def check_log(layout: DataLayout, found_by: str) -> list[QuarantinedFile]:
         since = float("-inf")
     started = time.time()
     found = []
+    store = log_store(layout)
     for event_type in LOG_SCHEMAS:
-        directory = layout.log_dir(event_type)
-        if not directory.exists():
-            continue
-        for path in directory.glob("seg-*.parquet"):
-            try:
-                mtime = path.stat().st_mtime
-            except FileNotFoundError:
+        for file in store.files(event_type):
+            if file.mtime < since:
                 continue
-            if mtime < since:
-                continue
-            reason = damage_of(path)
-            if reason is None and _changed_after_written(path, mtime):
-                reason = damage_of(path, whole=True)
+            reason = damage_of(layout, file.path)
+            if reason is None and _changed_after_written(file.path, file.mtime):
+                reason = damage_of(layout, file.path, whole=True)
             if reason is not None:
-                item = quarantine(layout, event_type, path, reason, found_by)
+                item = quarantine(layout, event_type, file.path, reason, found_by)
                 if item is not None:
                     found.append(item)
     layout.quarantine.mkdir(parents=True, exist_ok=True)

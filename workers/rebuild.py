@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import itertools
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import PurePath
 
 from epochstream.faults import crash_point
 from epochstream.layout import DataLayout
@@ -35,7 +35,8 @@ from workers.maintenance_lock import maintenance_lock
 from workers.quarantine import read_checked
 
 
-def replay(writer: ReadModelWriter, layout: DataLayout, partitions: int, skip: frozenset[Path] = frozenset()) -> int:
+def replay(writer: ReadModelWriter, layout: DataLayout, partitions: int,
+           skip: frozenset[PurePath] = frozenset()) -> int:
     """Apply every event of the log (but the segments in `skip`); returns the events read."""
     files = sorted((path.name, event_type, path) for event_type in SCHEMAS for path in segments(layout, event_type)
                    if path not in skip)
@@ -60,14 +61,14 @@ def replay(writer: ReadModelWriter, layout: DataLayout, partitions: int, skip: f
     return read
 
 
-def _all_segments(layout: DataLayout) -> frozenset[Path]:
+def _all_segments(layout: DataLayout) -> frozenset[PurePath]:
     return frozenset(path for event_type in SCHEMAS for path in segments(layout, event_type))
 
 
 def rebuild(settings: Settings, wait_s: float = 0.0) -> int:
     """Rebuild and swap under the maintenance lock (waiting up to `wait_s` for it, else `MaintenanceBusy`);
     returns the number of runs in the new read model."""
-    layout = DataLayout(settings.data_dir)
+    layout = DataLayout.of(settings)
     with maintenance_lock(layout, "rebuild", wait_s):
         clean_leftovers(layout, read_model_url=settings.read_model_url)
         return _rebuild(settings, layout)

@@ -26,13 +26,14 @@ import pyarrow.parquet as pq
 import redis
 
 from epochstream.broker import connect, resolve_url
-from epochstream.layout import DataLayout, atomic_write_parquet
+from epochstream.layout import DataLayout
 from epochstream.readmodel.batch import stream_key
 from epochstream.settings import Settings
 from schemas.codec import decode
 from schemas.keys import PAYLOAD_FIELD, Keys
 from workers.log_reader import segments
 from workers.log_schema import LOG_SCHEMAS, SCHEMAS, tables_by_type
+from workers.log_store import LogStoreUnavailable, log_store
 from workers.quarantine import QuarantinedFile, quarantined, read_checked, save
 from workers.segment_meta import newest_id, stamp, stamps, written_us
 
@@ -44,7 +45,7 @@ PAGE = 5000
 def recover_pending(settings: Settings, client: redis.Redis | None = None) -> list[QuarantinedFile]:
     """Try to recover every pending quarantined segment; returns those it dealt with. Without a reachable
     broker they stay pending (and say so) for the next try."""
-    layout = DataLayout(settings.data_dir)
+    layout = DataLayout.of(settings)
     pending = [q for q in quarantined(layout) if q.recovery == "pending"]
     if not pending:
         return []
@@ -71,11 +72,14 @@ def recover_pending(settings: Settings, client: redis.Redis | None = None) -> li
 def _upper_bound(layout: DataLayout, item: QuarantinedFile) -> tuple[str | None, str]:
     if item.last_stream_id:
         return item.last_stream_id, "its own stamp"
+    store = log_store(layout)
     for event_type in LOG_SCHEMAS:
         sibling = layout.log_dir(event_type) / item.name
-        if event_type != item.event_type and sibling.exists():
+        if event_type != item.event_type and store.exists(sibling):
             try:
-                partition, last = stamps(sibling)
+                partition, last = stamps(sibling, store)
+            except LogStoreUnavailable:
+                raise  # not the sibling's fault: recovery is tried again later
             except Exception:  # noqa: BLE001 - a damaged sibling says nothing; it is found on its own
                 continue
             if last is not None and partition == item.partition:
@@ -173,8 +177,8 @@ def recover(layout: DataLayout, settings: Settings, client: redis.Redis, item: Q
         table = tables_by_type(rows, ingested)[item.event_type]
         now = datetime.now(UTC)
         name = f"seg-{now.strftime('%Y%m%dT%H%M%S%fZ')}-p{item.partition}-recovered-{uuid.uuid4().hex[:8]}.parquet"
-        atomic_write_parquet(stamp(table, item.partition, newest_id(sid for sid, _ in rows)),
-                             layout.log_dir(item.event_type) / name)
+        log_store(layout).write_parquet(stamp(table, item.partition, newest_id(sid for sid, _ in rows)),
+                                        layout.log_dir(item.event_type) / name)
         item.recovery_note = f"recovered into log/{item.event_type}/{name}; "
     item.recovered_events = len(found)
     removed, first_held = _removed(client, stream)

@@ -1,6 +1,6 @@
 """What a log segment says about itself: its partition and newest stream id (stamped in its Parquet
 metadata by the drain, by compaction and by recovery), and the time and partition in its name (no I/O but
-`stamps`).
+`stamps`, through the log store).
 
     seg-<utc>-p<partition>-<id>-s<newest stream id>.parquet   one drained batch of one partition (before
                                                            names carried the id: seg-<utc>-p<partition>-<id>)
@@ -14,12 +14,15 @@ import re
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import PurePath
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from epochstream.readmodel.batch import stream_key
+
+if TYPE_CHECKING:
+    from workers.log_store import LogStore
 
 SEGMENT_PARTITION, SEGMENT_LAST_ID = b"epochstream.partition", b"epochstream.last_stream_id"
 _NAME = re.compile(r"^seg-(?P<stamp>\d{8}T\d{6,12})Z?-p(?P<partition>\d+)-")
@@ -51,10 +54,10 @@ def stamps_of(metadata: dict | None) -> tuple[int | None, str | None]:
     return (None if partition is None else int(partition)), (None if last is None else last.decode())
 
 
-def stamps(path: Path) -> tuple[int | None, str | None]:
+def stamps(path: PurePath, store: LogStore) -> tuple[int | None, str | None]:
     """(partition, newest stream id) stamped in a segment; (None, None) if it has none. Raises what pyarrow
-    raises for a file it cannot read."""
-    return stamps_of(pq.read_schema(path).metadata)
+    raises for a file it cannot read (and `LogStoreUnavailable` for a store that cannot be reached)."""
+    return stamps_of(store.read_schema(path).metadata)
 
 
 def partition_in_name(name: str) -> int | None:

@@ -19,7 +19,7 @@ app = typer.Typer(
 )
 
 COMMAND_MODULES = ("worker", "api", "scheduler", "dlq", "rebuild", "compact",
-                   "up", "demo", "runs", "watch", "analyze", "sql", "spool", "quarantine", "status")
+                   "up", "demo", "runs", "watch", "analyze", "sql", "spool", "quarantine", "status", "migrate")
 
 for _name in COMMAND_MODULES:
     importlib.import_module(f"epochstream.cli.{_name}")

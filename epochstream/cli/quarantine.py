@@ -21,7 +21,7 @@ def unresolved_line(settings: Settings) -> str | None:
     from epochstream.layout import DataLayout
     from workers.quarantine import quarantined
 
-    items = [q for q in quarantined(DataLayout(settings.data_dir)) if q.recovery in UNRESOLVED]
+    items = [q for q in quarantined(DataLayout.of(settings)) if q.recovery in UNRESOLVED]
     if not items:
         return None
     return (f"{len(items)} quarantined segment(s) whose events are not all recovered: "
@@ -42,7 +42,7 @@ def quarantine_list(
     from workers.salvage import recover_pending
 
     settings = build_settings(data_dir=data_dir)
-    layout = DataLayout(settings.data_dir)
+    layout = DataLayout.of(settings)
     if recover:
         recover_pending(settings)
     items = quarantined(layout)

@@ -29,9 +29,10 @@ def sql(
     from workers.catalog_errors import catalog_error
 
     settings = build_settings(data_dir=data_dir)
-    layout = DataLayout(settings.data_dir)
-    if not (layout.catalog.exists() or layout.log.exists()):
-        # Never create a catalog in a directory that holds no epochstream data: a typo'd path is likelier.
+    layout = DataLayout.of(settings)
+    if not (layout.catalog.exists() or not layout.log_is_local or Path(layout.log).exists()):
+        # Never create a catalog in a directory that holds no epochstream data: a typo'd path is likelier. With
+        # the log on S3 any host's data directory may be new: the catalog is made there from the bucket.
         fail(f"no epochstream data in {settings.data_dir.resolve()}: pass --data-dir (or set EPOCHSTREAM_DATA_DIR) "
              f"to where `epochstream up` or your workers keep it")
     try:

@@ -16,6 +16,7 @@ from workers.catalog import query
 from workers.compaction import compact
 from workers.log_reader import count_by_id, count_by_identity, read_log, segments
 from workers.log_schema import tables_by_type
+from workers.log_store import log_store
 from workers.rebuild import rebuild
 from workers.segment_meta import stamps
 
@@ -83,8 +84,8 @@ def test_compaction_changes_no_query_result_and_removes_duplicates(settings, red
     partitions = {partition_of(run, settings.partitions) for run in ("r0", "r1", "r2", "r3", "late0")}
     merged = segments(layout, "epoch")
     assert len(merged) == len(partitions) == results["epoch"].files_out  # one per partition, each stamped:
-    assert {stamps(path)[0] for path in merged} == partitions
-    assert all(stamps(path)[1] is not None for path in merged)
+    assert {stamps(path, log_store(layout))[0] for path in merged} == partitions
+    assert all(stamps(path, log_store(layout))[1] is not None for path in merged)
     # the parts stay on disk (marked superseded) for queries that listed them; views count them once
     assert len(list(layout.log_dir("epoch").glob("seg-*.parquet"))) == files_before + len(partitions)
     assert set(count_by_id(layout, "epoch").values()) == {1}

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-import workers.segment_meta as segment_meta
 from epochstream.layout import DataLayout
 from workers.catch_up import segments_ahead
+from workers.log_store import LocalLogStore
 from workers.segment_meta import SEGMENT_LAST_ID, SEGMENT_PARTITION, last_id_in_name, segment_name, written_us
 
 
@@ -42,8 +42,8 @@ def test_only_segments_ahead_are_opened(tmp_path, monkeypatch):
     _segment(layout, 1, "200-0", named=True)  # another partition's
     old_style = _segment(layout, 0, "101-0", named=False)
     opened: list[str] = []
-    real = pq.read_schema
-    monkeypatch.setattr(segment_meta.pq, "read_schema", lambda path: opened.append(path.name) or real(path))
+    real = LocalLogStore.read_schema
+    monkeypatch.setattr(LocalLogStore, "read_schema", lambda self, path: opened.append(path.name) or real(self, path))
     found = [path.name for _, path in segments_ahead(layout, 0, "50-0")]
     assert found == sorted([ahead, old_style])
     assert sorted(opened) == sorted([ahead, old_style])  # none of the 39 behind was opened
