@@ -31,7 +31,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
 import redis
-from rq import Queue
 
 from epochstream.agreement import agree
 from epochstream.broker import connect, connect_queue
@@ -48,6 +47,7 @@ from workers.catalog import ensure_seeds
 from workers.catch_up import catch_up
 from workers.locks import Heartbeat
 from workers.segment_meta import segment_name
+from workers.turns import Yielding
 
 FAIR_SHARE_S = 0.5  # without lingering (in-process drains), caught up after this long means done
 METRICS_EVERY_S = 1.0  # batch durations reach /metrics at most this late
@@ -144,12 +144,13 @@ def drain(client: redis.Redis, settings: Settings, partition: int, *, heartbeat:
 
     `client` holds the streams (maybe a Redis Cluster); `queue` the drain queue and the batch metrics
     (default: `client`, one standalone server for both). `must_yield`: whether the worker is wanted
-    elsewhere (an RQ job's `workers.turns.Yielding`: another drain waits, or the worker is shutting down);
-    by default, whether another drain waits in the queue.
+    elsewhere; by default `workers.turns.Yielding`: another job waits in the queue, or (inside an RQ job) the
+    worker is shutting down.
     """
-    agree(client, Keys(settings.namespace, settings.partitions))  # a worker counting partitions differently
-    # would drain the wrong streams: refuse
-    run = _Drain(client, settings, partition, linger, client if queue is None else queue, must_yield)
+    keys = Keys(settings.namespace, settings.partitions)
+    agree(client, keys)  # a worker counting partitions differently would drain the wrong streams: refuse
+    queue = client if queue is None else queue
+    run = _Drain(client, settings, partition, linger, queue, must_yield or Yielding(queue, keys))
     return run.until(time.monotonic() + (max_seconds if max_seconds is not None else settings.drain_max_s),
                      heartbeat)
 
@@ -163,7 +164,7 @@ class _Drain:
     partition: int
     linger: bool
     queue: redis.Redis  # RQ's server: the drain queue, batch durations for /metrics
-    must_yield: Callable[[], bool] | None = None
+    must_yield: Callable[[], bool]  # the worker is wanted elsewhere (`workers.turns.Yielding`)
     keys: Keys = field(init=False)
     result: DrainResult = field(init=False)
     consumer: str = field(default_factory=consumer_name)
@@ -242,13 +243,7 @@ class _Drain:
             self.problem = self.problem_since = None
         if reclaimed or full:
             return False
-        return self._others_wait() if self.linger else time.monotonic() > soft_deadline
-
-    def _others_wait(self) -> bool:
-        """Another drain (or a compaction) waits in the queue for a worker, or the worker is wanted elsewhere."""
-        if self.must_yield is not None:
-            return self.must_yield()
-        return bool(self.queue.llen(Queue(self.keys.drain_queue, connection=self.queue).key))
+        return self.must_yield() if self.linger else time.monotonic() > soft_deadline
 
     def _pace(self, deadline: float) -> None:
         """Caught up, read no sooner than a window after the last read: the entries arriving meanwhile make
@@ -311,7 +306,7 @@ class _Drain:
             self._pace(deadline)
         entries = _read_new(client, stream, group, self.consumer, settings.drain_batch)
         if not entries and self.linger and time.monotonic() + LINGER_MS / 1000 < deadline \
-                and not self._others_wait():
+                and not self.must_yield():
             entries = _read_new(client, stream, group, self.consumer, settings.drain_batch, LINGER_MS)
         self.read_at, self.last_full = time.monotonic(), len(entries) >= settings.drain_batch
         return entries, False

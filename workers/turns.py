@@ -95,14 +95,15 @@ class Yielding:
 
 def _pace(job_id: str, window_s: float, deadline: float) -> None:
     """A partition's turn starts no sooner than a window after its drain was queued (its last turn's end,
-    for a drain queued by `requeue_if_behind`): turns have a fixed cost (~20 ms of CPU: the writer, the
-    fence, the locks, the requeue), and without this the rotation would spin as fast as the CPU allows,
-    spending it on that cost with batches of a few events; with it, a partition's batch gathers a window's
-    events. The sleep frees the CPU for the other workers."""
+    for a drain queued by `requeue_if_behind`). A turn has a fixed cost (~24 ms of CPU with a small batch,
+    `bench/turn_cost.py`: the writer, the fence, the locks, the requeue); without this the rotation would
+    spin as fast as the CPU allows, spending it on that cost with batches of a few events. With it, a
+    partition's batch gathers a window's events, and the sleep frees the CPU for the other workers."""
     since = queued_at(job_id)
     if since is None:
         return
-    wait = min(since + window_s - time.time(), deadline - time.monotonic())
+    # capped at the window: the stamp is another host's clock, which may run ahead of this one
+    wait = min(since + window_s - time.time(), window_s, deadline - time.monotonic())
     if wait > 0:
         time.sleep(wait)
 

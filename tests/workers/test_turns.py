@@ -18,7 +18,7 @@ from tests.workers.helpers import publish_runs
 from workers import locks
 from workers.drain import drain
 from workers.scheduling import drain_queue, enqueue_compaction, enqueue_drain, run_drain_and_release
-from workers.turns import adopt_waiting, drain_job_id, queued_at
+from workers.turns import _pace, adopt_waiting, drain_job_id, queued_at
 from workers.turns import partition_of as partition_of_job
 
 WORKER = "from epochstream.cli import main; main()"
@@ -32,6 +32,13 @@ def test_only_this_namespaces_drain_ids_name_a_partition():
     assert partition_of_job("drain-ns-x-abc", "ns", 8) is None
     assert queued_at(drain_job_id("ns", 2, "abc123", queued_ms=1_700_000_000_123)) == 1_700_000_000.123
     assert queued_at("6f1c0d2e-compaction-job") is None
+
+
+def test_a_turn_stamped_by_a_clock_running_ahead_waits_no_longer_than_the_window():
+    ahead = drain_job_id("ns", 2, "abc123", queued_ms=int((time.time() + 3600) * 1000))
+    started = time.monotonic()
+    _pace(ahead, 0.05, time.monotonic() + 30)
+    assert time.monotonic() - started < 5  # an hour ahead: without the cap it would sleep to the deadline
 
 
 def test_adopting_takes_the_oldest_waiting_drain_exactly_once(settings, redis_client):
