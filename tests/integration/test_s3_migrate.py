@@ -23,7 +23,7 @@ from workers.log_reader import count_by_identity, segments
 from workers.log_store import log_store
 
 CLI = "from epochstream.cli import main; main()"
-RUNS, EPOCHS = 300, 3
+RUNS, EPOCHS = 1000, 3
 
 
 def answers(settings) -> dict[str, list]:

@@ -25,7 +25,7 @@ from workers.catalog import query
 from workers.log_reader import count_by_identity
 from workers.scheduling import drain_queue, schedule_once
 
-PUBLISHERS, EPOCHS = 8, 40
+PUBLISHERS, EPOCHS = 32, 200
 PER_RUN = 1 + EPOCHS + EPOCHS // SYSTEM_EVERY + 1
 TYPES = ("run_started", "epoch", "system", "run_finished")
 
