@@ -121,6 +121,12 @@ class Keys:
         return f"{self.namespace}:compaction-due"
 
     @property
+    def maintenance(self) -> str:
+        """Held by a `compact`, `rebuild` or `migrate` of a deployment whose hosts share the log or the read
+        model (`workers.maintenance_lock`): the data directory's flock only excludes one host's processes."""
+        return f"{self.namespace}:maintenance"
+
+    @property
     def drain_metrics(self) -> str:
         """A hash on the queue broker: drain batch durations as histogram counters (`workers.drain_metrics`)."""
         return f"{self.namespace}:drain-metrics"

@@ -32,7 +32,7 @@ from workers.leftovers import clean_leftovers
 from workers.log_reader import SUPERSEDED, dedupe, superseded_marker
 from workers.log_schema import LOG_SCHEMAS, SCHEMAS, conform
 from workers.log_store import LogStore, log_store
-from workers.maintenance_lock import maintenance_lock
+from workers.maintenance_lock import maintenance_lock, shared_lock_for
 from workers.quarantine import read_checked
 from workers.segment_meta import newest_id, partition_in_name, stamp, stamps_of
 
@@ -137,7 +137,7 @@ def compact(settings: Settings, event_types: list[str] | None = None, min_age_s:
     from workers.salvage import recover_pending
 
     layout = DataLayout.of(settings)
-    with maintenance_lock(layout, "compact", wait_s):
+    with maintenance_lock(layout, "compact", wait_s, shared_lock_for(settings)):
         clean_leftovers(layout, read_model_url=settings.read_model_url)
         results = [compact_type(layout, name, min_age_s, keep_s) for name in (event_types or list(LOG_SCHEMAS))]
     recover_pending(settings)

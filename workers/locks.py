@@ -38,8 +38,8 @@ _REFRESH = ("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pe
             "return 0")
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 
-Kind = Literal["drain", "rebuild"]
-KINDS: tuple[Kind, ...] = ("drain", "rebuild")
+Kind = Literal["drain", "rebuild", "maintenance"]
+KINDS: tuple[Kind, ...] = ("drain", "rebuild", "maintenance")
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from workers.catalog import SEED
 from workers.log_reader import identity, read_files, segments
 from workers.log_schema import LOG_SCHEMAS
 from workers.log_store import LogFile, log_store
-from workers.maintenance_lock import maintenance_lock
+from workers.maintenance_lock import maintenance_lock, shared_lock_for
 
 
 class MigrationIncomplete(TerminalError):
@@ -84,7 +84,7 @@ def migrate(settings: Settings, log_url: str, read_model_url: str | None = None,
     source = DataLayout(settings.data_dir)  # the local log, whatever EPOCHSTREAM_LOG_URL says
     target = DataLayout(settings.data_dir, log_url)
     result = MigrationResult()
-    with maintenance_lock(source, "migrate", wait_s):
+    with maintenance_lock(source, "migrate", wait_s, shared_lock_for(settings)):
         copy_log(source, target, result)
     moved = settings.model_copy(update={"log_url": log_url, **(
         {"read_model_url": read_model_url} if read_model_url is not None else {})})

@@ -31,7 +31,7 @@ from workers.leftovers import clean_leftovers
 from workers.log_events import events_of
 from workers.log_reader import segments
 from workers.log_schema import SCHEMAS, conform
-from workers.maintenance_lock import maintenance_lock
+from workers.maintenance_lock import maintenance_lock, shared_lock_for
 from workers.quarantine import read_checked
 
 
@@ -69,7 +69,7 @@ def rebuild(settings: Settings, wait_s: float = 0.0) -> int:
     """Rebuild and swap under the maintenance lock (waiting up to `wait_s` for it, else `MaintenanceBusy`);
     returns the number of runs in the new read model."""
     layout = DataLayout.of(settings)
-    with maintenance_lock(layout, "rebuild", wait_s):
+    with maintenance_lock(layout, "rebuild", wait_s, shared_lock_for(settings)):
         clean_leftovers(layout, read_model_url=settings.read_model_url)
         return _rebuild(settings, layout)
 
