@@ -91,7 +91,8 @@ def _holding(shared: SharedLock) -> dict:
 def _describe(info: dict) -> str:
     if not info:
         return "another host"
-    return f"`{info.get('what', '?')}` on {info.get('host', '?')} (pid {info.get('pid', '?')}, since {info.get('since', '?')})"
+    what, host, pid, since = (info.get(k, "?") for k in ("what", "host", "pid", "since"))
+    return f"`{what}` on {host} (pid {pid}, since {since})"
 
 
 def _release_if_dead_here(shared: SharedLock) -> None:
