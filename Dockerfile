@@ -14,7 +14,8 @@ COPY producer producer
 COPY workers workers
 COPY query_api query_api
 COPY epochstream epochstream
-RUN pip install ".[gpu]"
+# The s3 extra: s3fs for `epochstream sql` over a log on S3 (docker-compose.scale.yml); drains use pyarrow's.
+RUN pip install ".[gpu,s3]"
 
 # Not root; /data (the data directory: Parquet log, projections, DuckDB catalog) owned by that user, so
 # a named volume mounted there starts with the right owner.
