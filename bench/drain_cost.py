@@ -9,6 +9,10 @@ the burst gives big ones. Printed per size: the median CPU per event over the ro
 cost per call, (cost(n) - cost(largest)) x n. Baseline of the same run: the largest size, where the fixed
 cost is spread thinnest.
 
+The garbage collector as a worker's drain process has it (`workers.gc_policy`); `--gc both` (the default)
+also measures each size with CPython's default collector settings, interleaved round by round with the
+tuned ones, and prints the ratio: the baseline of that change, from the same run.
+
 `--postgres postgresql://postgres@127.0.0.1/postgres`: the read model in PostgreSQL (a scratch database per
 size, created and dropped through that URL). The drain's own CPU is then only the client's half; the
 server's, the CPU of the backends that served the drains (each drain call has its own connection, so its
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import gc
 import math
 import os
 import random
@@ -45,6 +50,7 @@ from schemas.codec import encode  # noqa: E402
 from schemas.epoch import EpochV2  # noqa: E402
 from schemas.keys import PAYLOAD_FIELD, Keys  # noqa: E402
 from workers.drain import drain  # noqa: E402
+from workers.gc_policy import tune_for_draining  # noqa: E402
 
 
 @functools.cache
@@ -64,14 +70,27 @@ def postmaster_children_cpu(admin_url: str) -> float:
     return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")  # cutime, cstime
 
 
-def cost_per_event(url: str, runs: int, rounds: int, admin_url: str | None = None) -> tuple[float, float]:
+DEFAULT_GC = gc.get_threshold()
+
+
+def collector(tuned: bool) -> None:
+    """The drain processes' collector settings (`workers.gc_policy`), or CPython's defaults."""
+    if tuned:
+        tune_for_draining()
+    else:
+        gc.unfreeze()
+        gc.set_threshold(*DEFAULT_GC)
+
+
+def cost_per_event(url: str, runs: int, rounds: int, admin_url: str | None = None,
+                   tuned_gc: bool = True) -> tuple[float, float]:
     """(median client CPU per event, median PostgreSQL server CPU per event; 0 with SQLite)."""
     with scratch_database(admin_url) as read_model_url:
-        return _cost_per_event(url, runs, rounds, read_model_url, admin_url)
+        return _cost_per_event(url, runs, rounds, read_model_url, admin_url, tuned_gc)
 
 
 def _cost_per_event(url: str, runs: int, rounds: int, read_model_url: str,
-                    admin_url: str | None) -> tuple[float, float]:
+                    admin_url: str | None, tuned_gc: bool) -> tuple[float, float]:
     data = Path(tempfile.mkdtemp(prefix="es-drain-cost-"))
     settings = Settings(redis_url=url, namespace=f"cost-{runs}-{time.monotonic_ns()}", data_dir=data / "data",
                         partitions=1, spool_dir=data / "spool", read_model_url=read_model_url)
@@ -96,6 +115,7 @@ def _cost_per_event(url: str, runs: int, rounds: int, read_model_url: str,
         publish(epoch)
         drain(client, settings, 0, max_seconds=30)
     per_event, server_per_event = [], []
+    collector(tuned_gc)
     for epoch in range(3, 3 + rounds):
         publish(epoch)
         server = postmaster_children_cpu(admin_url) if admin_url else 0.0
@@ -114,21 +134,38 @@ def main() -> None:
     ap.add_argument("--sizes", default="20,100,1000", help="events per drained batch (runs, one epoch each)")
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--postgres", default=None, help="admin URL: the read model in PostgreSQL (scratch databases)")
+    ap.add_argument("--gc", choices=("both", "tuned", "default"), default="both",
+                    help="collector settings: the drain processes' (tuned), CPython's defaults, or both")
+    ap.add_argument("--repeats", type=int, default=1, help="measurements per size and setting (median)")
     args = ap.parse_args()
     sizes = sorted(int(x) for x in args.sizes.split(","))
     header()
+    settings_measured = {"both": (True, False), "tuned": (True,), "default": (False,)}[args.gc]
     server = ServerProcess(directory=Path(tempfile.mkdtemp(prefix="es-drain-cost-valkey-"))).start()
+    samples: dict[tuple[int, bool], list[tuple[float, float]]] = {}
     try:
-        measured = {n: cost_per_event(server.url, n, args.rounds, args.postgres) for n in sizes}
+        for _ in range(args.repeats):  # interleaved: a change in the host's speed hits both settings alike
+            for n in sizes:
+                for tuned in settings_measured:
+                    samples.setdefault((n, tuned), []).append(cost_per_event(server.url, n, args.rounds,
+                                                                             args.postgres, tuned))
     finally:
         server.stop()
-    costs = {n: client for n, (client, _) in measured.items()}
-    floor = costs[sizes[-1]]
-    for n in sizes:
-        fixed = (costs[n] - floor) * n
-        server_cpu = f" (+ {measured[n][1] * 1e6:,.0f} us PostgreSQL server CPU)" if args.postgres else ""
-        print(f"{n:>6} events per drain call: median {costs[n] * 1e6:,.0f} us CPU per event{server_cpu}"
-              + (f"; implied fixed cost per call {fixed * 1e3:.1f} ms" if n != sizes[-1] else " (baseline)"))
+    for tuned in settings_measured:
+        name = "drain processes' collector (workers.gc_policy)" if tuned else "CPython's default collector"
+        print(f"-- {name}")
+        costs = {n: statistics.median(c for c, _ in samples[(n, tuned)]) for n in sizes}
+        servers = {n: statistics.median(s for _, s in samples[(n, tuned)]) for n in sizes}
+        floor = costs[sizes[-1]]
+        for n in sizes:
+            fixed = (costs[n] - floor) * n
+            server_cpu = f" (+ {servers[n] * 1e6:,.0f} us PostgreSQL server CPU)" if args.postgres else ""
+            print(f"{n:>6} events per drain call: median {costs[n] * 1e6:,.0f} us CPU per event{server_cpu}"
+                  + (f"; implied fixed cost per call {fixed * 1e3:.1f} ms" if n != sizes[-1] else " (baseline)"))
+    if len(settings_measured) == 2:
+        for n in sizes:
+            tuned, default = (statistics.median(c for c, _ in samples[(n, t)]) for t in (True, False))
+            print(f"{n:>6} events per drain call: tuned / default collector = {tuned / default:.2f}")
 
 
 if __name__ == "__main__":

@@ -44,3 +44,24 @@ def test_dlq_compact_rebuild_commands(settings, redis_client):
     assert after["versions"].generation != before["versions"].generation  # new ETags after a rebuild
     assert after["best_epoch"] == before["best_epoch"] == 5
     assert redis_client.get(Keys(settings.namespace, settings.partitions).drain_lock(0)) is None  # locks released
+
+
+def test_a_worker_drains_with_the_tuned_collector(settings, redis_client):
+    """`epochstream worker` tunes the collector before it forks (`workers.gc_policy`): its work horses run
+    jobs with it. A job that reports the horse's own collector settings shows it."""
+    import subprocess
+    import sys
+
+    from rq.job import Job
+
+    from tests.conftest import ROOT
+    from workers.gc_policy import GEN0, GEN1, GEN2
+    from workers.scheduling import drain_queue
+
+    thresholds = drain_queue(redis_client, settings).enqueue("gc.get_threshold")
+    frozen = drain_queue(redis_client, settings).enqueue("gc.get_freeze_count")
+    subprocess.run([sys.executable, "-c", "from epochstream.cli import main; main()", "worker", "--burst",
+                    "--no-spool"], env=settings_env(settings), cwd=ROOT, check=True, timeout=120,
+                   capture_output=True)
+    assert Job.fetch(thresholds.id, connection=redis_client).return_value() == (GEN0, GEN1, GEN2)
+    assert Job.fetch(frozen.id, connection=redis_client).return_value() > 10_000  # the imported modules
