@@ -65,3 +65,28 @@ def test_a_worker_drains_with_the_tuned_collector(settings, redis_client):
                    capture_output=True)
     assert Job.fetch(thresholds.id, connection=redis_client).return_value() == (GEN0, GEN1, GEN2)
     assert Job.fetch(frozen.id, connection=redis_client).return_value() > 10_000  # the imported modules
+
+
+def test_a_worker_exit_does_not_wait_out_its_command_listeners_read(settings, redis_client):
+    """rq's worker sends UNSUBSCRIBE, then stops its command listener; when the listener got the reply first it
+    went back into a 60 s read, and the worker's exit waited for it (3 of 16 burst workers took 61 s). The
+    reply is made to arrive late here, every time: the listener must still end on it."""
+    import time
+
+    from epochstream.cli.worker import outage_tolerant_worker_class
+    from workers.scheduling import drain_queue
+
+    worker = outage_tolerant_worker_class()([drain_queue(redis_client, settings)], connection=redis_client)
+    worker.subscribe()
+    send = worker.pubsub.unsubscribe
+
+    def late_unsubscribe(*args):
+        answer = send(*args)
+        time.sleep(0.3)  # the listener reads the reply meanwhile, and reads on if it was not yet told to stop
+        return answer
+
+    worker.pubsub.unsubscribe = late_unsubscribe
+    started = time.monotonic()
+    worker.unsubscribe()
+    assert not worker.pubsub_thread.is_alive()
+    assert time.monotonic() - started < 10  # not the listener's 60 s read
