@@ -9,7 +9,7 @@ the burst gives big ones. Printed per size: the median CPU per event over the ro
 cost per call, (cost(n) - cost(largest)) x n. Baseline of the same run: the largest size, where the fixed
 cost is spread thinnest.
 
-The garbage collector as a worker's drain process has it (`workers.gc_policy`); `--gc both` (the default)
+The garbage collector as a worker's drain process has it (`epochstream.collector`); `--gc both` (the default)
 also measures each size with CPython's default collector settings, interleaved round by round with the
 tuned ones, and prints the ratio: the baseline of that change, from the same run.
 
@@ -45,12 +45,12 @@ sys.path.insert(0, str(ROOT / "bench"))
 from benchlib import header, scratch_database  # noqa: E402
 
 from epochstream.broker import ServerProcess  # noqa: E402
+from epochstream.collector import DRAIN_GEN0, tune_collector  # noqa: E402
 from epochstream.settings import Settings  # noqa: E402
 from schemas.codec import encode  # noqa: E402
 from schemas.epoch import EpochV2  # noqa: E402
 from schemas.keys import PAYLOAD_FIELD, Keys  # noqa: E402
 from workers.drain import drain  # noqa: E402
-from workers.gc_policy import tune_for_draining  # noqa: E402
 
 
 @functools.cache
@@ -74,9 +74,9 @@ DEFAULT_GC = gc.get_threshold()
 
 
 def collector(tuned: bool) -> None:
-    """The drain processes' collector settings (`workers.gc_policy`), or CPython's defaults."""
+    """The drain processes' collector settings (`epochstream.collector`), or CPython's defaults."""
     if tuned:
-        tune_for_draining()
+        tune_collector(DRAIN_GEN0)
     else:
         gc.unfreeze()
         gc.set_threshold(*DEFAULT_GC)
@@ -152,7 +152,7 @@ def main() -> None:
     finally:
         server.stop()
     for tuned in settings_measured:
-        name = "drain processes' collector (workers.gc_policy)" if tuned else "CPython's default collector"
+        name = "drain processes' collector (epochstream.collector)" if tuned else "CPython's default collector"
         print(f"-- {name}")
         costs = {n: statistics.median(c for c, _ in samples[(n, tuned)]) for n in sizes}
         servers = {n: statistics.median(s for _, s in samples[(n, tuned)]) for n in sizes}

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import gc
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from epochstream.collector import API_GEN0, tune_collector
 from epochstream.errors import TransientError
 from epochstream.readmodel.errors import ReadModelConfigError
 from epochstream.readmodel.reader import ReadModelReader
@@ -20,8 +20,6 @@ from query_api.middleware import ReadOnlyMiddleware
 from query_api.routes import docs, health, runs, series, ui
 from query_api.store import RunNotFound, RunStore
 from query_api.watch import ChangeWatcher
-
-GC_GEN0_THRESHOLD = 20_000  # allocations between young collections (CPython's default: 700)
 
 DESCRIPTION = """Read-only run history, best epochs and trend flags for ML training runs.
 
@@ -44,8 +42,7 @@ def create_app(settings: Settings) -> FastAPI:
         # collector's generations, so a full collection during a request scans only what requests made. With
         # gen-0 collections rarer, a downsampled answer (tens of thousands of short-lived objects) is not
         # interrupted dozens of times. Both took the p99 of /steps?max_points=1000 over 1M steps from GC pauses.
-        gc.freeze()
-        gc.set_threshold(GC_GEN0_THRESHOLD, *gc.get_threshold()[1:])
+        tune_collector(API_GEN0)
         yield
         await watcher.close()
 

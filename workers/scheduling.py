@@ -27,7 +27,6 @@ from epochstream.settings import Settings
 from schemas.keys import Keys
 from workers import locks
 from workers.drain import DrainResult, drain, ensure_group
-from workers.gc_policy import tune_for_draining
 from workers.trimming import trim_stream
 from workers.turns import Yielding, drain_job_id, take_turns
 
@@ -78,7 +77,6 @@ def run_drain_and_release(settings_json: str, redis_url: str, partition: int, jo
     projections would lose each other's updates. It heartbeats the lock while it drains and releases it only
     while it still names it. One Settings and one client for the whole job.
     """
-    tune_for_draining()
     settings = Settings.model_validate_json(settings_json)
     client = connect(redis_url)
     queue = connect_queue(settings.queue_url) if settings.queue_url else client

@@ -31,8 +31,8 @@ def worker(
     import redis
 
     from epochstream.broker import connect, connect_queue, resolve_url, with_queue_url
+    from epochstream.collector import DRAIN_GEN0, tune_collector
     from workers.catalog import CatalogBusy, ensure_catalog
-    from workers.gc_policy import tune_for_draining
     from workers.scheduling import drain_queue, run_scheduler, schedule_once
 
     settings = build_settings(data_dir=data_dir)
@@ -52,7 +52,7 @@ def worker(
                                   kwargs={"stop": stop.is_set, "queue": connect_queue(settings.queue_url)},
                                   name="epochstream-scheduler", daemon=True)
         thread.start()
-    tune_for_draining()  # before the first fork: every work horse inherits it
+    tune_collector(DRAIN_GEN0)  # before the first fork: every work horse inherits it
     try:
         work_through_outages(lambda: connect_queue(settings.queue_url), lambda c: [drain_queue(c, settings)],
                              burst)
