@@ -68,15 +68,21 @@ def shared_lock_for(settings: Settings) -> SharedLock | None:
     return SharedLock(client, Keys(settings.namespace, settings.partitions).maintenance)
 
 
+def _describe(info: dict, unknown: str) -> str:
+    """A holder in words, from what it wrote of itself (the file's JSON; on the broker, with its host)."""
+    if not info:
+        return unknown
+    where = f" on {info['host']}" if "host" in info else ""
+    return f"`{info.get('what', '?')}`{where} (pid {info.get('pid', '?')}, since {info.get('since', '?')})"
+
+
 def holder(layout: DataLayout) -> str:
     """Who holds (or last held) the lock, in words, from what the holder wrote into the file."""
     try:
         info = json.loads(layout.maintenance_lock.read_text() or "{}")
     except (OSError, ValueError):
-        return "another process"
-    if not info:
-        return "another process"
-    return f"`{info.get('what', '?')}` (pid {info.get('pid', '?')}, since {info.get('since', '?')})"
+        info = {}
+    return _describe(info, "another process")
 
 
 def _holding(shared: SharedLock) -> dict:
@@ -88,27 +94,20 @@ def _holding(shared: SharedLock) -> dict:
         return {}
 
 
-def _describe(info: dict) -> str:
-    if not info:
-        return "another host"
-    what, host, pid, since = (info.get(k, "?") for k in ("what", "host", "pid", "since"))
-    return f"`{what}` on {host} (pid {pid}, since {since})"
-
-
-def _release_if_dead_here(shared: SharedLock) -> None:
+def _release_if_dead_here(shared: SharedLock) -> bool:
     """Free the broker lock at once if its holder was a process of this host that is gone (SIGKILLed): no need
     to wait out its TTL. Compare-and-delete, so a lock taken meanwhile by another is left alone."""
     info = _holding(shared)
     if info.get("host") != socket.gethostname() or not isinstance(info.get("pid"), int):
-        return
+        return False
     try:
         os.kill(info["pid"], 0)
-        return  # alive
+        return False  # alive
     except ProcessLookupError:
         pass
     except PermissionError:
-        return  # alive, another user's
-    locks.release(shared.client, shared.key, locks.Holder("maintenance", json.dumps(info)))
+        return False  # alive, another user's
+    return bool(locks.release(shared.client, shared.key, locks.Holder("maintenance", json.dumps(info))))
 
 
 def _busy(who: str, where: str, what: str) -> MaintenanceBusy:
@@ -120,7 +119,8 @@ def _busy(who: str, where: str, what: str) -> MaintenanceBusy:
 def maintenance_lock(layout: DataLayout, what: str, wait_s: float = 0.0,
                      shared: SharedLock | None = None) -> Iterator[None]:
     """Hold the lock for `what` ("compact", "rebuild", "migrate"); wait up to `wait_s` for it, else
-    MaintenanceBusy. `shared` (`shared_lock_for`): also hold it on the broker, for every host at once."""
+    MaintenanceBusy. `shared` (`shared_lock_for`): also hold it on the broker, for every host at once; the
+    lock closes its client when done."""
     layout.root.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + wait_s
     fd = os.open(layout.maintenance_lock, os.O_RDWR | os.O_CREAT, 0o644)
@@ -144,11 +144,10 @@ def maintenance_lock(layout: DataLayout, what: str, wait_s: float = 0.0,
         me = locks.Holder("maintenance", json.dumps({**info, "host": socket.gethostname(),
                                                      "hold": uuid.uuid4().hex[:8]}))
         while not locks.take(shared.client, shared.key, me):
-            _release_if_dead_here(shared)
-            if locks.take(shared.client, shared.key, me):
-                break
+            if _release_if_dead_here(shared):
+                continue
             if time.monotonic() >= deadline:
-                raise _busy(_describe(_holding(shared)),
+                raise _busy(_describe(_holding(shared), "another host"),
                             f"the shared deployment (lock {shared.key} on the queue broker)", what)
             time.sleep(POLL_S)
         try:
@@ -159,3 +158,5 @@ def maintenance_lock(layout: DataLayout, what: str, wait_s: float = 0.0,
                 locks.release(shared.client, shared.key, me)
     finally:
         os.close(fd)  # closing the descriptor releases the flock
+        if shared is not None:
+            shared.client.close()
